@@ -1,0 +1,202 @@
+"""Command line: serve, check-config, sign, verify, token, demo (SPEC §5)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from sidecar import config, schemes
+from sidecar.decide import Policy, RequestFacts
+from sidecar.logs import JsonLog
+from sidecar.metrics import NO_SOURCE
+from sidecar.schemes.md5_token import Md5TokenVerifier
+from sidecar.settings import Settings, SourceSettings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except config.ConfigError as error:
+        print(f"configuration has {len(error.problems)} problem(s):", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except schemes.SchemeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidecar", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = _with_config(commands.add_parser("serve", help="run the verify service"))
+    serve.set_defaults(run=_serve)
+
+    check = _with_config(commands.add_parser("check-config", help="list every config problem"))
+    check.set_defaults(run=_check_config)
+
+    sign = _with_config(commands.add_parser("sign", help="sign a URL with a source's newest key"))
+    sign.add_argument("--source", required=True)
+    sign.add_argument("--expires-in", type=int, metavar="SECONDS")
+    sign.add_argument("url")
+    sign.set_defaults(run=_sign)
+
+    verify = _with_config(commands.add_parser("verify", help="decide URLs as /verify would"))
+    verify.add_argument("--at", help="unix seconds or ISO 8601 (default: now)")
+    verify.add_argument("--client-ip")
+    verify.add_argument("--method", default="GET")
+    verify.add_argument("--host", help="host for path-only URLs")
+    verify.add_argument("urls", nargs="*", help="URLs (default: one per line on stdin)")
+    verify.set_defaults(run=_verify)
+
+    token = commands.add_parser("token", help="generate or show tokens and API keys")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    new = token_commands.add_parser("new", help="generate a strong random token")
+    new.add_argument("--out", help="write to this file (mode 0600) instead of stdout")
+    new.set_defaults(run=_token_new)
+    show = _with_config(token_commands.add_parser("show", help="show a source's tokens"))
+    show.add_argument("--source", required=True)
+    show.add_argument("--force", action="store_true", help="print even when not on a terminal")
+    show.set_defaults(run=_token_show)
+    api_key = token_commands.add_parser("api-key", help="a new API key and its config hash")
+    api_key.set_defaults(run=_token_api_key)
+
+    demo = commands.add_parser("demo", help="nginx + sidecar + sample images on localhost")
+    demo.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("-c", "--config", required=True, metavar="FILE")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sidecar import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
+
+    settings = config.load(args.config)
+    server.run(settings, JsonLog())
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    print(f"{args.config}: ok, {len(settings.sources)} source(s)")
+    for source in settings.sources:
+        keys = ", ".join(source.verifier.key_ids) if source.verifier else "none"
+        print(
+            f"  {source.name}: {source.scheme} {source.path_prefix} mode={source.mode} keys={keys}"
+        )
+    return EXIT_OK
+
+
+def _sign(args: argparse.Namespace) -> int:
+    source = _source(config.load(args.config), args.source)
+    if source.verifier is None:
+        raise schemes.SchemeError(f"source '{source.name}' has no keys to sign with")
+    expires = int(time.time()) + args.expires_in if args.expires_in is not None else None
+    print(source.verifier.sign(args.url, expires=expires))
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    policy = Policy(config.load(args.config))
+    now = _instant(args.at)
+    urls: Iterable[str] = args.urls or (line.strip() for line in sys.stdin if line.strip())
+    for url in urls:
+        host, uri = _host_and_uri(url, args.host)
+        decision = policy.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
+        line = {
+            "url": url,
+            "source": decision.source.name if decision.source else NO_SOURCE,
+            "result": decision.reason.value,
+            "decision": decision.outcome.value,
+            "status": decision.status,
+            "key": decision.key_id,
+        }
+        sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
+    try:
+        origin, uri = schemes.split_url(url)
+    except schemes.SchemeError:
+        return default_host, url  # decided (and denied) as the raw URI it is
+    host = origin.partition("://")[2].partition(":")[0].lower() if origin else default_host
+    return host, uri
+
+
+def _instant(text: str | None) -> float:
+    if text is None:
+        return time.time()
+    if text.isdigit():
+        return float(text)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise SystemExit(f"--at: '{text}' is neither unix seconds nor ISO 8601") from None
+
+
+def _source(settings: Settings, name: str) -> SourceSettings:
+    source = settings.source(name)
+    if source is None:
+        known = ", ".join(s.name for s in settings.sources)
+        raise schemes.SchemeError(f"no source named '{name}' (known: {known})")
+    return source
+
+
+def _token_new(args: argparse.Namespace) -> int:
+    token = secrets.token_urlsafe(32)
+    if args.out is None:
+        print(token)
+        return EXIT_OK
+    descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    print(f"wrote a new token to {args.out} (mode 0600)")
+    return EXIT_OK
+
+
+def _token_show(args: argparse.Namespace) -> int:
+    if not (sys.stdout.isatty() or args.force):
+        print("refusing to print a secret to a non-terminal (use --force)", file=sys.stderr)
+        return EXIT_FAILURE
+    source = _source(config.load(args.config), args.source)
+    if not isinstance(source.verifier, Md5TokenVerifier):
+        raise schemes.SchemeError(f"source '{source.name}' has no shared-secret tokens")
+    for key in source.verifier.keys:
+        print(f"{key.id}\t{key.token.decode(errors='replace')}")
+    return EXIT_OK
+
+
+def _token_api_key(args: argparse.Namespace) -> int:
+    key = secrets.token_urlsafe(32)
+    print(f"api key (give to the caller):  {key}")
+    print(f"api_key_sha256 (put in config): {hashlib.sha256(key.encode()).hexdigest()}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sidecar import demo  # noqa: PLC0415
+
+    return demo.run(keep=args.keep, root=Path.cwd())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

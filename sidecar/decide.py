@@ -1,0 +1,84 @@
+"""The decision for one verify request: pure, from request facts and the clock.
+
+Deny by default: an answer is 200 only when a source owns the canonical path and either
+its signature verifies, or the source is in ``report`` or ``off`` mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sidecar import canonical
+from sidecar.routing import Router
+from sidecar.schemes import VerifyContext
+from sidecar.settings import Mode, Settings, SourceSettings
+from sidecar.verdict import Reason, Verdict
+
+ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+
+
+class Outcome(StrEnum):
+    ALLOW = "allow"
+    DENY = "deny"
+    WOULD_DENY = "would_deny"  # report mode: allowed, but enforce would have denied
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    uri: str | None
+    method: str | None
+    host: str | None = None
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: int
+    reason: Reason
+    outcome: Outcome
+    source: SourceSettings | None = None
+    key_id: str | None = None
+    cache_ttl: int = 0  # seconds nginx may cache this answer; 0 = never
+
+
+class Policy:
+    """The settings compiled for fast decisions."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.router = Router(settings.sources)
+
+    def decide(self, facts: RequestFacts, now: float) -> Decision:
+        server = self.settings.server
+        uri = canonical.parse(facts.uri) if facts.uri else None
+        if uri is None:
+            return Decision(server.deny_status, Reason.NON_CANONICAL, Outcome.DENY)
+        source = self.router.route(facts.host, uri.path)
+        if source is None:
+            return Decision(server.deny_status, Reason.NO_SOURCE, Outcome.DENY)
+        if source.mode is Mode.OFF:
+            if facts.method not in ALLOWED_METHODS:
+                return Decision(source.deny_status, Reason.METHOD, Outcome.DENY, source)
+            return Decision(200, Reason.UNSIGNED_ALLOWED, Outcome.ALLOW, source)
+        assert source.verifier is not None  # guaranteed by config for enforce/report
+        if facts.method not in ALLOWED_METHODS:
+            verdict = Verdict(Reason.METHOD)
+        else:
+            context = VerifyContext(now, server.clock_skew, facts.client_ip)
+            verdict = source.verifier.verify(uri, context)
+        if verdict.valid:
+            ttl = _cache_ttl(verdict, server.cache_ttl, now)
+            return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl)
+        if source.mode is Mode.REPORT:
+            return Decision(200, verdict.reason, Outcome.WOULD_DENY, source)
+        return Decision(source.deny_status, verdict.reason, Outcome.DENY, source)
+
+
+def _cache_ttl(verdict: Verdict, ceiling: int, now: float) -> int:
+    """How long nginx may reuse this allow: never past the URL's own expiry, never if IP-bound."""
+    if verdict.ip_bound:
+        return 0
+    if verdict.expires_at is None:
+        return ceiling
+    return max(0, min(ceiling, int(verdict.expires_at - now)))

@@ -1,0 +1,120 @@
+"""``sidecar demo``: nginx + sidecar + sample images on localhost, and what URLs get."""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+from sidecar import config
+from sidecar.local_stack import LocalStack
+
+# The Secure Source documentation's own example token, so its reference URL reproduces.
+DEMO_TOKEN = "wakanda123@"  # noqa: S105 (a published example, not a secret)
+DEMO_CONFIG = f"""\
+[server]
+clock_skew = 30
+
+[[sources]]
+name = "books"
+scheme = "md5-token"
+path_prefix = "/books/"
+mode = "enforce"
+  [[sources.keys]]
+  id = "demo"
+  secret = "{DEMO_TOKEN}"
+
+[[sources]]
+name = "public"
+scheme = "md5-token"
+path_prefix = "/public/"
+mode = "off"
+"""
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A real, tiny PNG (a vertical gradient), made without an imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(
+        b"\x00" + bytes(min(255, c * y // max(1, height - 1)) for c in rgb) * width
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+def write_images(root: Path) -> dict[str, bytes]:
+    files = {
+        "/books/database-internals.png": png(40, 60, (200, 80, 40)),
+        "/books/caf\u00e9 menu.png": png(30, 30, (40, 160, 90)),
+        "/public/logo.png": png(16, 16, (30, 60, 220)),
+    }
+    for path, data in files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return files
+
+
+def fetch(url: str, host: str = "image.example.com") -> tuple[int, str, int]:
+    """Status, X-Signature-Result and body length of a GET through nginx."""
+    request = urllib.request.Request(url, headers={"Host": host})  # noqa: S310 (loopback)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+            return (
+                response.status,
+                response.headers.get("X-Signature-Result", ""),
+                len(response.read()),
+            )
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("X-Signature-Result", ""), 0
+
+
+def run(*, keep: bool, root: Path) -> int:
+    with tempfile.TemporaryDirectory(prefix="signed-url-demo-") as temp:
+        folder = Path(temp)
+        images = folder / "images"
+        write_images(images)
+        with LocalStack(folder, DEMO_CONFIG, images) as stack:
+            _show(stack)
+            if keep:
+                print(f"\nServing on {stack.nginx_url} (Host: image.example.com). Ctrl-C stops.")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    pass
+    return 0
+
+
+def _show(stack: LocalStack) -> None:
+    books = config.load(stack.config_path).source("books")
+    assert books is not None and books.verifier is not None
+    signed = books.verifier.sign(f"{stack.nginx_url}/books/database-internals.png?w=400&h=600")
+    expiring = books.verifier.sign(f"{stack.nginx_url}/books/caf%C3%A9%20menu.png",
+                                   expires=int(time.time()) + 300)  # fmt: skip
+    cases = [
+        ("signed URL", signed),
+        ("signed, with an expiry in 5 minutes", expiring),
+        ("tampered parameter (w=400 -> w=4000)", signed.replace("w=400", "w=4000")),
+        ("tampered signature (last digit)", signed[:-1] + ("0" if signed[-1] != "0" else "1")),
+        ("unsigned", signed.partition("&s=")[0]),
+        ("non-canonical path (/books/./...)", signed.replace("/books/", "/books/./")),
+        ("a source with signing off", f"{stack.nginx_url}/public/logo.png"),
+        ("no source owns the path", f"{stack.nginx_url}/private/logo.png"),
+    ]
+    print(f"nginx on {stack.nginx_url}, sidecar on {stack.sidecar_url}, "
+          f"metrics on {stack.metrics_url}\n")  # fmt: skip
+    for label, url in cases:
+        status, result, size = fetch(url)
+        served = f"{size} bytes of image" if status == 200 else "no image"
+        print(f"{label}\n  {url}\n  -> {status} ({result or 'no result header'}), {served}\n")

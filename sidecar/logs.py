@@ -1,0 +1,36 @@
+"""JSON-lines logging. Callers pass only safe fields: never a secret or a signature."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+import orjson
+
+
+class JsonLog:
+    def __init__(self, stream: IO[bytes] | None = None, *, denials_per_second: int = 20) -> None:
+        self._stream = stream or sys.stderr.buffer
+        self._budget = denials_per_second
+        self._window = 0
+        self._used = 0
+        self._suppressed = 0
+
+    def event(self, event: str, **fields: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event, **fields}
+        self._stream.write(orjson.dumps(record, default=str) + b"\n")
+        self._stream.flush()
+
+    def denial(self, **fields: Any) -> None:
+        """Log a denial, at most ``denials_per_second`` lines a second (a flood costs no I/O)."""
+        second = int(time.monotonic())
+        if second != self._window:
+            if self._suppressed:
+                self.event("denials_suppressed", count=self._suppressed)
+            self._window, self._used, self._suppressed = second, 0, 0
+        if self._used >= self._budget:
+            self._suppressed += 1
+            return
+        self._used += 1
+        self.event("deny", **fields)

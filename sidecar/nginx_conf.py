@@ -1,0 +1,58 @@
+"""Render the shipped nginx configs (``nginx/``) to run from a private folder.
+
+The demo and the end-to-end tests run the very files operators include, changed only
+where a local run must differ: addresses, the image root, and every path nginx writes.
+Each change is checked to apply, so the shipped files cannot drift from what is tested.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+CONFIG_FILES = ("nginx.conf", "signed-url-sidecar.conf", "signed-url-auth.conf")
+
+
+def shipped_dir() -> Path:
+    """``nginx/`` of the source tree, or its copy inside an installed wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "nginx_files", package.parent / "nginx"):
+        if (candidate / "nginx.conf").is_file():
+            return candidate
+    raise FileNotFoundError("the shipped nginx configs are missing")
+
+
+def render(folder: Path, *, port: int, sidecar: str, root: Path, host: str = "127.0.0.1") -> Path:
+    """Write runnable configs into ``folder``; return the main config file's path."""
+    source = shipped_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    temp_paths = "".join(
+        f"    {kind}_temp_path {folder / ('tmp-' + kind)};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    changes = {
+        "nginx.conf": [
+            ("user www-data;", f"user {getpass.getuser()};"),
+            ("worker_processes auto;", "worker_processes 2;"),
+            ("pid /run/nginx.pid;", f"pid {folder / 'nginx.pid'};"),
+            ("/var/log/nginx/error.log", str(folder / "error.log")),
+            ("/var/log/nginx/access.log", str(folder / "access.log")),
+            ("listen 80 default_server;", f"listen {host}:{port} default_server;"),
+            ("listen 80;", f"listen {host}:{port};"),
+            ("root /srv/images;", f"root {root};"),
+            ("http {\n", "http {\n" + temp_paths),
+        ],
+        "signed-url-sidecar.conf": [
+            ("server 127.0.0.1:8080;", f"server {sidecar};"),
+            ("/var/cache/nginx/signed-url-auth", str(folder / "auth-cache")),
+        ],
+        "signed-url-auth.conf": [],
+    }
+    for name in CONFIG_FILES:
+        text = (source / name).read_text()
+        for old, new in changes[name]:
+            if old not in text:
+                raise ValueError(f"{name}: expected '{old.strip()}' in the shipped config")
+            text = text.replace(old, new)
+        (folder / name).write_text(text)
+    return folder / "nginx.conf"

@@ -1,0 +1,82 @@
+"""Run the service: listeners on uvloop, signals (SIGTERM stops, SIGHUP reloads)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import uvloop
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from sidecar import __version__, config
+from sidecar.logs import JsonLog
+from sidecar.service import MAX_FIELD_SIZE, STATE, State, create_app, create_metrics_app
+from sidecar.settings import Address, Settings
+
+# In-flight verifications get this long to finish after SIGTERM.
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def run(settings: Settings, log: JsonLog) -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, log))
+
+
+async def serve(settings: Settings, log: JsonLog) -> None:
+    server = settings.server
+    shared_listener = server.metrics_listen == server.listen
+    app = create_app(settings, registry=CollectorRegistry(), with_metrics=shared_listener, log=log)
+    state = app[STATE]
+    state.metrics.last_reload.set(time.time())
+    runners = [await _start(app, server.listen)]
+    if not shared_listener:
+        runners.append(await _start(create_metrics_app(state), server.metrics_listen))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload, state, settings.path, log)
+    log.event(
+        "start",
+        version=__version__,
+        listen=str(server.listen),
+        metrics_listen=str(server.metrics_listen),
+        sources=[source.name for source in settings.sources],
+    )
+    await stop.wait()
+    state.ready = False
+    log.event("stopping")
+    for runner in runners:
+        await runner.cleanup()
+    log.event("stopped")
+
+
+async def _start(app: web.Application, address: Address) -> web.AppRunner:
+    runner = web.AppRunner(
+        app,
+        access_log=None,  # an access log line would carry the signature
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        max_field_size=MAX_FIELD_SIZE,
+        max_line_size=MAX_FIELD_SIZE,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, address.host, address.port, backlog=1024)
+    await site.start()
+    return runner
+
+
+def reload(state: State, path: str, log: JsonLog) -> bool:
+    """Swap in a re-read config; on any problem keep the old one serving."""
+    try:
+        settings = config.load(path)
+    except config.ConfigError as error:
+        state.metrics.reloads.labels(result="failure").inc()
+        log.event("reload_failed", problems=error.problems)
+        return False
+    state.swap(settings)
+    state.metrics.reloads.labels(result="success").inc()
+    state.metrics.last_reload.set(time.time())
+    log.event("reload", sources=[source.name for source in settings.sources])
+    return True

@@ -1,0 +1,56 @@
+"""The validated configuration, as frozen objects the core reads (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sidecar.schemes import SourceVerifier
+
+
+class Mode(StrEnum):
+    ENFORCE = "enforce"  # deny what does not verify
+    REPORT = "report"  # verify and count, but always allow
+    OFF = "off"  # signing not required for this source
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    listen: Address
+    metrics_listen: Address
+    workers: int = 1
+    clock_skew: int = 30
+    cache_ttl: int = 60
+    deny_status: int = 403
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    name: str
+    scheme: str
+    path_prefix: str
+    hosts: frozenset[str] | None
+    mode: Mode
+    deny_status: int
+    verifier: SourceVerifier | None  # None only for mode = "off" with no keys
+    public_origin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    path: str
+    server: ServerSettings
+    sources: tuple[SourceSettings, ...]
+    signing_listen: Address | None = None
+
+    def source(self, name: str) -> SourceSettings | None:
+        return next((source for source in self.sources if source.name == name), None)

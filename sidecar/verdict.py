@@ -1,0 +1,51 @@
+"""The decision vocabulary shared by the core, the HTTP answer and the metrics.
+
+One bounded set of reasons names the ``X-Signature-Result`` header value and the
+``result`` metric label, so the same word travels from code to dashboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    IP_MISMATCH = "ip_mismatch"
+    UNKNOWN_KEY = "unknown_key"
+    NO_SOURCE = "no_source"
+    METHOD = "method"
+    NON_CANONICAL = "non_canonical"
+    UNSIGNED_ALLOWED = "unsigned_allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a scheme concluded about one URL.
+
+    ``key_id`` names the key that matched (only on ``ok``); ``expires_at`` is the
+    URL's own expiry in unix seconds, if it carries one; ``ip_bound`` is true when
+    the signature restricts the client address, so an allow must never be cached.
+    """
+
+    reason: Reason
+    key_id: str | None = None
+    expires_at: int | None = None
+    ip_bound: bool = False
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is Reason.OK
+
+
+def deny(reason: Reason) -> Verdict:
+    return _DENIALS[reason]
+
+
+_DENIALS = {reason: Verdict(reason) for reason in Reason}
