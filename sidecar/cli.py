@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 import orjson
 
@@ -195,7 +194,7 @@ def _token_api_key(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sidecar import demo  # noqa: PLC0415
 
-    return demo.run(keep=args.keep, root=Path.cwd())
+    return demo.run(keep=args.keep)
 
 
 if __name__ == "__main__":

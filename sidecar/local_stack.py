@@ -127,6 +127,23 @@ class LocalStack:
         self.nginx = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
         wait_for_port(self.nginx_port)
 
+    def access_log_results(self) -> list[str]:
+        """The ``sig=`` field (the sidecar's reason) of every nginx access log line so far."""
+        path = self.folder / "nginx" / "access.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return [line.rpartition(" sig=")[2].partition(" ")[0] for line in lines]
+
+    def last_result(self, seen: int, timeout: float = 2.0) -> str:
+        """The reason logged for the first request after ``seen`` access log lines."""
+        deadline = time.monotonic() + timeout
+        while True:
+            results = self.access_log_results()
+            if len(results) > seen:
+                return results[seen]
+            if time.monotonic() > deadline:
+                raise TimeoutError("nginx logged no new request")
+            time.sleep(0.01)
+
     def stop_sidecar(self, sig: int = signal.SIGTERM) -> None:
         if self.sidecar and self.sidecar.poll() is None:
             self.sidecar.send_signal(sig)
