@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     sign = _with_config(commands.add_parser("sign", help="sign a URL with a source's newest key"))
     sign.add_argument("--source", required=True)
     sign.add_argument("--expires-in", type=int, metavar="SECONDS")
+    sign.add_argument("--not-before", type=int, metavar="UNIX", help="cloudfront: valid from")
+    sign.add_argument("--client-ip", metavar="IP[/BITS]", help="cloudfront: bind to an address")
+    sign.add_argument("--resource", help="cloudfront: policy Resource, may hold * and ?")
     sign.add_argument("url")
     sign.set_defaults(run=_sign)
 
@@ -108,7 +111,14 @@ def _sign(args: argparse.Namespace) -> int:
     if source.verifier is None:
         raise schemes.SchemeError(f"source '{source.name}' has no keys to sign with")
     expires = int(time.time()) + args.expires_in if args.expires_in is not None else None
-    print(source.verifier.sign(args.url, expires=expires))
+    signed = source.verifier.sign(
+        args.url,
+        expires=expires,
+        not_before=args.not_before,
+        client_ip=args.client_ip,
+        resource=args.resource,
+    )
+    print(signed)
     return EXIT_OK
 
 

@@ -323,6 +323,14 @@ def _check_unique(sources: list[SourceSettings], problems: _Problems) -> None:
         for host in (sorted(source.hosts) if source.hosts else ["*"])
     ]
     _report_duplicates(routes, "sources", "two sources share host and path_prefix", problems)
+    # A CloudFront Key-Pair-Id names one key of one source: never ambiguous.
+    key_pair_ids = [
+        key_id
+        for source in sources
+        if source.scheme == "cloudfront" and source.verifier
+        for key_id in source.verifier.key_ids
+    ]
+    _report_duplicates(key_pair_ids, "sources", "Key-Pair-Id used by two sources", problems)
 
 
 def _report_duplicates(values: list[str], where: str, message: str, problems: _Problems) -> None:

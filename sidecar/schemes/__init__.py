@@ -49,7 +49,17 @@ class SourceVerifier(Protocol):
 
     def verify(self, uri: CanonicalURI, context: VerifyContext) -> Verdict: ...
 
-    def sign(self, url: str, *, expires: int | None = None) -> str: ...
+    def sign(
+        self,
+        url: str,
+        *,
+        expires: int | None = None,
+        not_before: int | None = None,
+        client_ip: str | None = None,
+        resource: str | None = None,
+    ) -> str:
+        """The signed URL; options a scheme cannot express raise ``SchemeError``."""
+        ...
 
 
 class Scheme(Protocol):
@@ -99,7 +109,7 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 def _load_builtin_schemes() -> None:
-    from sidecar.schemes import md5_token  # noqa: F401, PLC0415  (registers itself)
+    from sidecar.schemes import cloudfront, md5_token  # noqa: F401, PLC0415  (register themselves)
 
 
 _load_builtin_schemes()

@@ -77,7 +77,17 @@ class Md5TokenVerifier:
                 matched = key.id
         return matched
 
-    def sign(self, url: str, *, expires: int | None = None) -> str:
+    def sign(
+        self,
+        url: str,
+        *,
+        expires: int | None = None,
+        not_before: int | None = None,
+        client_ip: str | None = None,
+        resource: str | None = None,
+    ) -> str:
+        if not_before is not None or client_ip is not None or resource is not None:
+            raise SchemeError("md5-token URLs carry only an expiry")
         origin, uri = split_url(url)
         parsed = canonical.parse(uri)
         if parsed is None:

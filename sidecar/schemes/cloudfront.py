@@ -1,0 +1,300 @@
+"""Scheme ``cloudfront``: ``Policy``/``Expires`` + ``Signature`` + ``Key-Pair-Id`` URLs.
+
+The AWS CloudFront signed-URL format, as botocore's ``CloudFrontSigner``, the AWS SDKs
+and ``aws cloudfront sign`` produce it: RSA PKCS#1 v1.5 or ECDSA P-256 signatures over
+the policy JSON, SHA-1 unless ``Hash-Algorithm=SHA256``, base64 with ``+``→``-``,
+``=``→``_``, ``/``→``~``. A canned policy is rebuilt byte for byte from the request; a
+custom policy is verified over its decoded bytes before it is parsed.
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-signed-urls.html
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from sidecar import canonical
+from sidecar.canonical import CanonicalURI
+from sidecar.schemes import (
+    KeyMaterial,
+    SchemeError,
+    SchemeOptions,
+    VerifyContext,
+    register,
+    split_url,
+)
+from sidecar.schemes import cloudfront_policy as policies
+from sidecar.schemes.cloudfront_policy import Policy
+from sidecar.verdict import Reason, Verdict, deny
+
+POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
+    "Policy", "Expires", "Signature", "Key-Pair-Id", "Hash-Algorithm",
+)  # fmt: skip
+SIGNING_PARAMS = (POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM)
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"SHA1": hashes.SHA1, "SHA256": hashes.SHA256}
+_CLOUDFRONT_B64 = re.compile(r"(?:[A-Za-z0-9~-]{4})*(?:[A-Za-z0-9~-]{2}__|[A-Za-z0-9~-]{3}_)?")
+_EPOCH = re.compile(r"[0-9]{1,12}")
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode().replace("+", "-").replace("=", "_").replace("/", "~")
+
+
+def b64decode(text: str) -> bytes | None:
+    """Strict decoding of CloudFront's alphabet: exact padding, nothing else tolerated."""
+    if not text or not _CLOUDFRONT_B64.fullmatch(text):
+        return None
+    try:
+        return base64.b64decode(
+            text.replace("-", "+").replace("_", "=").replace("~", "/"), validate=True
+        )
+    except binascii.Error:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    id: str
+    public: PublicKey = field(repr=False)
+    private: PrivateKey | None = field(default=None, repr=False)
+
+    def verify(self, signature: bytes, message: bytes, algorithm: hashes.HashAlgorithm) -> bool:
+        try:
+            if isinstance(self.public, rsa.RSAPublicKey):
+                # PKCS#1 v1.5 signatures are exactly the modulus length; no leniency.
+                if len(signature) != (self.public.key_size + 7) // 8:
+                    return False
+                self.public.verify(signature, message, padding.PKCS1v15(), algorithm)
+            else:
+                self.public.verify(signature, message, ec.ECDSA(algorithm))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def sign(self, message: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            return self.private.sign(message, padding.PKCS1v15(), algorithm)
+        if isinstance(self.private, ec.EllipticCurvePrivateKey):
+            return self.private.sign(message, ec.ECDSA(algorithm))
+        raise SchemeError(f"key '{self.id}' has no private_key_file to sign with")
+
+
+@dataclass(frozen=True, slots=True)
+class CloudFrontVerifier:
+    keys: tuple[_Key, ...]
+    public_origin: str
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key.id for key in self.keys)
+
+    def verify(self, uri: CanonicalURI, context: VerifyContext) -> Verdict:
+        if any(uri.count(name) > 1 for name in SIGNING_PARAMS):
+            return deny(Reason.NON_CANONICAL)
+        found = {p.name: p for p in uri.params if p.name in SIGNING_PARAMS}
+        if SIGNATURE not in found or KEY_PAIR_ID not in found:
+            return deny(Reason.MISSING)
+        if (POLICY in found) == (EXPIRES in found):
+            return deny(Reason.MISSING if POLICY not in found else Reason.MALFORMED)
+        if any(found[name].raw_name != name for name in found):
+            return deny(Reason.MALFORMED)  # an encoded spelling of a signing parameter
+        key = next((k for k in self.keys if k.id == found[KEY_PAIR_ID].value), None)
+        if key is None:
+            return deny(Reason.UNKNOWN_KEY)
+        algorithm_name = found[HASH_ALGORITHM].value if HASH_ALGORITHM in found else "SHA1"
+        signature = b64decode(found[SIGNATURE].value)
+        if algorithm_name not in _HASHES or signature is None:
+            return deny(Reason.MALFORMED)
+        signed = _Signed(key, signature, _HASHES[algorithm_name]())
+        resource = self._resource(uri)
+        if EXPIRES in found:
+            return _verify_canned(signed, resource, found[EXPIRES].value, context)
+        return _verify_custom(signed, resource, found[POLICY].value, context)
+
+    def _resource(self, uri: CanonicalURI) -> str:
+        """The URL as the signer saw it: public origin, raw path, own parameters in order."""
+        pairs = (uri.query or "").split("&") if uri.query is not None else []
+        own = [
+            pair for pair, p in zip(pairs, uri.params, strict=True) if p.name not in SIGNING_PARAMS
+        ]
+        return self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
+
+    def sign(
+        self,
+        url: str,
+        *,
+        expires: int | None = None,
+        not_before: int | None = None,
+        client_ip: str | None = None,
+        resource: str | None = None,
+    ) -> str:
+        if expires is None:
+            raise SchemeError("cloudfront URLs need an expiry")
+        target = self._sign_target(url)
+        network = _parse_network(client_ip) if client_ip else None
+        custom = not_before is not None or network is not None or resource is not None
+        policy = Policy(expires, resource or target, not_before, network)
+        document = policies.build(policy)
+        key = next((k for k in self.keys if k.private is not None), self.keys[0])
+        # SHA-1 is what CloudFront and botocore use unless Hash-Algorithm says otherwise.
+        signature = b64encode(key.sign(document, hashes.SHA1()))  # noqa: S303
+        first = f"{POLICY}={b64encode(document)}" if custom else f"{EXPIRES}={expires}"
+        separator = "&" if "?" in target else "?"
+        return f"{target}{separator}{first}&{SIGNATURE}={signature}&{KEY_PAIR_ID}={key.id}"
+
+    def _sign_target(self, url: str) -> str:
+        origin, uri = split_url(url)
+        if origin and origin != self.public_origin:
+            raise SchemeError(
+                f"URL must start with the source's public_origin {self.public_origin}"
+            )
+        parsed = canonical.parse(uri)
+        if parsed is None:
+            raise SchemeError("URL is not canonical")
+        if any(parsed.get(name) for name in SIGNING_PARAMS):
+            raise SchemeError("URL already carries CloudFront signing parameters")
+        return self.public_origin + uri
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    """The presented signature, with the key it names and the hash it declares."""
+
+    key: _Key
+    signature: bytes
+    algorithm: hashes.HashAlgorithm
+
+    def holds_for(self, document: bytes) -> bool:
+        return self.key.verify(self.signature, document, self.algorithm)
+
+
+def _verify_canned(
+    signed: _Signed, resource: str, expires_text: str, context: VerifyContext
+) -> Verdict:
+    if not _EPOCH.fullmatch(expires_text):
+        return deny(Reason.MALFORMED)
+    expires = int(expires_text)
+    canned = Policy(expires, resource)
+    documents = [policies.build(canned)]
+    if not resource.isascii():
+        documents.append(policies.build(canned, ascii_only=False))
+    if not any(signed.holds_for(document) for document in documents):
+        return deny(Reason.INVALID)
+    if context.now >= expires + context.clock_skew:
+        return deny(Reason.EXPIRED)
+    return Verdict(Reason.OK, key_id=signed.key.id, expires_at=expires)
+
+
+def _verify_custom(
+    signed: _Signed, resource: str, policy_text: str, context: VerifyContext
+) -> Verdict:
+    document = b64decode(policy_text)
+    if document is None:
+        return deny(Reason.MALFORMED)
+    if not signed.holds_for(document):
+        return deny(Reason.INVALID)
+    policy = policies.parse(document)  # only ever parsed once its signature holds
+    if policy is None:
+        return deny(Reason.MALFORMED)
+    if policy.resource is not None and not policies.matches(policy.resource, resource):
+        return deny(Reason.INVALID)
+    if context.now >= policy.date_less_than + context.clock_skew:
+        return deny(Reason.EXPIRED)
+    if policy.date_greater_than is not None and (
+        context.now + context.clock_skew < policy.date_greater_than
+    ):
+        return deny(Reason.NOT_YET_VALID)
+    if policy.source_ip is not None and not _ip_in(context.client_ip, policy.source_ip):
+        return deny(Reason.IP_MISMATCH)
+    return Verdict(
+        Reason.OK,
+        key_id=signed.key.id,
+        expires_at=policy.date_less_than,
+        ip_bound=policy.source_ip is not None,
+    )
+
+
+def _ip_in(client_ip: str | None, network: policies.IPNetwork) -> bool:
+    if not client_ip:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.version == network.version and address in network
+
+
+def _parse_network(text: str) -> policies.IPNetwork:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise SchemeError(f"'{text}' is not an IP address or CIDR") from None
+
+
+@dataclass(frozen=True, slots=True)
+class CloudFrontScheme:
+    name: str = "cloudfront"
+    default_deny_status: int = 403
+    key_fields: frozenset[str] = frozenset({"public_key"})
+
+    def build(self, keys: Sequence[KeyMaterial], options: SchemeOptions) -> CloudFrontVerifier:
+        problems: list[str] = []
+        if not options.public_origin:
+            problems.append("cloudfront needs public_origin (how signed Resource URLs begin)")
+        loaded = [_load_key(key, problems) for key in keys]
+        if problems:
+            raise SchemeError("; ".join(problems))
+        return CloudFrontVerifier(
+            tuple(key for key in loaded if key is not None), options.public_origin or ""
+        )
+
+
+def _load_key(material: KeyMaterial, problems: list[str]) -> _Key | None:
+    where = f"key '{material.id}'"
+    try:
+        public = serialization.load_pem_public_key(material.public_key_pem or b"")
+    except (ValueError, TypeError):
+        problems.append(f"{where}: public_key_file is not a PEM public key")
+        return None
+    if isinstance(public, rsa.RSAPublicKey):
+        if public.key_size < 2048:
+            problems.append(f"{where}: RSA keys must have at least 2048 bits")
+    elif not (isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1"):
+        problems.append(f"{where}: only RSA and ECDSA P-256 keys are supported")
+        return None
+    private = _load_private(material, public, where, problems)
+    return _Key(material.id, public, private)
+
+
+def _load_private(
+    material: KeyMaterial, public: PublicKey, where: str, problems: list[str]
+) -> PrivateKey | None:
+    if material.private_key_pem is None:
+        return None
+    try:
+        private = serialization.load_pem_private_key(material.private_key_pem, password=None)
+    except (ValueError, TypeError):
+        problems.append(f"{where}: private_key_file is not an unencrypted PEM private key")
+        return None
+    if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        problems.append(f"{where}: private key is neither RSA nor ECDSA")
+        return None
+    if private.public_key().public_numbers() != public.public_numbers():
+        problems.append(f"{where}: private_key_file does not match public_key_file")
+        return None
+    return private
+
+
+register(CloudFrontScheme())

@@ -1,0 +1,134 @@
+"""CloudFront policy statements: built byte for byte like the AWS signers, parsed strictly.
+
+Canned: ``{"Statement":[{"Resource":"<url>","Condition":{"DateLessThan":{"AWS:EpochTime":N}}}]}``
+Custom: the same shape with ``DateGreaterThan`` and ``IpAddress`` (``AWS:SourceIp``) and a
+``Resource`` that may hold ``*``/``?`` wildcards or be absent.
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-creating-signed-url-custom-policy.html
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_POLICY_BYTES = 16384
+MAX_EPOCH = 10**12
+_CONDITIONS = frozenset({"DateLessThan", "DateGreaterThan", "IpAddress"})
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    date_less_than: int
+    resource: str | None = None
+    date_greater_than: int | None = None
+    source_ip: IPNetwork | None = None
+
+
+def build(policy: Policy, *, ascii_only: bool = True) -> bytes:
+    """The statement as the AWS signers write it (compact JSON, their key order).
+
+    botocore orders the conditions DateLessThan, IpAddress, DateGreaterThan; a canned
+    policy is the case with only DateLessThan. ``ascii_only`` mirrors Python's
+    ``json.dumps`` (``\\u00e9``); JavaScript's ``JSON.stringify`` writes raw UTF-8.
+    """
+    condition: dict[str, Any] = {"DateLessThan": {"AWS:EpochTime": policy.date_less_than}}
+    if policy.source_ip is not None:
+        condition["IpAddress"] = {"AWS:SourceIp": str(policy.source_ip)}
+    if policy.date_greater_than is not None:
+        condition["DateGreaterThan"] = {"AWS:EpochTime": policy.date_greater_than}
+    statement: dict[str, Any] = {}
+    if policy.resource is not None:
+        statement["Resource"] = policy.resource
+    statement["Condition"] = condition
+    document = {"Statement": [statement]}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+
+
+def parse(document: bytes) -> Policy | None:
+    """A custom policy, or None unless it is exactly one well-formed statement."""
+    if len(document) > MAX_POLICY_BYTES:
+        return None
+    try:
+        tree = json.loads(
+            document, object_pairs_hook=_unique_keys, parse_float=_refuse, parse_constant=_refuse
+        )
+    except (ValueError, RecursionError):
+        return None
+    return _policy(tree)
+
+
+def matches(pattern: str, text: str) -> bool:
+    """CloudFront Resource wildcards: ``*`` any run of characters, ``?`` exactly one."""
+    p = t = 0
+    star, resume = -1, 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] in ("?", text[t]):
+            p, t = p + 1, t + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume, p = p, t, p + 1
+        elif star >= 0:
+            resume += 1
+            p, t = star + 1, resume
+        else:
+            return False
+    return all(mark == "*" for mark in pattern[p:])
+
+
+def _policy(tree: Any) -> Policy | None:
+    statements = (
+        _exact(tree, {"Statement"}, set()).get("Statement") if isinstance(tree, dict) else None
+    )
+    if not isinstance(statements, list) or len(statements) != 1:
+        return None
+    statement = _exact(statements[0], {"Condition"}, {"Resource"})
+    condition = _exact(statement.get("Condition"), {"DateLessThan"}, _CONDITIONS)
+    resource = statement.get("Resource")
+    if not condition or (resource is not None and not isinstance(resource, str)):
+        return None
+    date_less_than = _epoch(condition["DateLessThan"])
+    date_greater_than = _epoch(condition.get("DateGreaterThan", {"AWS:EpochTime": 0}))
+    source_ip = _network(condition.get("IpAddress"))
+    if date_less_than is None or date_greater_than is None:
+        return None
+    if "IpAddress" in condition and source_ip is None:
+        return None
+    not_before = date_greater_than if "DateGreaterThan" in condition else None
+    return Policy(date_less_than, resource, not_before, source_ip)
+
+
+def _exact(node: Any, required: set[str], optional: set[str] | frozenset[str]) -> dict[str, Any]:
+    """The object if it has all ``required`` keys and nothing beyond ``optional``; else {}."""
+    if not isinstance(node, dict) or not required <= node.keys() <= required | optional:
+        return {}
+    return node
+
+
+def _epoch(node: Any) -> int | None:
+    value = _exact(node, {"AWS:EpochTime"}, set()).get("AWS:EpochTime")
+    if type(value) is not int or not 0 <= value < MAX_EPOCH:
+        return None
+    return value
+
+
+def _network(node: Any) -> IPNetwork | None:
+    value = _exact(node, {"AWS:SourceIp"}, set()).get("AWS:SourceIp")
+    if not isinstance(value, str):
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError("duplicate key in policy")
+    return dict(pairs)
+
+
+def _refuse(text: str) -> Any:
+    raise ValueError(f"not an integer: {text}")
