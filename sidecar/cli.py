@@ -9,6 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import orjson
@@ -42,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = _with_config(commands.add_parser("serve", help="run the verify service"))
+    serve.add_argument("--workers", type=int, help="processes (overrides [server] workers)")
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 
     check = _with_config(commands.add_parser("check-config", help="list every config problem"))
@@ -91,7 +94,11 @@ def _serve(args: argparse.Namespace) -> int:
     from sidecar import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
 
     settings = config.load(args.config)
-    server.run(settings, JsonLog())
+    if args.workers is not None:
+        if not 1 <= args.workers <= 64:
+            raise SystemExit("--workers must be between 1 and 64")
+        settings = replace(settings, server=replace(settings.server, workers=args.workers))
+    server.run(settings, JsonLog(), worker=args.worker)
     return EXIT_OK
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from sidecar import __version__
 from sidecar.decide import Decision, Outcome
 from sidecar.settings import Mode, Settings, SourceSettings
 from sidecar.verdict import Reason
 
+# Set (by the worker supervisor) before prometheus_client is imported in a worker: every
+# worker then writes its samples to files there, and any worker's /metrics sums them all.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NO_SOURCE = "-"  # label value for requests no source owns (source names cannot be "-")
 # From 10 µs (a cached MD5 check) to 100 ms (something is badly wrong).
 DURATION_BUCKETS = (
@@ -58,6 +64,15 @@ class Metrics:
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
         self._children: dict[tuple[str, str, str], MetricWrapperBase] = {}
+
+    def exposition(self) -> bytes:
+        """The text format of every sample, summed over all workers when there are several."""
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if not folder:
+            return bytes(generate_latest(self.registry))
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(merged))
 
     def initialise(self, settings: Settings) -> None:
         """Create every series the config can produce, so dashboards show 0, not no data."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 
@@ -19,20 +20,27 @@ from sidecar.settings import Address, Settings
 SHUTDOWN_TIMEOUT = 5.0
 
 
-def run(settings: Settings, log: JsonLog) -> None:
+def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
+    """Serve in this process, or supervise ``workers`` processes sharing the ports."""
+    if settings.server.workers > 1 and not worker:
+        from sidecar import workers  # noqa: PLC0415
+
+        workers.supervise(settings, log)
+        return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings, log))
+        runner.run(serve(settings, log, reuse_port=worker))
 
 
-async def serve(settings: Settings, log: JsonLog) -> None:
+async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -> None:
     server = settings.server
     shared_listener = server.metrics_listen == server.listen
     app = create_app(settings, registry=CollectorRegistry(), with_metrics=shared_listener, log=log)
     state = app[STATE]
     state.metrics.last_reload.set(time.time())
-    runners = [await _start(app, server.listen)]
+    runners = [await _start(app, server.listen, reuse_port)]
     if not shared_listener:
-        runners.append(await _start(create_metrics_app(state), server.metrics_listen))
+        metrics_app = create_metrics_app(state)
+        runners.append(await _start(metrics_app, server.metrics_listen, reuse_port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -40,6 +48,7 @@ async def serve(settings: Settings, log: JsonLog) -> None:
     loop.add_signal_handler(signal.SIGHUP, reload, state, settings.path, log)
     log.event(
         "start",
+        pid=os.getpid(),
         version=__version__,
         listen=str(server.listen),
         metrics_listen=str(server.metrics_listen),
@@ -53,7 +62,7 @@ async def serve(settings: Settings, log: JsonLog) -> None:
     log.event("stopped")
 
 
-async def _start(app: web.Application, address: Address) -> web.AppRunner:
+async def _start(app: web.Application, address: Address, reuse_port: bool) -> web.AppRunner:
     runner = web.AppRunner(
         app,
         access_log=None,  # an access log line would carry the signature
@@ -62,7 +71,7 @@ async def _start(app: web.Application, address: Address) -> web.AppRunner:
         max_line_size=MAX_FIELD_SIZE,
     )
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port, backlog=1024)
+    site = web.TCPSite(runner, address.host, address.port, backlog=1024, reuse_port=reuse_port)
     await site.start()
     return runner
 
