@@ -11,15 +11,17 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import orjson
 
-from sidecar import config, schemes
+from sidecar import config, keys, schemes
 from sidecar.decide import Policy, RequestFacts
 from sidecar.logs import JsonLog
 from sidecar.metrics import NO_SOURCE
 from sidecar.schemes.md5_token import Md5TokenVerifier
 from sidecar.settings import Settings, SourceSettings
+from sidecar.signing import SigningError, sign_url
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -69,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="generate or show tokens and API keys")
     token_commands = token.add_subparsers(dest="token_command", required=True)
-    new = token_commands.add_parser("new", help="generate a strong random token")
+    new = token_commands.add_parser("new", help="a strong random token, or a key pair")
+    new.add_argument("-c", "--config", metavar="FILE", help="with --source: the config")
+    new.add_argument("--source", help="make what this source's scheme needs")
+    new.add_argument("--key-type", choices=("rsa", "ecdsa"), default="rsa", help="cloudfront")
     new.add_argument("--out", help="write to this file (mode 0600) instead of stdout")
     new.set_defaults(run=_token_new)
     show = _with_config(token_commands.add_parser("show", help="show a source's tokens"))
@@ -114,17 +119,19 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    source = _source(config.load(args.config), args.source)
-    if source.verifier is None:
-        raise schemes.SchemeError(f"source '{source.name}' has no keys to sign with")
-    expires = int(time.time()) + args.expires_in if args.expires_in is not None else None
-    signed = source.verifier.sign(
-        args.url,
-        expires=expires,
-        not_before=args.not_before,
-        client_ip=args.client_ip,
-        resource=args.resource,
-    )
+    try:
+        signed = sign_url(
+            config.load(args.config),
+            args.source,
+            args.url,
+            now=time.time(),
+            expires_in=args.expires_in,
+            not_before=args.not_before,
+            client_ip=args.client_ip,
+            resource=args.resource,
+        )
+    except SigningError as error:
+        raise schemes.SchemeError(str(error)) from None
     print(signed)
     return EXIT_OK
 
@@ -178,14 +185,33 @@ def _source(settings: Settings, name: str) -> SourceSettings:
 
 
 def _token_new(args: argparse.Namespace) -> int:
-    token = secrets.token_urlsafe(32)
+    scheme = "md5-token"
+    if args.source is not None:
+        if args.config is None:
+            raise SystemExit("--source needs -c FILE")
+        scheme = _source(config.load(args.config), args.source).scheme
+    if scheme != "cloudfront":
+        return _write_secret(args.out, (secrets.token_urlsafe(32) + "\n").encode(), "token")
     if args.out is None:
-        print(token)
+        raise SystemExit(
+            "a key pair needs --out FILE (the private key; FILE.pub.pem gets the public)"
+        )
+    private, public = keys.new_key_pair(args.key_type)
+    _write_secret(args.out, private, "private key")
+    Path(args.out + ".pub.pem").write_bytes(public)
+    print(f"wrote the public key to {args.out}.pub.pem (give it to the sidecar's config)")
+    return EXIT_OK
+
+
+def _write_secret(path: str | None, data: bytes, what: str) -> int:
+    if path is None:
+        sys.stdout.write(data.decode())
         return EXIT_OK
-    descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(token + "\n")
-    print(f"wrote a new token to {args.out} (mode 0600)")
+    # O_EXCL: never overwrite an existing secret; 0600 from the first byte written.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    print(f"wrote a new {what} to {path} (mode 0600)")
     return EXIT_OK
 
 

@@ -16,16 +16,25 @@ from typing import Any, TypeVar
 
 from sidecar import canonical, schemes
 from sidecar.schemes import KeyMaterial, SchemeError, SchemeOptions
-from sidecar.settings import Address, Mode, ServerSettings, Settings, SourceSettings
+from sidecar.settings import (
+    Address,
+    Mode,
+    ServerSettings,
+    Settings,
+    SourceSettings,
+    TeamSettings,
+)
 
 T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _SERVER_FIELDS = {"listen", "metrics_listen", "workers", "clock_skew", "cache_ttl", "deny_status"}
 _SOURCE_FIELDS = {
     "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "public_origin", "keys",
+    "default_ttl", "max_ttl",
 }  # fmt: skip
 _KEY_FIELDS = {
     "id", "secret", "secret_file", "secret_env", "public_key_file", "private_key_file",
@@ -104,7 +113,7 @@ def _build(
 ) -> Settings | None:
     folder = file.resolve().parent
     root = _Table(data, "(top level)", problems)
-    root.check_names({"server", "signing", "sources"})
+    root.check_names({"server", "signing", "sources", "teams"})
     server = _server(_Table(root.get("server", dict, {}) or {}, "server", problems))
     signing = root.get("signing", dict)
     signing_listen = None
@@ -118,9 +127,15 @@ def _build(
     sources = [_source(raw, index, folder, env, problems) for index, raw in enumerate(raw_sources)]
     built = [source for source in sources if source is not None]
     _check_unique(built, problems)
-    if server is None or len(built) != len(sources):
+    names = {source.name for source in sources if source is not None}
+    raw_teams = root.get("teams", list, []) or []
+    teams = [_team(raw, index, names, problems) for index, raw in enumerate(raw_teams)]
+    _report_duplicates([t.id for t in teams if t], "teams", "duplicate team id", problems)
+    if server is None or len(built) != len(sources) or None in teams:
         return None
-    return Settings(str(file), server, tuple(built), signing_listen)
+    return Settings(
+        str(file), server, tuple(built), signing_listen, tuple(t for t in teams if t is not None)
+    )
 
 
 def _server(table: _Table) -> ServerSettings | None:
@@ -191,6 +206,7 @@ def _source(
         table.check(
             "public_origin", bool(_ORIGIN.fullmatch(origin)), "must be http(s)://host[:port]"
         )
+    default_ttl, max_ttl = _ttls(table)
     keys = _keys(table, folder, env, scheme.key_fields if scheme else frozenset())
     verifier = None
     if scheme is not None and keys is not None and (keys or mode is not Mode.OFF):
@@ -198,7 +214,41 @@ def _source(
     if None in (name, scheme, prefix, mode, keys) or (verifier is None and mode is not Mode.OFF):
         return None
     assert name and scheme_name and prefix and mode  # narrowed by the check above
-    return SourceSettings(name, scheme_name, prefix, hosts, mode, deny_status, verifier, origin)
+    return SourceSettings(
+        name, scheme_name, prefix, hosts, mode, deny_status, verifier, origin, default_ttl, max_ttl
+    )
+
+
+def _ttls(table: _Table) -> tuple[int | None, int | None]:
+    default_ttl = table.get("default_ttl", int)
+    max_ttl = table.get("max_ttl", int)
+    for name, value in (("default_ttl", default_ttl), ("max_ttl", max_ttl)):
+        if value is not None:
+            table.check(name, 1 <= value <= 366 * 86400, "must be 1 second .. 366 days")
+    if default_ttl is not None and max_ttl is not None:
+        table.check("default_ttl", default_ttl <= max_ttl, "must not exceed max_ttl")
+    return default_ttl, max_ttl
+
+
+def _team(raw: object, index: int, sources: set[str], problems: _Problems) -> TeamSettings | None:
+    table = _Table(raw if isinstance(raw, dict) else {}, f"teams[{index}]", problems)
+    table.check_names({"id", "source", "api_key_sha256"})
+    team_id = table.require("id", str)
+    if team_id is not None:
+        table.check("id", bool(_NAME.fullmatch(team_id)), "letters, digits, '_', '.', '-' only")
+    source = table.require("source", str)
+    if source is not None:
+        table.check("source", source in sources, f"no source named '{source}'")
+    hashes = table.require("api_key_sha256", list) or []
+    valid = [bytes.fromhex(h) for h in hashes if isinstance(h, str) and _SHA256_HEX.fullmatch(h)]
+    table.check(
+        "api_key_sha256",
+        bool(hashes) and len(valid) == len(hashes),
+        "must be a non-empty list of hex SHA-256 digests (sidecar token api-key)",
+    )
+    if not team_id or not source or source not in sources or len(valid) != len(hashes) or not valid:
+        return None
+    return TeamSettings(team_id, source, tuple(valid))
 
 
 def _verifier(

@@ -22,6 +22,7 @@ DURATION_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 )  # fmt: skip
+SIGNING_RESULTS = ("ok", "unauthorized", "bad_request")
 _DENY_REASONS = tuple(r for r in Reason if r not in (Reason.OK, Reason.UNSIGNED_ALLOWED))
 _SOURCELESS_REASONS = (Reason.NON_CANONICAL, Reason.NO_SOURCE)
 
@@ -46,6 +47,12 @@ class Metrics:
             "signed_url_key_matches",
             "Valid signatures by the key that matched (safe to retire a key at 0 rate).",
             ["source", "key"],
+            registry=registry,
+        )
+        self.signing_requests = Counter(
+            "signed_url_signing_requests",
+            "Signing API requests by team and result.",
+            ["team", "result"],
             registry=registry,
         )
         self.reloads = Counter(
@@ -79,6 +86,10 @@ class Metrics:
         for reason in _SOURCELESS_REASONS:
             self.verifications.labels(NO_SOURCE, NO_SOURCE, reason, Outcome.DENY)
         self.duration.labels(NO_SOURCE)
+        self.signing_requests.labels(NO_SOURCE, "unknown_team")
+        for team in settings.teams:
+            for result in SIGNING_RESULTS:
+                self.signing_requests.labels(team.id, result)
         for source in settings.sources:
             self.duration.labels(source.name)
             for reason, outcome in _series(source):

@@ -15,6 +15,7 @@ from sidecar import __version__, config
 from sidecar.logs import JsonLog
 from sidecar.service import MAX_FIELD_SIZE, STATE, State, create_app, create_metrics_app
 from sidecar.settings import Address, Settings
+from sidecar.signing_api import create_signing_app
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
@@ -41,6 +42,9 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     if not shared_listener:
         metrics_app = create_metrics_app(state)
         runners.append(await _start(metrics_app, server.metrics_listen, reuse_port))
+    if settings.signing_listen is not None:
+        signing_app = create_signing_app(state)
+        runners.append(await _start(signing_app, settings.signing_listen, reuse_port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -52,6 +56,7 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         version=__version__,
         listen=str(server.listen),
         metrics_listen=str(server.metrics_listen),
+        signing_listen=str(settings.signing_listen) if settings.signing_listen else None,
         sources=[source.name for source in settings.sources],
     )
     await stop.wait()

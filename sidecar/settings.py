@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sidecar.schemes import SourceVerifier
@@ -43,6 +43,17 @@ class SourceSettings:
     deny_status: int
     verifier: SourceVerifier | None  # None only for mode = "off" with no keys
     public_origin: str | None = None
+    default_ttl: int | None = None  # signing: lifetime when the caller asks for none
+    max_ttl: int | None = None  # signing: the longest lifetime a caller may ask for
+
+
+@dataclass(frozen=True, slots=True)
+class TeamSettings:
+    """A caller of the signing API: which source it signs for, and its API key hashes."""
+
+    id: str
+    source: str
+    api_key_sha256: tuple[bytes, ...] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +62,10 @@ class Settings:
     server: ServerSettings
     sources: tuple[SourceSettings, ...]
     signing_listen: Address | None = None
+    teams: tuple[TeamSettings, ...] = ()
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)
+
+    def team(self, team_id: str) -> TeamSettings | None:
+        return next((team for team in self.teams if team.id == team_id), None)
