@@ -70,6 +70,7 @@ class LocalStack:
     sidecar_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     nginx_port: int = field(default_factory=free_port)
+    signing_port: int = field(default_factory=free_port)
     sidecar: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -86,18 +87,24 @@ class LocalStack:
         return f"http://127.0.0.1:{self.sidecar_port}"
 
     @property
+    def signing_url(self) -> str:
+        return f"http://127.0.0.1:{self.signing_port}"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def write_config(self, config_text: str | None = None) -> None:
+        """Write the config with this stack's ports filled into ``[server]`` (and ``[signing]``)."""
         text = self.config_text if config_text is None else config_text
         server = (
             "[server]\n"
             f'listen = "127.0.0.1:{self.sidecar_port}"\n'
             f'metrics_listen = "127.0.0.1:{self.metrics_port}"\n'
         )
-        self.config_path.write_text(text.replace("[server]\n", server, 1) if "[server]\n" in text
-                                    else server + text)  # fmt: skip
+        text = text.replace("[server]\n", server, 1) if "[server]\n" in text else server + text
+        signing = f'[signing]\nlisten = "127.0.0.1:{self.signing_port}"\n'
+        self.config_path.write_text(text.replace("[signing]\n", signing, 1))
 
     def start(self) -> LocalStack:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -107,9 +114,9 @@ class LocalStack:
         return self
 
     def start_sidecar(self) -> None:
-        log = (self.folder / "sidecar.log").open("ab")
         command = [sys.executable, "-m", "sidecar", "serve", "-c", str(self.config_path)]
-        self.sidecar = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
+        with (self.folder / "sidecar.log").open("ab") as log:  # the child keeps its own copy
+            self.sidecar = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
         wait_for_http(f"{self.sidecar_url}/healthz")
 
     def start_nginx(self) -> None:
@@ -123,8 +130,8 @@ class LocalStack:
         error_log = str(prefix / "error.log")
         command = [nginx_binary(), "-p", str(prefix), "-c", str(conf), "-e", error_log,
                    "-g", "daemon off;"]  # fmt: skip
-        log = (self.folder / "nginx.stderr.log").open("ab")
-        self.nginx = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
+        with (self.folder / "nginx.stderr.log").open("ab") as log:
+            self.nginx = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
         wait_for_port(self.nginx_port)
 
     def access_log_results(self) -> list[str]:
