@@ -1,0 +1,265 @@
+"""The signing API end to end: an app asks for a signed URL over loopback, then fetches
+it through the real nginx + sidecar (SPEC §6)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar import config
+from sidecar.client import SigningApiError, SigningClient
+from sidecar.local_stack import LocalStack
+from sidecar.signing import SigningError, sign_url
+from sidecar.signing_api import MAX_BATCH
+from tests.conftest import fetch, image_bytes, running_stack
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "k-" + "a" * 40
+OLD_API_KEY = "k-" + "b" * 40
+ORIGIN = "https://image.example.com"
+CONFIG = f"""\
+[server]
+clock_skew = 0
+
+[signing]
+
+[[sources]]
+name = "books"
+scheme = "md5-token"
+path_prefix = "/books/"
+default_ttl = 600
+max_ttl = 3600
+  [[sources.keys]]
+  id = "current"
+  secret = "books-token-0123456789"
+
+[[sources]]
+name = "public"
+scheme = "md5-token"
+path_prefix = "/public/"
+  [[sources.keys]]
+  id = "p"
+  secret = "public-token-0123456789"
+
+[[teams]]
+id = "acme"
+source = "books"
+api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}",
+                  "{hashlib.sha256(OLD_API_KEY.encode()).hexdigest()}"]
+
+[[teams]]
+id = "other"
+source = "public"
+api_key_sha256 = ["{hashlib.sha256(b"other-key").hexdigest()}"]
+"""
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with running_stack(tmp_path_factory.mktemp("signing"), CONFIG) as running:
+        yield running
+
+
+def call(
+    stack: LocalStack, team: str, url: str, api_key: str | None = API_KEY, **query: str
+) -> tuple[int, dict[str, object]]:
+    params = urllib.parse.urlencode({"url": url, **query})
+    request = urllib.request.Request(f"{stack.signing_url}/public/team/{team}/signUrl?{params}")
+    if api_key is not None:
+        request.add_header("X-Api-Key", api_key)
+    return _send(request)
+
+
+def batch(stack: LocalStack, body: bytes, api_key: str = API_KEY) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        f"{stack.signing_url}/public/team/acme/signUrls", data=body, method="POST"
+    )
+    request.add_header("X-Api-Key", api_key)
+    return _send(request)
+
+
+def _send(request: urllib.request.Request) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("application/json")
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        assert error.headers["Content-Type"].startswith("application/json")
+        return error.code, orjson.loads(error.read())
+
+
+def path_of(url: str) -> str:
+    return url.removeprefix(ORIGIN)
+
+
+def test_signed_url_from_the_api_serves_the_image(stack: LocalStack) -> None:
+    status, body = call(stack, "acme", f"{ORIGIN}/books/x.png?w=300")
+    assert status == 200
+    signed = str(body["signedUrl"])
+    assert signed.startswith(f"{ORIGIN}/books/x.png?w=300&expires=")
+    served_status, served = fetch(stack, path_of(signed))
+    assert served_status == 200
+    assert served == image_bytes(stack, "/books/x.png")
+
+
+def test_tampered_api_url_is_denied_by_nginx(stack: LocalStack) -> None:
+    signed = str(call(stack, "acme", f"{ORIGIN}/books/x.png?w=300")[1]["signedUrl"])
+    status, body = fetch(stack, path_of(signed).replace("w=300", "w=301"))
+    assert status == 401
+    assert body != image_bytes(stack, "/books/x.png")
+
+
+def test_rotated_api_key_still_signs(stack: LocalStack) -> None:
+    assert call(stack, "acme", f"{ORIGIN}/books/x.png", api_key=OLD_API_KEY)[0] == 200
+
+
+@pytest.mark.parametrize("api_key", [None, "", "wrong", API_KEY + "x", API_KEY.upper()])
+def test_missing_or_wrong_api_key_is_401_json(stack: LocalStack, api_key: str | None) -> None:
+    status, body = call(stack, "acme", f"{ORIGIN}/books/x.png", api_key=api_key)
+    assert status == 401
+    assert set(body) == {"error"}
+    assert API_KEY not in str(body)
+
+
+def test_another_teams_key_is_401(stack: LocalStack) -> None:
+    assert call(stack, "acme", f"{ORIGIN}/books/x.png", api_key="other-key")[0] == 401
+
+
+def test_unknown_team_is_404(stack: LocalStack) -> None:
+    status, body = call(stack, "nobody", f"{ORIGIN}/books/x.png")
+    assert status == 404
+    assert "error" in body
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{ORIGIN}/public/x.png",  # another team's source
+        f"{ORIGIN}/secret/x.png",  # no source at all
+        "/books/x.png",  # not absolute
+        "books/x.png",
+        "ftp://image.example.com/books/x.png",
+        f"{ORIGIN}/books/../public/x.png",  # not canonical
+        f"{ORIGIN}/books/%2e%2e/public/x.png",
+        f"{ORIGIN}/books/x.png?s=0123",  # already carries the signature parameter
+        f"https://user@{ORIGIN[8:]}/books/x.png",
+        f"{ORIGIN}/books/" + "a" * 9000 + ".png",  # too long
+    ],
+)
+def test_unsignable_urls_are_400(stack: LocalStack, url: str) -> None:
+    status, body = call(stack, "acme", url)
+    assert status == 400
+    assert isinstance(body["error"], str) and body["error"]
+
+
+def test_expires_in_is_bounded_by_max_ttl(stack: LocalStack) -> None:
+    before = int(time.time())
+    status, body = call(stack, "acme", f"{ORIGIN}/books/x.png", expiresIn="120")
+    assert status == 200
+    expires = int(str(body["signedUrl"]).partition("expires=")[2].partition("&")[0])
+    assert before + 120 <= expires <= int(time.time()) + 120
+    assert call(stack, "acme", f"{ORIGIN}/books/x.png", expiresIn="3601")[0] == 400
+    assert call(stack, "acme", f"{ORIGIN}/books/x.png", expiresIn="-5")[0] == 400
+    assert call(stack, "acme", f"{ORIGIN}/books/x.png", expiresIn="1e3")[0] == 400
+
+
+def test_default_ttl_applies_without_expires_in(stack: LocalStack) -> None:
+    before = int(time.time())
+    signed = str(call(stack, "acme", f"{ORIGIN}/books/x.png")[1]["signedUrl"])
+    expires = int(signed.partition("expires=")[2].partition("&")[0])
+    assert before + 600 <= expires <= int(time.time()) + 600
+
+
+def test_batch_signs_every_url_in_order(stack: LocalStack) -> None:
+    urls = [f"{ORIGIN}/books/x.png?n={n}" for n in range(25)]
+    status, body = batch(stack, orjson.dumps(urls))
+    assert status == 200
+    signed = body["signedUrls"]
+    assert isinstance(signed, list) and len(signed) == 25
+    for n, url in enumerate(signed):
+        assert str(url).startswith(f"{ORIGIN}/books/x.png?n={n}&expires=")
+        assert fetch(stack, path_of(str(url)))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        orjson.dumps([f"{ORIGIN}/books/x.png"] * (MAX_BATCH + 1)),  # oversized
+        b"[]",
+        b"{}",
+        b"not json",
+        orjson.dumps([f"{ORIGIN}/books/x.png", 7]),
+        orjson.dumps([f"{ORIGIN}/books/x.png", f"{ORIGIN}/public/x.png"]),  # one outside
+    ],
+)
+def test_bad_batches_are_400(stack: LocalStack, body: bytes) -> None:
+    status, answer = batch(stack, body)
+    assert status == 400
+    assert "error" in answer
+
+
+def test_batch_needs_the_api_key(stack: LocalStack) -> None:
+    assert batch(stack, orjson.dumps([f"{ORIGIN}/books/x.png"]), api_key="nope")[0] == 401
+
+
+async def test_signing_client_against_the_running_service(stack: LocalStack) -> None:
+    async with SigningClient(stack.signing_url, "acme", API_KEY) as client:
+        signed = await client.sign_url(f"{ORIGIN}/books/x.png?w=1", expires_in=60)
+        many = await client.sign_urls([f"{ORIGIN}/books/x.png?a=1", f"{ORIGIN}/books/x.png?a=2"])
+    assert fetch(stack, path_of(signed))[0] == 200
+    assert [fetch(stack, path_of(url))[0] for url in many] == [200, 200]
+
+
+async def test_signing_client_raises_with_the_status(stack: LocalStack) -> None:
+    async with SigningClient(stack.signing_url, "acme", "wrong") as client:
+        with pytest.raises(SigningApiError) as refused:
+            await client.sign_url(f"{ORIGIN}/books/x.png")
+    assert refused.value.status == 401
+    async with SigningClient(stack.signing_url, "acme", API_KEY) as client:
+        with pytest.raises(SigningApiError) as outside:
+            await client.sign_url(f"{ORIGIN}/public/x.png")
+    assert outside.value.status == 400
+
+
+def test_sign_url_without_a_server(stack: LocalStack) -> None:
+    settings = config.load(stack.config_path)
+    signed = sign_url(settings, "books", f"{ORIGIN}/books/x.png", now=time.time())
+    assert fetch(stack, path_of(signed))[0] == 200
+    with pytest.raises(SigningError):
+        sign_url(settings, "books", f"{ORIGIN}/public/x.png", now=time.time())
+    with pytest.raises(SigningError):
+        sign_url(settings, "nope", f"{ORIGIN}/books/x.png", now=time.time())
+
+
+def test_signing_requests_are_counted_by_team_and_result(tmp_path: Path) -> None:
+    with running_stack(tmp_path, CONFIG, nginx=False) as fresh:
+        assert call(fresh, "acme", f"{ORIGIN}/books/x.png")[0] == 200
+        assert call(fresh, "acme", f"{ORIGIN}/books/x.png", api_key="bad")[0] == 401
+        assert call(fresh, "acme", f"{ORIGIN}/public/x.png")[0] == 400
+        assert call(fresh, "ghost", f"{ORIGIN}/books/x.png")[0] == 404
+        with urllib.request.urlopen(fresh.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+    counts = {
+        (sample.labels["team"], sample.labels["result"]): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "signed_url_signing_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert counts[("acme", "ok")] == 1
+    assert counts[("acme", "unauthorized")] == 1
+    assert counts[("acme", "bad_request")] == 1
+    assert counts[("-", "unknown_team")] == 1
+    assert counts[("other", "ok")] == 0  # initialised from the config, never from requests
+    assert "ghost" not in text
+    assert API_KEY not in text
