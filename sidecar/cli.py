@@ -208,7 +208,10 @@ def _write_secret(path: str | None, data: bytes, what: str) -> int:
         sys.stdout.write(data.decode())
         return EXIT_OK
     # O_EXCL: never overwrite an existing secret; 0600 from the first byte written.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SystemExit(f"{path} exists: refusing to overwrite a secret") from None
     with os.fdopen(descriptor, "wb") as file:
         file.write(data)
     print(f"wrote a new {what} to {path} (mode 0600)")

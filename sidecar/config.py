@@ -142,16 +142,21 @@ def _server(table: _Table) -> ServerSettings | None:
     table.check_names(_SERVER_FIELDS)
     listen = _address(table, "listen", "127.0.0.1:8080")
     metrics = _address(table, "metrics_listen", None) or listen
-    workers = table.get("workers", int, 1) or 1
-    table.check("workers", 1 <= workers <= 64, "must be between 1 and 64")
-    skew = table.get("clock_skew", int, 30)
-    table.check("clock_skew", skew is not None and 0 <= skew <= 3600, "must be 0..3600 seconds")
-    cache_ttl = table.get("cache_ttl", int, 60)
-    table.check("cache_ttl", cache_ttl is not None and 0 <= cache_ttl <= 86400, "must be 0..86400")
+    workers = _ranged(table, "workers", 1, 1, 64)
+    skew = _ranged(table, "clock_skew", 30, 0, 3600)
+    cache_ttl = _ranged(table, "cache_ttl", 60, 0, 86400)
     deny_status = _deny_status(table, 403)
     if listen is None or metrics is None:
         return None
-    return ServerSettings(listen, metrics, workers, skew or 0, cache_ttl or 0, deny_status)
+    return ServerSettings(listen, metrics, workers, skew, cache_ttl, deny_status)
+
+
+def _ranged(table: _Table, name: str, default: int, low: int, high: int) -> int:
+    """An integer field within [low, high]; out of range is a problem (0 included)."""
+    value = table.get(name, int)
+    if value is None:
+        return default
+    return value if table.check(name, low <= value <= high, f"must be {low}..{high}") else default
 
 
 def _address(table: _Table, name: str, default: str | None) -> Address | None:
@@ -167,7 +172,9 @@ def _address(table: _Table, name: str, default: str | None) -> Address | None:
 
 
 def _deny_status(table: _Table, default: int) -> int:
-    status = table.get("deny_status", int, default) or default
+    status = table.get("deny_status", int)
+    if status is None:
+        return default
     return (
         status
         if table.check("deny_status", status in (401, 403), "must be 401 or 403")

@@ -1,0 +1,212 @@
+"""Scheme ``md5-token`` (SPEC §2): the shared contract, the reference value and vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.register_assert_rewrite("scheme_contract")
+
+from scheme_contract import SchemeContract  # noqa: E402
+
+from sidecar import canonical, schemes  # noqa: E402
+from sidecar.schemes import KeyMaterial, SchemeError, SchemeOptions, SourceVerifier  # noqa: E402
+from sidecar.verdict import Reason  # noqa: E402
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "md5_token.json").read_text("utf-8"))
+REFERENCE_URL = "/books/database-internals.jpg?w=400&h=600&fit=crop"
+REFERENCE_SIGNATURE = "7d0d58f62c945d0ca08269205228bbe7"
+_fresh = itertools.count()
+
+
+def verifier_for(*tokens: str) -> SourceVerifier:
+    scheme = schemes.get("md5-token")
+    assert scheme is not None
+    keys = [KeyMaterial(f"k{i}", secret=token.encode()) for i, token in enumerate(tokens)]
+    return scheme.build(keys, SchemeOptions())
+
+
+def verify(verifier: SourceVerifier, uri: str, now: float = 0) -> Reason:
+    parsed = canonical.parse(uri)
+    assert parsed is not None
+    return verifier.verify(parsed, schemes.VerifyContext(now)).reason
+
+
+class TestMd5Token(SchemeContract):
+    signature_param = "s"
+    bad_signature_values = (
+        "",
+        "0" * 33,
+        "g" * 32,
+        "7d0d58f6-c945d0ca08269205228bbe7",
+        "0x" + "0" * 30,
+        "%37d0d58f62c945d0ca08269205228bbe",  # percent-encoded hex is not hex
+        "+" * 32,
+        "7d0d58f62c945d0ca08269205228bbe7" * 2,
+    )
+
+    def make_verifier(self, keys: Sequence[KeyMaterial]) -> SourceVerifier:
+        scheme = schemes.get("md5-token")
+        assert scheme is not None
+        return scheme.build(keys, SchemeOptions())
+
+    def key_material(self, key_id: str) -> KeyMaterial:
+        return KeyMaterial(key_id, secret=f"token-{next(_fresh)}".encode())
+
+
+# --- the reference value and known answers ----------------------------------------------
+
+
+def test_spec_reference_value_signs() -> None:
+    signed = verifier_for("wakanda123@").sign(REFERENCE_URL)
+    assert signed == f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE}"
+
+
+def test_spec_reference_value_verifies() -> None:
+    verifier = verifier_for("wakanda123@")
+    assert verify(verifier, f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE}") is Reason.OK
+    assert verify(verifier_for("wakanda123"), f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE}") is (
+        Reason.INVALID
+    )
+
+
+def test_vectors_file_is_substantial() -> None:
+    assert VECTORS["scheme"] == "md5-token"
+    assert len(VECTORS["vectors"]) >= 8
+
+
+def test_vectors_agree_with_the_formula() -> None:
+    # Guards the vectors file itself against a bad edit: the formula of SPEC §2.
+    for vector in VECTORS["vectors"]:
+        signed = vector["expected_signed_uri"]
+        unsigned_uri, _, digest = schemes.split_url(signed)[1].rpartition("&s=")
+        if not unsigned_uri:
+            unsigned_uri, _, digest = schemes.split_url(signed)[1].rpartition("?s=")
+        expected = hashlib.md5((unsigned_uri + vector["token"]).encode()).hexdigest()
+        assert digest == expected, vector["description"]
+
+
+def _vector_ids(vector: dict[str, Any]) -> str:
+    return str(vector["description"]).replace(" ", "-")
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=_vector_ids)
+def test_vector_sign(vector: dict[str, Any]) -> None:
+    verifier = verifier_for(vector["token"])
+    signed = verifier.sign(vector["uri_unsigned"], expires=vector.get("expires"))
+    assert signed == vector["expected_signed_uri"]
+
+
+@pytest.mark.parametrize("vector", VECTORS["vectors"], ids=_vector_ids)
+def test_vector_verify(vector: dict[str, Any]) -> None:
+    uri = schemes.split_url(vector["expected_signed_uri"])[1]
+    verifier = verifier_for(vector["token"])
+    assert verify(verifier, uri, now=1_700_000_000) is Reason.OK
+    assert verify(verifier_for(vector["token"] + "x"), uri, now=1_700_000_000) is Reason.INVALID
+
+
+# --- md5-token specifics ----------------------------------------------------------------
+
+
+def test_sign_without_expiry_carries_none() -> None:
+    verifier = verifier_for("t")
+    signed = verifier.sign("/books/a.jpg")
+    assert "expires=" not in signed
+    parsed = canonical.parse(signed)
+    assert parsed is not None
+    verdict = verifier.verify(parsed, schemes.VerifyContext(now=4_000_000_000))
+    assert (verdict.reason, verdict.expires_at) == (Reason.OK, None)
+
+
+def test_sign_bare_question_mark_verifies() -> None:
+    verifier = verifier_for("t")
+    signed = verifier.sign("/books/a.jpg?")
+    assert signed.count("?") == 1
+    assert verify(verifier, signed) is Reason.OK
+
+
+def test_newest_key_signs() -> None:
+    # The first configured key is the newest: it signs, the older ones only verify.
+    signed = verifier_for("new", "old").sign("/a.jpg")
+    assert signed == f"/a.jpg?s={hashlib.md5(b'/a.jpgnew').hexdigest()}"
+
+
+def test_uppercase_hex_signature_is_accepted() -> None:
+    verifier = verifier_for("wakanda123@")
+    uri = f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE.upper()}"
+    assert verify(verifier, uri) is Reason.OK
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/books/../a.jpg",
+        "/books//a.jpg",
+        "/books/a%2Fb.jpg",
+        "/books/a.jpg;x",
+        "/books/a.jpg#x",
+        "/books/a%G1.jpg",
+        "/books/a\x00.jpg",
+        "books/a.jpg",
+        "ftp://example.com/a.jpg",
+        "https://example.com",
+        "https:///a.jpg",
+        "",
+    ],
+)
+def test_sign_refuses_non_canonical(url: str) -> None:
+    with pytest.raises(SchemeError):
+        verifier_for("t").sign(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/books/a.jpg?s=abc",
+        "/books/a.jpg?w=1&s=",
+        "/books/a.jpg?expires=123",
+        "/books/a.jpg?%73=1",
+        "/books/a.jpg?%65xpires=1&w=2",
+    ],
+)
+def test_sign_refuses_already_signed(url: str) -> None:
+    with pytest.raises(SchemeError):
+        verifier_for("t").sign(url)
+
+
+def test_sign_absolute_url_keeps_origin() -> None:
+    verifier = verifier_for("t")
+    signed = verifier.sign("https://img.example.com:8443/books/a.jpg?w=1", expires=2_000_000_000)
+    origin = "https://img.example.com:8443"
+    assert signed.startswith(origin + "/books/a.jpg?w=1&expires=2000000000&s=")
+    # The origin is not part of the signed string: only path and query are (SPEC §2).
+    digest = hashlib.md5(b"/books/a.jpg?w=1&expires=2000000000t").hexdigest()
+    assert signed == f"{origin}/books/a.jpg?w=1&expires=2000000000&s={digest}"
+    assert verify(verifier, signed.removeprefix(origin), now=1_999_999_999) is Reason.OK
+
+
+def test_build_refuses_key_without_secret() -> None:
+    scheme = schemes.get("md5-token")
+    assert scheme is not None
+    with pytest.raises(SchemeError, match="k2"):
+        scheme.build([KeyMaterial("k1", secret=b"x"), KeyMaterial("k2")], SchemeOptions())
+
+
+def test_scheme_defaults() -> None:
+    scheme = schemes.get("md5-token")
+    assert scheme is not None
+    assert scheme.default_deny_status == 401
+    assert scheme.key_fields == frozenset({"secret"})
+    assert "md5-token" in schemes.names()
+
+
+def test_repr_hides_tokens() -> None:
+    verifier = verifier_for("super-secret-token-value")
+    assert "super-secret-token-value" not in repr(verifier)
+    assert "super-secret-token-value" not in repr(KeyMaterial("k", secret=b"super-secret"))
