@@ -214,11 +214,15 @@ def _source(
             "public_origin", bool(_ORIGIN.fullmatch(origin)), "must be http(s)://host[:port]"
         )
     default_ttl, max_ttl = _ttls(table)
-    keys = _keys(table, folder, env, scheme.key_fields if scheme else frozenset())
+    keys, keys_ok = _keys(table, folder, env, scheme.key_fields if scheme else frozenset())
     verifier = None
-    if scheme is not None and keys is not None and (keys or mode is not Mode.OFF):
-        verifier = _verifier(table, scheme, keys, SchemeOptions(public_origin=origin))
-    if None in (name, scheme, prefix, mode, keys) or (verifier is None and mode is not Mode.OFF):
+    # Built even when some key failed, so the scheme's own problems are reported too.
+    if scheme is not None and (keys or mode is not Mode.OFF or not keys_ok):
+        options = SchemeOptions(public_origin=origin)
+        verifier = _verifier(table, scheme, keys, options, missing_reported=not keys_ok)
+    if None in (name, scheme, prefix, mode) or not keys_ok:
+        return None
+    if verifier is None and mode is not Mode.OFF:
         return None
     assert name and scheme_name and prefix and mode  # narrowed by the check above
     return SourceSettings(
@@ -259,10 +263,16 @@ def _team(raw: object, index: int, sources: set[str], problems: _Problems) -> Te
 
 
 def _verifier(
-    table: _Table, scheme: schemes.Scheme, keys: list[KeyMaterial], options: SchemeOptions
+    table: _Table,
+    scheme: schemes.Scheme,
+    keys: list[KeyMaterial],
+    options: SchemeOptions,
+    *,
+    missing_reported: bool,
 ) -> schemes.SourceVerifier | None:
     if not keys:
-        table.check("keys", False, "at least one [[sources.keys]] is required (fail closed)")
+        if not missing_reported:
+            table.check("keys", False, "at least one [[sources.keys]] is required (fail closed)")
         return None
     try:
         return scheme.build(keys, options)
@@ -293,7 +303,8 @@ def _hosts(table: _Table) -> frozenset[str] | None:
 
 def _keys(
     table: _Table, folder: Path, env: dict[str, str], accepted: frozenset[str]
-) -> list[KeyMaterial] | None:
+) -> tuple[list[KeyMaterial], bool]:
+    """The keys that loaded, and whether every configured key did."""
     raw_keys = table.get("keys", list, []) or []
     keys: list[KeyMaterial] = []
     ok = True
@@ -306,7 +317,7 @@ def _keys(
     ids = [key.id for key in keys]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     ok = table.check("keys", not duplicated, f"duplicate key id {duplicated}") and ok
-    return keys if ok else None
+    return keys, ok
 
 
 def _key(
