@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sidecar import canonical, schemes
+from sidecar.proxies import PROFILES
 from sidecar.schemes import KeyMaterial, SchemeError, SchemeOptions
 from sidecar.settings import (
     Address,
@@ -31,7 +32,9 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-_SERVER_FIELDS = {"listen", "metrics_listen", "workers", "clock_skew", "cache_ttl", "deny_status"}
+_SERVER_FIELDS = {
+    "listen", "metrics_listen", "workers", "clock_skew", "cache_ttl", "deny_status", "proxy",
+}  # fmt: skip
 _SOURCE_FIELDS = {
     "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "public_origin", "keys",
     "default_ttl", "max_ttl",
@@ -146,9 +149,11 @@ def _server(table: _Table) -> ServerSettings | None:
     skew = _ranged(table, "clock_skew", 30, 0, 3600)
     cache_ttl = _ranged(table, "cache_ttl", 60, 0, 86400)
     deny_status = _deny_status(table, 403)
-    if listen is None or metrics is None:
+    proxy = table.get("proxy", str, "nginx") or "nginx"
+    table.check("proxy", proxy in PROFILES, f"must be one of {', '.join(PROFILES)}")
+    if listen is None or metrics is None or proxy not in PROFILES:
         return None
-    return ServerSettings(listen, metrics, workers, skew, cache_ttl, deny_status)
+    return ServerSettings(listen, metrics, workers, skew, cache_ttl, deny_status, proxy)
 
 
 def _ranged(table: _Table, name: str, default: int, low: int, high: int) -> int:

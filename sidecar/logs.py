@@ -18,7 +18,8 @@ class JsonLog:
         self._suppressed = 0
 
     def event(self, event: str, **fields: Any) -> None:
-        record = {"ts": round(time.time(), 3), "event": event, **fields}
+        record = {"ts": round(time.time(), 3), "event": event}
+        record.update((name, _printable(value)) for name, value in fields.items())
         self._stream.write(orjson.dumps(record, default=str) + b"\n")
         self._stream.flush()
 
@@ -34,3 +35,12 @@ class JsonLog:
             return
         self._used += 1
         self.event("deny", **fields)
+
+
+def _printable(value: Any) -> Any:
+    """Request-derived text may hold undecodable bytes (lone surrogates): escape them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    return value

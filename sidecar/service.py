@@ -8,7 +8,6 @@ with no body, and never echoes the URI, a key or an expected signature.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -18,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sidecar.decide import Decision, Outcome, Policy, RequestFacts
 from sidecar.logs import JsonLog
 from sidecar.metrics import NO_SOURCE, Metrics
+from sidecar.proxies import EXTRACTORS, VERIFY_PATH
 from sidecar.settings import Settings
 
 # nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must still be
@@ -44,16 +44,6 @@ class State:
 STATE = web.AppKey("state", State)
 
 
-def facts_from_headers(headers: Mapping[str, str]) -> RequestFacts:
-    host = headers.get("X-Original-Host")
-    return RequestFacts(
-        uri=headers.get("X-Original-URI"),
-        method=headers.get("X-Original-Method"),
-        host=host.partition(":")[0].lower() if host else None,
-        client_ip=headers.get("X-Real-IP"),
-    )
-
-
 def answer_headers(decision: Decision) -> dict[str, str]:
     headers = {RESULT_HEADER: decision.reason.value}
     if decision.cache_ttl > 0:
@@ -66,7 +56,8 @@ def answer_headers(decision: Decision) -> dict[str, str]:
 
 async def verify(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    facts = facts_from_headers(request.headers)
+    extract = EXTRACTORS[state.policy.settings.server.proxy]
+    facts = extract(request.method, request.raw_path, request.headers)
     started = time.perf_counter()
     decision = state.policy.decide(facts, time.time())
     state.metrics.record(decision, time.perf_counter() - started)
@@ -116,7 +107,8 @@ def create_app(
     metric_set.initialise(settings)
     app = web.Application()
     app[STATE] = State(Policy(settings), metric_set, log or JsonLog())
-    app.router.add_route("*", "/verify", verify)
+    app.router.add_route("*", VERIFY_PATH, verify)
+    app.router.add_route("*", VERIFY_PATH + "/{original:.*}", verify)  # the envoy profile
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     if with_metrics:

@@ -31,6 +31,7 @@ class ServerSettings:
     clock_skew: int = 30
     cache_ttl: int = 60
     deny_status: int = 403
+    proxy: str = "nginx"  # which headers carry the original request (sidecar.proxies)
 
 
 @dataclass(frozen=True, slots=True)
