@@ -12,7 +12,7 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote_plus
 
 # nginx refuses request lines over its large_client_header_buffers (8 KB by default);
@@ -22,16 +22,17 @@ MAX_URI_LENGTH = 8192
 # Raw characters never allowed anywhere in the URI: controls (C0, DEL, C1), space,
 # the fragment mark (never sent by a real client) and backslash (Windows separator).
 _FORBIDDEN_RAW = re.compile(r"[\x00-\x20\x7f-\x9f#\\]")
+# One pass over the raw URI for both: a forbidden character, or a "%" not followed by
+# two hex digits.
+_NOT_CANONICAL = re.compile(r"[\x00-\x20\x7f-\x9f#\\]|%(?![0-9A-Fa-f]{2})")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Bytes that must never arrive percent-encoded in a path: they change which file the
 # decoded path names ("/", "\", ".") or are controls nginx would pass through.
 _C1_CONTROL = re.compile(r"[\x80-\x9f]")
 _FORBIDDEN_DECODED = frozenset(b"/\\.") | frozenset(range(0x20)) | {0x7F}
 
 
-@dataclass(frozen=True, slots=True)
-class QueryParam:
+class QueryParam(NamedTuple):
     """One ``name=value`` pair of the query, as on the wire.
 
     ``name`` is the decoded name (used to recognise signing parameters however a
@@ -45,8 +46,7 @@ class QueryParam:
     start: int
 
 
-@dataclass(frozen=True, slots=True)
-class CanonicalURI:
+class CanonicalURI(NamedTuple):
     raw: str
     raw_path: str
     path: str
@@ -67,7 +67,7 @@ def parse(raw: str) -> CanonicalURI | None:
     """Return the canonical form of an origin-form request URI, or None if it has none."""
     if not raw or raw[0] != "/" or len(raw) > MAX_URI_LENGTH:
         return None
-    if _FORBIDDEN_RAW.search(raw) or _BAD_PERCENT.search(raw) or not _is_utf8(raw):
+    if _NOT_CANONICAL.search(raw) or not _is_utf8(raw):
         return None
     raw_path, mark, query = raw.partition("?")
     path = decode_path(raw_path)
@@ -113,6 +113,8 @@ def is_canonical_path(path: str) -> bool:
 
 
 def _has_dot_segment(path: str) -> bool:
+    if "/." not in path:  # the common case, without splitting
+        return False
     return any(segment in (".", "..") for segment in path.split("/"))
 
 

@@ -6,8 +6,8 @@ its signature verifies, or the source is in ``report`` or ``off`` mode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from sidecar import canonical
 from sidecar.routing import Router
@@ -24,16 +24,14 @@ class Outcome(StrEnum):
     WOULD_DENY = "would_deny"  # report mode: allowed, but enforce would have denied
 
 
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
+class RequestFacts(NamedTuple):
     uri: str | None
     method: str | None
     host: str | None = None
     client_ip: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     status: int
     reason: Reason
     outcome: Outcome

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from sidecar import __version__
@@ -70,7 +69,11 @@ class Metrics:
         build.labels(version=__version__).set(1)
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
-        self._children: dict[tuple[str, str, str], MetricWrapperBase] = {}
+        # Label lookups cost microseconds; children are cached per label set (bounded:
+        # labels come from the config's sources and the fixed reason vocabulary).
+        self._decisions: dict[tuple[str, str, str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
+        self._keys: dict[tuple[str, str], Counter] = {}
 
     def exposition(self) -> bytes:
         """The text format of every sample, summed over all workers when there are several."""
@@ -100,11 +103,21 @@ class Metrics:
     def record(self, decision: Decision, seconds: float) -> None:
         source = decision.source
         name = source.name if source else NO_SOURCE
-        scheme = source.scheme if source else NO_SOURCE
-        self.verifications.labels(name, scheme, decision.reason, decision.outcome).inc()
-        self.duration.labels(name).observe(seconds)
+        key = (name, source.scheme if source else NO_SOURCE, decision.reason, decision.outcome)
+        counter = self._decisions.get(key)
+        if counter is None:
+            counter = self._decisions[key] = self.verifications.labels(*key)
+        counter.inc()
+        duration = self._durations.get(name)
+        if duration is None:
+            duration = self._durations[name] = self.duration.labels(name)
+        duration.observe(seconds)
         if decision.key_id is not None:
-            self.key_matches.labels(name, decision.key_id).inc()
+            key_counter = self._keys.get((name, decision.key_id))
+            if key_counter is None:
+                key_counter = self.key_matches.labels(name, decision.key_id)
+                self._keys[(name, decision.key_id)] = key_counter
+            key_counter.inc()
 
 
 def _series(source: SourceSettings) -> list[tuple[Reason, Outcome]]:

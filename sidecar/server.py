@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from sidecar import __version__, config
 from sidecar.logs import JsonLog
-from sidecar.service import MAX_FIELD_SIZE, STATE, State, create_app, create_metrics_app
+from sidecar.service import State, create_metrics_app, create_state
 from sidecar.settings import Address, Settings
 from sidecar.signing_api import create_signing_app
+from sidecar.verify_protocol import MAX_FIELD_SIZE, VerifyServer
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
@@ -35,10 +36,11 @@ def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
 async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -> None:
     server = settings.server
     shared_listener = server.metrics_listen == server.listen
-    app = create_app(settings, registry=CollectorRegistry(), with_metrics=shared_listener, log=log)
-    state = app[STATE]
+    state = create_state(settings, registry=CollectorRegistry(), log=log)
     state.metrics.last_reload.set(time.time())
-    runners = [await _start(app, server.listen, reuse_port)]
+    verify_server = VerifyServer(state, serve_metrics=shared_listener)
+    await verify_server.start(server.listen.host, server.listen.port, reuse_port=reuse_port)
+    runners = []
     if not shared_listener:
         metrics_app = create_metrics_app(state)
         runners.append(await _start(metrics_app, server.metrics_listen, reuse_port))
@@ -62,6 +64,7 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     await stop.wait()
     state.ready = False
     log.event("stopping")
+    await verify_server.stop(SHUTDOWN_TIMEOUT)
     for runner in runners:
         await runner.cleanup()
     log.event("stopped")

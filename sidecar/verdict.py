@@ -6,8 +6,8 @@ One bounded set of reasons names the ``X-Signature-Result`` header value and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Reason(StrEnum):
@@ -25,8 +25,7 @@ class Reason(StrEnum):
     UNSIGNED_ALLOWED = "unsigned_allowed"
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What a scheme concluded about one URL.
 
     ``key_id`` names the key that matched (only on ``ok``); ``expires_at`` is the

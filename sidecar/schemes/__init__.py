@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sidecar.canonical import CanonicalURI
 from sidecar.verdict import Verdict
@@ -36,8 +36,7 @@ class SchemeOptions:
     public_origin: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyContext:
+class VerifyContext(NamedTuple):
     now: float
     clock_skew: int = 0
     client_ip: str | None = None

@@ -52,22 +52,33 @@ class Md5TokenVerifier:
         return tuple(key.id for key in self.keys)
 
     def verify(self, uri: CanonicalURI, context: VerifyContext) -> Verdict:
-        if uri.count(SIGNATURE_PARAM) > 1 or uri.count(EXPIRES_PARAM) > 1:
-            return deny(Reason.NON_CANONICAL)
-        last = uri.params[-1] if uri.params else None
-        if last is None or last.name != SIGNATURE_PARAM:
-            return deny(Reason.MALFORMED if uri.get(SIGNATURE_PARAM) else Reason.MISSING)
+        signatures = 0
+        expiry = None
+        for param in uri.params:  # one pass: this is the hot path
+            if param.name == SIGNATURE_PARAM:
+                signatures += 1
+            elif param.name == EXPIRES_PARAM:
+                if expiry is not None:
+                    return deny(Reason.NON_CANONICAL)
+                expiry = param
+        if signatures != 1:
+            return deny(Reason.NON_CANONICAL if signatures else Reason.MISSING)
+        last = uri.params[-1]
+        if last.name != SIGNATURE_PARAM:
+            return deny(Reason.MALFORMED)  # the signature must be the last parameter
         if last.raw_name != SIGNATURE_PARAM or not _HEX_DIGEST.fullmatch(last.value):
             return deny(Reason.MALFORMED)
-        expires_at = _expiry(uri)
-        if expires_at == -1:
-            return deny(Reason.MALFORMED)
+        expires_at = None
+        if expiry is not None:
+            if expiry.raw_name != EXPIRES_PARAM or not _EPOCH.fullmatch(expiry.value):
+                return deny(Reason.MALFORMED)
+            expires_at = int(expiry.value)
         matched = self._match(uri.raw[: last.start - 1].encode(), bytes.fromhex(last.value))
         if matched is None:
             return deny(Reason.INVALID)
         if expires_at is not None and context.now >= expires_at + context.clock_skew:
             return deny(Reason.EXPIRED)
-        return Verdict(Reason.OK, key_id=matched, expires_at=expires_at)
+        return Verdict(Reason.OK, matched, expires_at)
 
     def _match(self, unsigned: bytes, presented: bytes) -> str | None:
         # Every key is tried, with no early exit, so timing says nothing about which.
@@ -100,16 +111,6 @@ class Md5TokenVerifier:
         digest = signature(unsigned.encode(), self.keys[0].token).hex()
         separator = "&" if "?" in unsigned else "?"
         return f"{origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}"
-
-
-def _expiry(uri: CanonicalURI) -> int | None:
-    """The ``expires`` value, None when absent, -1 when not a plain unix time."""
-    param = uri.get(EXPIRES_PARAM)
-    if param is None:
-        return None
-    if param.raw_name != EXPIRES_PARAM or not _EPOCH.fullmatch(param.value):
-        return -1
-    return int(param.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,350 @@
+"""Interleaved throughput benchmark: nginx alone, secure_link, the subrequest limit, and
+the sidecar (through nginx, with and without the auth cache, and hit directly).
+
+Every setup runs once per round, rounds interleaved, so the machine's drift hits all of
+them alike; the table prints medians with min-max and ratios measured in the same run.
+Only 127.0.0.1 is ever targeted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import base64
+import hashlib
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sidecar import keys, nginx_conf
+from sidecar.local_stack import LocalStack, free_port, nginx_binary, wait_for_port
+
+HERE = Path(__file__).resolve().parent
+HOST = "image.example.com"
+TOKEN = "bench-token-0123456789abcdef"
+ORIGIN = "https://image.example.com"
+SECURE_LINK_SECRET = "bench-secure-link-secret"
+IMAGE_BYTES = 20 * 1024
+DISTINCT_URLS = 20_000
+WRK_CONNECTIONS = 32
+
+
+@dataclass
+class Setup:
+    name: str
+    port: int
+    urls: Path
+    direct: bool = False
+    rates: list[float] = field(default_factory=list)
+    p50: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="signed-url-bench-") as temp:
+        bench = Bench(Path(temp))
+        try:
+            setups = bench.start()
+            started = time.monotonic()
+            for round_number in range(1, args.rounds + 1):
+                for setup in setups:
+                    run_wrk(setup, args.seconds)
+                print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
+            report(setups, bench, args, time.monotonic() - started)
+        finally:
+            bench.stop()
+    return 0
+
+
+class Bench:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.images = folder / "images"
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.stacks: list[LocalStack] = []
+
+    def start(self) -> list[Setup]:
+        self._write_images()
+        one = self._sidecar("one", workers=1)
+        two = self._sidecar("two", workers=2)
+        md5_urls = self._md5_urls("md5-distinct.txt", DISTINCT_URLS)
+        md5_one = self._md5_urls("md5-one.txt", 1)
+        cloudfront_urls = self._cloudfront_urls(one, "cloudfront-distinct.txt", 2_000)
+        plain = self._nginx("plain", _PLAIN_SERVER)
+        secure = self._nginx("secure-link", _SECURE_LINK_SERVER)
+        stub_port = free_port()
+        stub = self._nginx("stub", _STUB_SERVER.replace("STUB_PORT", str(stub_port)), stub_port)
+        no_cache = self._sidecar_nginx(one, cache=False)
+        cached = self._sidecar_nginx(one, cache=True)
+        return [
+            Setup("nginx, no verification (ceiling)", plain, self._plain_urls()),
+            Setup("nginx secure_link (native MD5)", secure, self._secure_link_urls()),
+            Setup("auth_request -> nginx stub (subrequest limit)", stub, self._plain_urls()),
+            Setup("sidecar via nginx, md5-token, no cache", no_cache, md5_urls),
+            Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls),
+            Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one),
+            Setup("sidecar direct, md5-token, 1 process", one.sidecar_port, md5_urls, True),
+            Setup("sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls, True),
+            Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True),
+        ]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=10)
+        for stack in self.stacks:
+            stack.stop()
+
+    def sidecar_pids(self) -> dict[str, list[int]]:
+        pids: dict[str, list[int]] = {}
+        for stack in self.stacks:
+            assert stack.sidecar is not None
+            children = _children(stack.sidecar.pid)
+            pids[stack.folder.name] = children or [stack.sidecar.pid]
+        return pids
+
+    def _write_images(self) -> None:
+        for folder in ("books", "acme", "plain"):
+            (self.images / folder).mkdir(parents=True, exist_ok=True)
+            (self.images / folder / "photo.jpg").write_bytes(os.urandom(IMAGE_BYTES))
+
+    def _sidecar(self, name: str, *, workers: int) -> LocalStack:
+        private, public = keys.new_key_pair("rsa")
+        folder = self.folder / name
+        folder.mkdir()
+        (folder / "acme.pem").write_bytes(private)
+        (folder / "acme.pub.pem").write_bytes(public)
+        config = f"""\
+[server]
+workers = {workers}
+
+[[sources]]
+name = "books"
+scheme = "md5-token"
+path_prefix = "/books/"
+  [[sources.keys]]
+  id = "k"
+  secret = "{TOKEN}"
+
+[[sources]]
+name = "acme"
+scheme = "cloudfront"
+path_prefix = "/acme/"
+public_origin = "{ORIGIN}"
+  [[sources.keys]]
+  id = "KBENCH"
+  public_key_file = "acme.pub.pem"
+  private_key_file = "acme.pem"
+"""
+        stack = LocalStack(folder, config, self.images)
+        stack.write_config()
+        stack.start_sidecar()
+        self.stacks.append(stack)
+        return stack
+
+    def _sidecar_nginx(self, stack: LocalStack, *, cache: bool) -> int:
+        port = free_port()
+        folder = self.folder / f"nginx-sidecar-{'cache' if cache else 'nocache'}"
+        conf = nginx_conf.render(folder, port=port, sidecar=f"127.0.0.1:{stack.sidecar_port}",
+                                 root=self.images)  # fmt: skip
+        if not cache:
+            auth = folder / "signed-url-auth.conf"
+            auth.write_text(auth.read_text().replace("proxy_cache signed_url_auth;", ""))
+        # The access log would measure the disk, not the verification.
+        conf.write_text(re.sub(r"access_log [^;]+;", "access_log off;", conf.read_text()))
+        self._start_nginx(conf)
+        wait_for_port(port)
+        return port
+
+    def _nginx(self, name: str, server: str, *extra_ports: int) -> int:
+        port = free_port()
+        folder = self.folder / f"nginx-{name}"
+        folder.mkdir()
+        text = _BASE.replace("SERVERS", server).replace("PORT", str(port))
+        text = text.replace("ROOT", str(self.images)).replace("PREFIX", str(folder))
+        text = text.replace("SECRET", SECURE_LINK_SECRET).replace("USER", getpass.getuser())
+        (folder / "nginx.conf").write_text(text)
+        self._start_nginx(folder / "nginx.conf")
+        for waiting in (port, *extra_ports):
+            wait_for_port(waiting)
+        return port
+
+    def _start_nginx(self, conf: Path) -> None:
+        command = [nginx_binary(), "-p", str(conf.parent), "-c", str(conf),
+                   "-e", str(conf.parent / "error.log"), "-g", "daemon off;"]  # fmt: skip
+        self.processes.append(subprocess.Popen(command))  # noqa: S603
+
+    def _write_urls(self, name: str, uris: list[str]) -> Path:
+        path = self.folder / name
+        path.write_text("\n".join(uris) + "\n")
+        return path
+
+    def _plain_urls(self) -> Path:
+        return self._write_urls("plain.txt", [f"/plain/photo.jpg?v={n}" for n in range(1000)])
+
+    def _md5_urls(self, name: str, count: int) -> Path:
+        uris = []
+        for n in range(count):
+            unsigned = f"/books/photo.jpg?w=400&v={n}"
+            digest = hashlib.md5((unsigned + TOKEN).encode()).hexdigest()
+            uris.append(f"{unsigned}&s={digest}")
+        return self._write_urls(name, uris)
+
+    def _cloudfront_urls(self, stack: LocalStack, name: str, count: int) -> Path:
+        from sidecar import config  # noqa: PLC0415
+
+        source = config.load(stack.config_path).source("acme")
+        assert source is not None and source.verifier is not None
+        expires = int(time.time()) + 86400
+        uris = [
+            source.verifier.sign(f"{ORIGIN}/acme/photo.jpg?v={n}", expires=expires)[len(ORIGIN) :]
+            for n in range(count)
+        ]
+        return self._write_urls(name, uris)
+
+    def _secure_link_urls(self) -> Path:
+        expires = int(time.time()) + 86400
+        uris = []
+        for n in range(1000):
+            uri = "/books/photo.jpg"
+            digest = hashlib.md5(f"{expires}{uri} {SECURE_LINK_SECRET}".encode()).digest()
+            token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+            uris.append(f"{uri}?md5={token}&expires={expires}&v={n}")
+        return self._write_urls("secure-link.txt", uris)
+
+
+def run_wrk(setup: Setup, seconds: int) -> None:
+    env = {**os.environ, "URLS": str(setup.urls), "BENCH_HOST": HOST}
+    if setup.direct:
+        env["VERIFY_HEADERS"] = "1"
+    command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency",
+               "-s", str(HERE / "lua_urls.lua"), f"http://127.0.0.1:{setup.port}/"]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout  # noqa: S603
+    setup.rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)))  # type: ignore[union-attr]
+    setup.p50.append(_latency(output, "50%"))
+    setup.p99.append(_latency(output, "99%"))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    setup.errors += int(errors.group(1)) if errors else 0
+
+
+def _latency(output: str, percentile: str) -> float:
+    """Milliseconds."""
+    match = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    assert match, output
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed: float) -> None:
+    secure = statistics.median(setups[1].rates)
+    limit = statistics.median(setups[2].rates)
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{_cpu_model()}; Linux {platform.release()}; Python {platform.python_version()}; "
+          f"{_nginx_version()}; wrk -t1 -c{WRK_CONNECTIONS}, {args.rounds} rounds x {args.seconds} s "
+          f"interleaved ({elapsed:.0f} s)\n")  # fmt: skip
+    header = f"{'setup':<48} {'req/s median (min-max)':>26} {'p50 ms':>7} {'p99 ms':>7} " \
+             f"{'x secure_link':>13} {'x subrequest':>12} {'non-2xx':>8}"  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    for setup in setups:
+        median = statistics.median(setup.rates)
+        spread = f"{median:,.0f} ({min(setup.rates):,.0f}-{max(setup.rates):,.0f})"
+        print(f"{setup.name:<48} {spread:>26} {statistics.median(setup.p50):>7.2f} "
+              f"{statistics.median(setup.p99):>7.2f} {median / secure:>13.2f} "
+              f"{median / limit:>12.2f} {setup.errors:>8}")  # fmt: skip
+    print()
+    for name, pids in bench.sidecar_pids().items():
+        sizes = ", ".join(f"{_rss_mb(pid):.1f} MB" for pid in pids)
+        print(f"sidecar '{name}': RSS per process {sizes}")
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return "unknown CPU"
+
+
+def _nginx_version() -> str:
+    result = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False)  # noqa: S603
+    return result.stderr.strip().replace("nginx version: ", "")
+
+
+_BASE = """\
+user USER;
+worker_processes 1;
+pid PREFIX/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    client_body_temp_path PREFIX/tmp-body;
+    proxy_temp_path PREFIX/tmp-proxy;
+    fastcgi_temp_path PREFIX/tmp-fastcgi;
+    uwsgi_temp_path PREFIX/tmp-uwsgi;
+    scgi_temp_path PREFIX/tmp-scgi;
+SERVERS
+}
+"""
+_PLAIN_SERVER = """
+    server { listen 127.0.0.1:PORT; root ROOT; }
+"""
+_SECURE_LINK_SERVER = """
+    server {
+        listen 127.0.0.1:PORT;
+        root ROOT;
+        location /books/ {
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "$secure_link_expires$uri SECRET";
+            if ($secure_link = "") { return 403; }
+            if ($secure_link = "0") { return 410; }
+        }
+    }
+"""
+_STUB_SERVER = """
+    upstream stub { server 127.0.0.1:STUB_PORT; keepalive 32; }
+    server { listen 127.0.0.1:STUB_PORT; location / { return 204; } }
+    server {
+        listen 127.0.0.1:PORT;
+        root ROOT;
+        auth_request /_auth;
+        location = /_auth {
+            internal;
+            proxy_pass http://stub/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+    }
+"""
+
+if __name__ == "__main__":
+    sys.exit(main())

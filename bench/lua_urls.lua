@@ -1,0 +1,23 @@
+-- Cycles through the request URIs in $URLS (one per line). With $VERIFY_HEADERS set, each
+-- URI is sent to /verify in the X-Original-URI header, as nginx's auth location does.
+local uris = {}
+for line in io.lines(os.getenv("URLS")) do uris[#uris + 1] = line end
+local direct = os.getenv("VERIFY_HEADERS") ~= nil
+local host = os.getenv("BENCH_HOST") or "image.example.com"
+local i = 0
+
+request = function()
+  i = i % #uris + 1
+  if direct then
+    return wrk.format("GET", "/verify", {
+      ["Host"] = "127.0.0.1",
+      ["X-Original-URI"] = uris[i],
+      ["X-Original-Method"] = "GET",
+      ["X-Original-Host"] = host,
+      ["X-Forwarded-Proto"] = "http",
+      ["X-Real-IP"] = "127.0.0.1",
+      ["X-Request-ID"] = "bench",
+    })
+  end
+  return wrk.format("GET", uris[i], { ["Host"] = host })
+end

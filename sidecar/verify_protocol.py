@@ -1,0 +1,228 @@
+"""The verify listener: a dedicated asyncio protocol on aiohttp's C HTTP parser.
+
+nginx asks before every image, so this path must cost almost nothing. aiohttp's request
+and response objects cost several times the verification itself; here each request is
+parsed by aiohttp's own parser (``aiohttp._http_parser``, llhttp) and answered with
+pre-encoded bytes, synchronously, in arrival order: HTTP/1.1 keep-alive and pipelining
+stay correct because nothing is awaited between a request and its answer.
+
+Routes: ``/verify`` (and ``/verify/...`` for the envoy profile), ``/healthz``,
+``/readyz``, and ``/metrics`` when the metrics share this listener. Requests with a body,
+upgrades and malformed HTTP get a 400 and the connection is closed; header sizes are
+bounded. Idle and half-sent connections are closed by a periodic sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Any, cast
+
+from aiohttp import http_exceptions
+from aiohttp.http_parser import HttpRequestParser  # the C parser when built (it is on PyPI wheels)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from sidecar.proxies import VERIFY_PATH
+from sidecar.service import State
+
+# nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
+MAX_FIELD_SIZE = 16384
+MAX_HEADERS = 64
+READ_LIMIT = 2**16
+KEEPALIVE_TIMEOUT = 75.0  # above nginx's upstream keepalive_timeout (60 s)
+PARTIAL_REQUEST_TIMEOUT = 10.0  # a request still incomplete after this is dropped
+SWEEP_INTERVAL = 5.0
+_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
+            503: "Service Unavailable"}  # fmt: skip
+_NO_CACHE = b"X-Accel-Expires: 0\r\nCache-Control: no-store\r\n"
+
+
+def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
+    connection = b"" if keep_alive else b"Connection: close\r\n"
+    return (
+        f"HTTP/1.1 {status} {_PHRASES[status]}\r\n".encode()
+        + extra
+        + f"Content-Length: {length}\r\n".encode()
+        + connection
+        + b"\r\n"
+    )
+
+
+_CACHED_ANSWERS: dict[tuple[int, str, bool], bytes] = {}
+
+
+def verify_answer(status: int, reason: str, cache_ttl: int, keep_alive: bool) -> bytes:
+    """The whole response: status, ``X-Signature-Result`` and the cache lifetime, no body."""
+    if cache_ttl > 0:
+        cache = f"X-Accel-Expires: {cache_ttl}\r\nCache-Control: private, max-age={cache_ttl}\r\n"
+        return _head(status, f"X-Signature-Result: {reason}\r\n{cache}".encode(), 0, keep_alive)
+    key = (status, reason, keep_alive)
+    answer = _CACHED_ANSWERS.get(key)
+    if answer is None:  # bounded: statuses x reasons x 2
+        extra = f"X-Signature-Result: {reason}\r\n".encode() + _NO_CACHE
+        answer = _CACHED_ANSWERS[key] = _head(status, extra, 0, keep_alive)
+    return answer
+
+
+def _plain(status: int, body: bytes, keep_alive: bool, content_type: str = "text/plain") -> bytes:
+    extra = f"Content-Type: {content_type}\r\nCache-Control: no-store\r\n".encode()
+    return _head(status, extra, len(body), keep_alive) + body
+
+
+class VerifyProtocol(asyncio.Protocol):
+    def __init__(self, server: VerifyServer) -> None:
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._parser: Any = None
+        self._reading_paused = False  # read by aiohttp's StreamReader (request bodies)
+        self.last_active = time.monotonic()
+        self.partial = False  # bytes of an unanswered request are buffered
+        self.closing = False
+
+    # --- asyncio.Protocol -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self._transport = cast(asyncio.Transport, transport)
+        self._parser = HttpRequestParser(
+            self,  # type: ignore[arg-type]  # it needs only the flow-control calls below
+            self._server.loop,
+            READ_LIMIT,
+            max_line_size=MAX_FIELD_SIZE,
+            max_field_size=MAX_FIELD_SIZE,
+            max_headers=MAX_HEADERS,
+        )
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        try:
+            messages, upgraded, _tail = self._parser.feed_data(data)
+        except http_exceptions.HttpProcessingError:
+            self._finish(_plain(400, b"", keep_alive=False))
+            return
+        for message, _payload in messages:
+            if self._transport is None:
+                return
+            self._answer(message)
+        # A request is pending when this chunk completed none, or did not end on a header
+        # block boundary (nginx's subrequests carry no body): the sweep drops it if stuck.
+        self.partial = not messages or not data.endswith(b"\r\n\r\n")
+        if upgraded:
+            self._finish(_plain(400, b"", keep_alive=False))
+        elif self.closing and not self.partial:
+            self.close()
+
+    def pause_writing(self) -> None:
+        # A client that pipelines without reading its answers is not read from either,
+        # so answers never pile up without bound.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    # --- what aiohttp's StreamReader calls for request bodies --------------------------
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False
+
+    # --- answering --------------------------------------------------------------------
+
+    def _answer(self, message: Any) -> None:
+        keep_alive = not message.should_close and not self.closing
+        if message.chunked or message.headers.get("Content-Length", "0") != "0":
+            self._finish(_plain(400, b"", keep_alive=False))  # nginx sends no body here
+            return
+        try:
+            answer = self._server.answer(message, keep_alive)
+        except Exception as error:  # fail closed: nginx turns a 500 into a refusal
+            self._server.state.log.event("error", error=type(error).__name__)
+            self._finish(_plain(500, b"", keep_alive=False))
+            return
+        assert self._transport is not None
+        self._transport.write(answer)
+        if not keep_alive:
+            self.close()
+
+    def _finish(self, answer: bytes) -> None:
+        if self._transport is not None:
+            self._transport.write(answer)
+            self.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+
+class VerifyServer:
+    """Owns the listening socket's connections: routing, sweeping, graceful close."""
+
+    def __init__(self, state: State, *, serve_metrics: bool) -> None:
+        self.state = state
+        self.serve_metrics = serve_metrics
+        self.loop = asyncio.get_running_loop()
+        self.connections: weakref.WeakSet[VerifyProtocol] = weakref.WeakSet()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self, host: str, port: int, *, reuse_port: bool) -> None:
+        self._server = await self.loop.create_server(
+            lambda: VerifyProtocol(self), host, port, reuse_port=reuse_port, backlog=1024
+        )
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    def answer(self, message: Any, keep_alive: bool) -> bytes:
+        path = message.path
+        if path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
+            decision = self.state.verify(message.method, path, message.headers)
+            return verify_answer(decision.status, decision.reason, decision.cache_ttl, keep_alive)
+        body = b"" if message.method == "HEAD" else None
+        if path == "/healthz":
+            return _plain(200, b"ok\n" if body is None else body, keep_alive)
+        if path == "/readyz":
+            ready = self.state.ready
+            text = b"ready\n" if ready else b"not ready\n"
+            return _plain(200 if ready else 503, text if body is None else body, keep_alive)
+        if path == "/metrics" and self.serve_metrics:
+            exposition = self.state.metrics.exposition()
+            return _plain(
+                200, exposition if body is None else body, keep_alive, CONTENT_TYPE_LATEST
+            )
+        return _plain(404, b"", keep_alive)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = time.monotonic()
+            for connection in list(self.connections):
+                limit = PARTIAL_REQUEST_TIMEOUT if connection.partial else KEEPALIVE_TIMEOUT
+                if now - connection.last_active > limit:
+                    connection.close()
+
+    async def stop(self, timeout: float) -> None:
+        """Stop accepting; close idle connections now and busy ones after their answer."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.closing = True
+            if not connection.partial:
+                connection.close()
+        deadline = time.monotonic() + timeout
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections):
+            connection.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
