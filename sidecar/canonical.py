@@ -130,12 +130,15 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+_new_param = tuple.__new__  # builds a QueryParam without NamedTuple's Python-level __new__
+
+
 def _split_query(query: str, offset: int) -> tuple[QueryParam, ...]:
     params = []
     start = offset
     for pair in query.split("&"):
         raw_name, _, value = pair.partition("=")
         name = unquote_plus(raw_name) if ("%" in raw_name or "+" in raw_name) else raw_name
-        params.append(QueryParam(name, raw_name, value, start))
+        params.append(_new_param(QueryParam, (name, raw_name, value, start)))
         start += len(pair) + 1
     return tuple(params)

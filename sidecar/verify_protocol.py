@@ -50,19 +50,25 @@ def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
     )
 
 
-_CACHED_ANSWERS: dict[tuple[int, str, bool], bytes] = {}
+_CACHED_ANSWERS: dict[tuple[int, str, int, bool], bytes] = {}
+_MAX_CACHED_ANSWERS = 4096
 
 
 def verify_answer(status: int, reason: str, cache_ttl: int, keep_alive: bool) -> bytes:
     """The whole response: status, ``X-Signature-Result`` and the cache lifetime, no body."""
-    if cache_ttl > 0:
-        cache = f"X-Accel-Expires: {cache_ttl}\r\nCache-Control: private, max-age={cache_ttl}\r\n"
-        return _head(status, f"X-Signature-Result: {reason}\r\n{cache}".encode(), 0, keep_alive)
-    key = (status, reason, keep_alive)
+    key = (status, reason, cache_ttl, keep_alive)
     answer = _CACHED_ANSWERS.get(key)
-    if answer is None:  # bounded: statuses x reasons x 2
-        extra = f"X-Signature-Result: {reason}\r\n".encode() + _NO_CACHE
-        answer = _CACHED_ANSWERS[key] = _head(status, extra, 0, keep_alive)
+    if answer is None:
+        if cache_ttl > 0:
+            cache = (
+                f"X-Accel-Expires: {cache_ttl}\r\nCache-Control: private, max-age={cache_ttl}\r\n"
+            )
+        else:
+            cache = _NO_CACHE.decode()
+        answer = _head(status, f"X-Signature-Result: {reason}\r\n{cache}".encode(), 0, keep_alive)
+        if len(_CACHED_ANSWERS) >= _MAX_CACHED_ANSWERS:  # lifetimes vary: stay bounded
+            _CACHED_ANSWERS.clear()
+        _CACHED_ANSWERS[key] = answer
     return answer
 
 
