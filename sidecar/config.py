@@ -53,8 +53,11 @@ class ConfigError(Exception):
 
 @dataclass
 class _Problems:
+    """What one load collects: every problem, and every file it read (to watch them)."""
+
     file: str
     items: list[str] = field(default_factory=list)
+    files_read: list[str] = field(default_factory=list)
 
     def add(self, where: str, message: str) -> None:
         self.items.append(f"{self.file}: {where}: {message}")
@@ -137,7 +140,12 @@ def _build(
     if server is None or len(built) != len(sources) or None in teams:
         return None
     return Settings(
-        str(file), server, tuple(built), signing_listen, tuple(t for t in teams if t is not None)
+        str(file),
+        server,
+        tuple(built),
+        signing_listen,
+        tuple(t for t in teams if t is not None),
+        files=(str(file), *problems.files_read),
     )
 
 
@@ -381,6 +389,7 @@ def _pem(table: _Table, name: str, folder: Path, *, required: bool) -> bytes | N
 
 
 def _read(table: _Table, name: str, path: Path) -> bytes | None:
+    table.problems.files_read.append(str(path))
     try:
         return path.read_bytes()
     except OSError as error:

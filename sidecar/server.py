@@ -20,6 +20,8 @@ from sidecar.verify_protocol import MAX_FIELD_SIZE, VerifyServer
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
+# How often the config and key files are checked for changes.
+WATCH_INTERVAL = 2.0
 
 
 def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
@@ -61,7 +63,9 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         signing_listen=str(settings.signing_listen) if settings.signing_listen else None,
         sources=[source.name for source in settings.sources],
     )
+    watcher = asyncio.create_task(watch_files(state, settings.path, log))
     await stop.wait()
+    watcher.cancel()
     state.ready = False
     log.event("stopping")
     await verify_server.stop(SHUTDOWN_TIMEOUT)
@@ -82,6 +86,35 @@ async def _start(app: web.Application, address: Address, reuse_port: bool) -> we
     site = web.TCPSite(runner, address.host, address.port, backlog=1024, reuse_port=reuse_port)
     await site.start()
     return runner
+
+
+async def watch_files(
+    state: State, path: str, log: JsonLog, interval: float = WATCH_INTERVAL
+) -> None:
+    """Reload when the config or a key file changes (a Kubernetes Secret update swaps a
+    symlink: the path then names a new inode), so rotation needs no signal."""
+    seen = fingerprint(state.policy.settings.files)
+    while True:
+        await asyncio.sleep(interval)
+        current = fingerprint(state.policy.settings.files)
+        if current != seen:
+            log.event("files_changed")
+            reloaded = reload(state, path, log)
+            # A broken file is not retried in a loop: only its next change triggers again.
+            seen = fingerprint(state.policy.settings.files) if reloaded else current
+
+
+def fingerprint(files: tuple[str, ...]) -> tuple[tuple[int, int, int, int] | None, ...]:
+    """What identifies each file's content cheaply; ``os.stat`` follows symlinks."""
+    marks: list[tuple[int, int, int, int] | None] = []
+    for file in files:
+        try:
+            status = os.stat(file)
+        except OSError:
+            marks.append(None)
+            continue
+        marks.append((status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size))
+    return tuple(marks)
 
 
 def reload(state: State, path: str, log: JsonLog) -> bool:

@@ -64,6 +64,7 @@ class Settings:
     sources: tuple[SourceSettings, ...]
     signing_listen: Address | None = None
     teams: tuple[TeamSettings, ...] = ()
+    files: tuple[str, ...] = ()  # the config and every key file it read: watched for changes
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)
