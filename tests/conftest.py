@@ -42,6 +42,17 @@ EXTRA_IMAGES = {
 }
 
 
+# Figures the fault, soak and fuzz tests report (printed at the end of the run).
+FIGURES: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for name, value in sorted(FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value:,}")
+
+
 class StackFactory(Protocol):
     def __call__(self, config_text: str, *, nginx: bool = True) -> LocalStack: ...
 
