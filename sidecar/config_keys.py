@@ -1,0 +1,91 @@
+"""``[[sources.keys]]``: key material read from mounted files, the environment or inline.
+
+Mounted files come first in the docs because that is how secrets should arrive; their
+bytes are handed to the source's scheme, never logged or shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sidecar.config_fields import NAME, NAME_RULE, Table, read_file
+from sidecar.schemes import KeyMaterial
+
+KEY_FIELDS = {
+    "id", "secret", "secret_file", "secret_env", "public_key_file", "private_key_file",
+}  # fmt: skip
+SECRET_SOURCES = ("secret_file", "secret_env", "secret")
+
+
+def load_keys(
+    table: Table, folder: Path, env: dict[str, str], accepted: frozenset[str]
+) -> tuple[list[KeyMaterial], bool]:
+    """The keys that loaded, and whether every configured key did."""
+    raw_keys = table.get("keys", list, []) or []
+    keys: list[KeyMaterial] = []
+    ok = True
+    for index, raw in enumerate(raw_keys):
+        key = _key(Table(raw if isinstance(raw, dict) else {}, f"{table.where}.keys[{index}]",
+                          table.problems), folder, env, accepted)  # fmt: skip
+        ok = ok and key is not None
+        if key is not None:
+            keys.append(key)
+    ids = [key.id for key in keys]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    ok = table.check("keys", not duplicated, f"duplicate key id {duplicated}") and ok
+    return keys, ok
+
+
+def _key(
+    table: Table, folder: Path, env: dict[str, str], accepted: frozenset[str]
+) -> KeyMaterial | None:
+    table.check_names(KEY_FIELDS)
+    key_id = table.require("id", str)
+    if key_id is not None:
+        table.check("id", bool(NAME.fullmatch(key_id)), NAME_RULE)
+    given = [name for name in SECRET_SOURCES if name in table.data]
+    secret = None
+    if "secret" in accepted:
+        if table.check(
+            "secret", len(given) == 1, "give exactly one of secret_file, secret_env, secret"
+        ):
+            secret = _secret(table, given[0], folder, env)
+    elif given:
+        table.check(given[0], False, "not used by this scheme")
+    public = _pem(table, "public_key_file", folder, required="public_key" in accepted)
+    private = _pem(table, "private_key_file", folder, required=False)
+    if "public_key" not in accepted:
+        for name in ("public_key_file", "private_key_file"):
+            table.check(name, name not in table.data, "not used by this scheme")
+    if key_id is None or ("secret" in accepted and not secret):
+        return None
+    if "public_key" in accepted and public is None:
+        return None
+    return KeyMaterial(key_id, secret=secret, public_key_pem=public, private_key_pem=private)
+
+
+def _secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> bytes | None:
+    value = table.get(kind, str)
+    if value is None:
+        return None
+    if kind == "secret_file":
+        secret = read_file(table, kind, folder / value)
+    elif kind == "secret_env":
+        found = env.get(value)
+        table.check(kind, found is not None, f"environment variable '{value}' is not set")
+        secret = found.encode() if found is not None else None
+    else:
+        secret = value.encode()
+    # Mounted files usually end with a newline the signer never saw.
+    secret = secret.rstrip(b"\r\n") if secret is not None else None
+    if secret is not None and not table.check(kind, bool(secret), "is empty"):
+        return None
+    return secret
+
+
+def _pem(table: Table, name: str, folder: Path, *, required: bool) -> bytes | None:
+    value = table.get(name, str)
+    if value is None:
+        table.check(name, not required, "is required")
+        return None
+    return read_file(table, name, folder / value)
