@@ -80,7 +80,8 @@ def _build(
     sources = [_source(raw, index, folder, env, problems) for index, raw in enumerate(raw_sources)]
     built = [source for source in sources if source is not None]
     _check_unique(built, problems)
-    names = {source.name for source in sources if source is not None}
+    # Every declared name, built or not: a broken source is one problem, not two.
+    names = {raw["name"] for raw in raw_sources if isinstance(raw, dict) and "name" in raw}
     raw_teams = root.get("teams", list, []) or []
     teams = [_team(raw, index, names, problems) for index, raw in enumerate(raw_teams)]
     _report_duplicates([t.id for t in teams if t], "teams", "duplicate team id", problems)

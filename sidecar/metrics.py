@@ -64,8 +64,17 @@ class Metrics:
             "signed_url_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load.",
             registry=registry,
+            # With several workers: the newest of them, and no per-process series that
+            # would outlive a replaced worker.
+            multiprocess_mode="max",
         )
-        build = Gauge("signed_url_build_info", "Build information.", ["version"], registry=registry)
+        build = Gauge(
+            "signed_url_build_info",
+            "Build information.",
+            ["version"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
         build.labels(version=__version__).set(1)
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
@@ -124,6 +133,7 @@ def _series(source: SourceSettings) -> list[tuple[Reason, Outcome]]:
     if source.mode is Mode.OFF:
         return [(Reason.UNSIGNED_ALLOWED, Outcome.ALLOW), (Reason.METHOD, Outcome.DENY)]
     denied = Outcome.WOULD_DENY if source.mode is Mode.REPORT else Outcome.DENY
+    # non_canonical happens inside a source too (a duplicated signature parameter).
     return [(Reason.OK, Outcome.ALLOW)] + [
-        (r, denied) for r in _DENY_REASONS if r not in _SOURCELESS_REASONS
+        (r, denied) for r in _DENY_REASONS if r is not Reason.NO_SOURCE
     ]
