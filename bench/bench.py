@@ -87,12 +87,14 @@ class Bench:
         stub_port = free_port()
         stub = self._nginx("stub", _STUB_SERVER.replace("STUB_PORT", str(stub_port)), stub_port)
         no_cache = self._sidecar_nginx(one, cache=False)
+        no_cache_two = self._sidecar_nginx(two, cache=False)
         cached = self._sidecar_nginx(one, cache=True)
         return [
             Setup("nginx, no verification (ceiling)", plain, self._plain_urls()),
             Setup("nginx secure_link (native MD5)", secure, self._secure_link_urls()),
             Setup("auth_request -> nginx stub (subrequest limit)", stub, self._plain_urls()),
             Setup("sidecar via nginx, md5-token, no cache", no_cache, md5_urls),
+            Setup("sidecar via nginx, md5-token, no cache, workers=2", no_cache_two, md5_urls),
             Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls),
             Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one),
             Setup("sidecar direct, md5-token, 1 process", one.sidecar_port, md5_urls, True),
@@ -156,7 +158,7 @@ public_origin = "{ORIGIN}"
 
     def _sidecar_nginx(self, stack: LocalStack, *, cache: bool) -> int:
         port = free_port()
-        folder = self.folder / f"nginx-sidecar-{'cache' if cache else 'nocache'}"
+        folder = self.folder / f"nginx-{stack.folder.name}-{'cache' if cache else 'nocache'}"
         conf = nginx_conf.render(folder, port=port, sidecar=f"127.0.0.1:{stack.sidecar_port}",
                                  root=self.images)  # fmt: skip
         if not cache:

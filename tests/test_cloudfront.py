@@ -636,3 +636,13 @@ def test_strict_base64() -> None:
 
 def test_canonical_is_required_before_verify() -> None:
     assert canonical.parse("/acme/a.jpg?Signature=x#frag") is None
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [f"{ORIGIN}/acme/a.jpg", f'{ORIGIN}/acme/caf\u00e9 "q"\\x.jpg?a=1&b=%20', f"{ORIGIN}/\u65e5"],
+)
+@pytest.mark.parametrize("ascii_only", [True, False])
+def test_fast_canned_policy_equals_the_generic_builder(resource: str, ascii_only: bool) -> None:
+    expected = policies.build(policies.Policy(NOW, resource), ascii_only=ascii_only)
+    assert policies.canned(resource, NOW, ascii_only=ascii_only) == expected

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sidecar import canonical
-from sidecar.canonical import CanonicalURI
+from sidecar.canonical import CanonicalURI, QueryParam
 from sidecar.schemes import (
     KeyMaterial,
     SchemeError,
@@ -39,7 +39,10 @@ POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
     "Policy", "Expires", "Signature", "Key-Pair-Id", "Hash-Algorithm",
 )  # fmt: skip
 SIGNING_PARAMS = (POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM)
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"SHA1": hashes.SHA1, "SHA256": hashes.SHA256}
+SIGNING_SET = frozenset(SIGNING_PARAMS)
+# Hash and padding objects are immutable: made once, not per request.
+_HASHES: dict[str, hashes.HashAlgorithm] = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256()}  # noqa: S303
+_PKCS1 = padding.PKCS1v15()
 _CLOUDFRONT_B64 = re.compile(r"(?:[A-Za-z0-9~-]{4})*(?:[A-Za-z0-9~-]{2}__|[A-Za-z0-9~-]{3}_)?")
 _EPOCH = re.compile(r"[0-9]{1,12}")
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -74,7 +77,7 @@ class _Key:
                 # PKCS#1 v1.5 signatures are exactly the modulus length; no leniency.
                 if len(signature) != (self.public.key_size + 7) // 8:
                     return False
-                self.public.verify(signature, message, padding.PKCS1v15(), algorithm)
+                self.public.verify(signature, message, _PKCS1, algorithm)
             else:
                 self.public.verify(signature, message, ec.ECDSA(algorithm))
         except (InvalidSignature, ValueError):
@@ -93,41 +96,46 @@ class _Key:
 class CloudFrontVerifier:
     keys: tuple[_Key, ...]
     public_origin: str
+    _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
 
     @property
     def key_ids(self) -> tuple[str, ...]:
         return tuple(key.id for key in self.keys)
 
     def verify(self, uri: CanonicalURI, context: VerifyContext) -> Verdict:
-        if any(uri.count(name) > 1 for name in SIGNING_PARAMS):
-            return deny(Reason.NON_CANONICAL)
-        found = {p.name: p for p in uri.params if p.name in SIGNING_PARAMS}
+        # One pass: the signing parameters (each at most once), and the client's own
+        # parameters, in order, which with the origin and raw path form the Resource.
+        found: dict[str, QueryParam] = {}
+        own: list[str] = []
+        pairs = uri.query.split("&") if uri.query is not None else ()
+        for pair, param in zip(pairs, uri.params, strict=True):
+            if param.name in SIGNING_SET:
+                if param.name in found:
+                    return deny(Reason.NON_CANONICAL)
+                found[param.name] = param
+            else:
+                own.append(pair)
         if SIGNATURE not in found or KEY_PAIR_ID not in found:
             return deny(Reason.MISSING)
         if (POLICY in found) == (EXPIRES in found):
             return deny(Reason.MISSING if POLICY not in found else Reason.MALFORMED)
-        if any(found[name].raw_name != name for name in found):
+        if any(param.raw_name != name for name, param in found.items()):
             return deny(Reason.MALFORMED)  # an encoded spelling of a signing parameter
-        key = next((k for k in self.keys if k.id == found[KEY_PAIR_ID].value), None)
+        key = self._by_id.get(found[KEY_PAIR_ID].value)
         if key is None:
             return deny(Reason.UNKNOWN_KEY)
-        algorithm_name = found[HASH_ALGORITHM].value if HASH_ALGORITHM in found else "SHA1"
+        algorithm = found[HASH_ALGORITHM].value if HASH_ALGORITHM in found else "SHA1"
         signature = b64decode(found[SIGNATURE].value)
-        if algorithm_name not in _HASHES or signature is None:
+        if algorithm not in _HASHES or signature is None:
             return deny(Reason.MALFORMED)
-        signed = _Signed(key, signature, _HASHES[algorithm_name]())
-        resource = self._resource(uri)
+        signed = _Signed(key, signature, _HASHES[algorithm])
+        resource = self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
         if EXPIRES in found:
             return _verify_canned(signed, resource, found[EXPIRES].value, context)
         return _verify_custom(signed, resource, found[POLICY].value, context)
-
-    def _resource(self, uri: CanonicalURI) -> str:
-        """The URL as the signer saw it: public origin, raw path, own parameters in order."""
-        pairs = (uri.query or "").split("&") if uri.query is not None else []
-        own = [
-            pair for pair, p in zip(pairs, uri.params, strict=True) if p.name not in SIGNING_PARAMS
-        ]
-        return self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
 
     def sign(
         self,
@@ -184,10 +192,9 @@ def _verify_canned(
     if not _EPOCH.fullmatch(expires_text):
         return deny(Reason.MALFORMED)
     expires = int(expires_text)
-    canned = Policy(expires, resource)
-    documents = [policies.build(canned)]
+    documents = [policies.canned(resource, expires)]
     if not resource.isascii():
-        documents.append(policies.build(canned, ascii_only=False))
+        documents.append(policies.canned(resource, expires, ascii_only=False))
     if not any(signed.holds_for(document) for document in documents):
         return deny(Reason.INVALID)
     if context.now >= expires + context.clock_skew:

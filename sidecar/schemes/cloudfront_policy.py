@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -45,6 +46,24 @@ def build(policy: Policy, *, ascii_only: bool = True) -> bytes:
     statement["Condition"] = condition
     document = {"Statement": [statement]}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+
+
+def canned(resource: str, expires: int, *, ascii_only: bool = True) -> bytes:
+    """``build(Policy(expires, resource))``, byte for byte, without the generic encoder:
+    this runs for every canned URL verified."""
+    quote = encode_basestring_ascii if ascii_only else encode_basestring
+    return (
+        _CANNED_HEAD
+        + quote(resource).encode()
+        + _CANNED_MIDDLE
+        + str(expires).encode()
+        + _CANNED_TAIL
+    )
+
+
+_CANNED_HEAD = b'{"Statement":[{"Resource":'
+_CANNED_MIDDLE = b',"Condition":{"DateLessThan":{"AWS:EpochTime":'
+_CANNED_TAIL = b"}}}]}"
 
 
 def parse(document: bytes) -> Policy | None:
