@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.demo import png, write_images
 from sidecar.local_stack import LocalStack
+from tests.figures import FIGURES
 
 HOST = "image.example.com"  # the example server's server_name in nginx/nginx.conf
 # SPEC §2's reference token: the documentation's own example, not a secret.
@@ -40,10 +41,6 @@ EXTRA_IMAGES = {
     "/reports/r.png": png(8, 8, (60, 60, 60)),
     "/other/o.png": png(9, 9, (10, 240, 10)),
 }
-
-
-# Figures the fault, soak and fuzz tests report (printed at the end of the run).
-FIGURES: dict[str, int] = {}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.local_stack import LocalStack
-from tests.conftest import FIGURES, fetch, image_bytes, running_stack, sample, start_sidecar
+from tests.conftest import fetch, image_bytes, running_stack, sample, start_sidecar
+from tests.figures import record
 
 pytestmark = pytest.mark.e2e
 
@@ -122,10 +123,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def reloads(stack: LocalStack, result: str) -> float:
     return sample(stack, "signed_url_config_reloads_total", result=result)
-
-
-def record(name: str, value: int) -> None:
-    FIGURES[name] = FIGURES.get(name, 0) + value
 
 
 @pytest.fixture
