@@ -9,8 +9,8 @@ Only 127.0.0.1 is ever targeted.
 from __future__ import annotations
 
 import argparse
-import getpass
 import base64
+import getpass
 import hashlib
 import os
 import platform
@@ -98,7 +98,9 @@ class Bench:
             Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls),
             Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one),
             Setup("sidecar direct, md5-token, 1 process", one.sidecar_port, md5_urls, True),
-            Setup("sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls, True),
+            Setup(
+                "sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls, True
+            ),
             Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True),
         ]
 
@@ -186,7 +188,7 @@ public_origin = "{ORIGIN}"
     def _start_nginx(self, conf: Path) -> None:
         command = [nginx_binary(), "-p", str(conf.parent), "-c", str(conf),
                    "-e", str(conf.parent / "error.log"), "-g", "daemon off;"]  # fmt: skip
-        self.processes.append(subprocess.Popen(command))  # noqa: S603
+        self.processes.append(subprocess.Popen(command))
 
     def _write_urls(self, name: str, uris: list[str]) -> Path:
         path = self.folder / name
@@ -233,7 +235,7 @@ def run_wrk(setup: Setup, seconds: int) -> None:
         env["VERIFY_HEADERS"] = "1"
     command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency",
                "-s", str(HERE / "lua_urls.lua"), f"http://127.0.0.1:{setup.port}/"]  # fmt: skip
-    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout  # noqa: S603
+    output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
     setup.rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)))  # type: ignore[union-attr]
     setup.p50.append(_latency(output, "50%"))
     setup.p99.append(_latency(output, "99%"))
@@ -267,18 +269,25 @@ def _rss_mb(pid: int) -> float:
 def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed: float) -> None:
     secure = statistics.median(setups[1].rates)
     limit = statistics.median(setups[2].rates)
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{_cpu_model()}; Linux {platform.release()}; Python {platform.python_version()}; "
-          f"{_nginx_version()}; wrk -t1 -c{WRK_CONNECTIONS}, {args.rounds} rounds x {args.seconds} s "
-          f"interleaved ({elapsed:.0f} s)\n")  # fmt: skip
-    header = f"{'setup':<48} {'req/s median (min-max)':>26} {'p50 ms':>7} {'p99 ms':>7} " \
-             f"{'x secure_link':>13} {'x subrequest':>12} {'non-2xx':>8}"  # fmt: skip
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}; "
+        f"Linux {platform.release()}; Python {platform.python_version()}; {_nginx_version()}"
+    )
+    method = (
+        f"wrk -t1 -c{WRK_CONNECTIONS}, {args.rounds} rounds x {args.seconds} s interleaved "
+        f"({elapsed:.0f} s)"
+    )
+    print(f"\nmachine: {machine}\nmethod: {method}\n")
+    header = (
+        f"{'setup':<52} {'req/s median (min-max)':>26} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'x secure_link':>13} {'x subrequest':>12} {'non-2xx':>8}"
+    )
     print(header)
     print("-" * len(header))
     for setup in setups:
         median = statistics.median(setup.rates)
         spread = f"{median:,.0f} ({min(setup.rates):,.0f}-{max(setup.rates):,.0f})"
-        print(f"{setup.name:<48} {spread:>26} {statistics.median(setup.p50):>7.2f} "
+        print(f"{setup.name:<52} {spread:>26} {statistics.median(setup.p50):>7.2f} "
               f"{statistics.median(setup.p99):>7.2f} {median / secure:>13.2f} "
               f"{median / limit:>12.2f} {setup.errors:>8}")  # fmt: skip
     print()
@@ -295,7 +304,7 @@ def _cpu_model() -> str:
 
 
 def _nginx_version() -> str:
-    result = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False)  # noqa: S603
+    result = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False)
     return result.stderr.strip().replace("nginx version: ", "")
 
 

@@ -85,6 +85,7 @@ class VerifyProtocol(asyncio.Protocol):
         self._reading_paused = False  # read by aiohttp's StreamReader (request bodies)
         self.last_active = time.monotonic()
         self.partial = False  # bytes of an unanswered request are buffered
+        self.partial_since = 0.0  # when that request's first bytes arrived
         self.closing = False
 
     # --- asyncio.Protocol -----------------------------------------------------------
@@ -107,10 +108,17 @@ class VerifyProtocol(asyncio.Protocol):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        now = self.last_active = time.monotonic()
         try:
             messages, upgraded, _tail = self._parser.feed_data(data)
         except http_exceptions.HttpProcessingError:
+            self._finish(_plain(400, b"", keep_alive=False))
+            return
+        if upgraded:
+            # The parser stops at an upgrade request, which is the last message: answer
+            # the ones before it, refuse it, and close (no protocol switch here).
+            for message, _payload in messages[:-1]:
+                self._answer(message)
             self._finish(_plain(400, b"", keep_alive=False))
             return
         for message, _payload in messages:
@@ -118,11 +126,13 @@ class VerifyProtocol(asyncio.Protocol):
                 return
             self._answer(message)
         # A request is pending when this chunk completed none, or did not end on a header
-        # block boundary (nginx's subrequests carry no body): the sweep drops it if stuck.
-        self.partial = not messages or not data.endswith(b"\r\n\r\n")
-        if upgraded:
-            self._finish(_plain(400, b"", keep_alive=False))
-        elif self.closing and not self.partial:
+        # block boundary (nginx's subrequests carry no body). Its clock starts at its first
+        # byte, so a client trickling bytes cannot hold it open: the sweep drops it.
+        pending = not messages or not data.endswith(b"\r\n\r\n")
+        if pending and (messages or not self.partial):
+            self.partial_since = now
+        self.partial = pending
+        if self.closing and not self.partial:
             self.close()
 
     def pause_writing(self) -> None:
@@ -140,7 +150,7 @@ class VerifyProtocol(asyncio.Protocol):
     def pause_reading(self) -> None:
         self._reading_paused = True
 
-    def resume_reading(self) -> None:
+    def resume_reading(self, resume_parser: bool = True) -> None:
         self._reading_paused = False
 
     # --- answering --------------------------------------------------------------------
@@ -213,8 +223,11 @@ class VerifyServer:
             await asyncio.sleep(SWEEP_INTERVAL)
             now = time.monotonic()
             for connection in list(self.connections):
-                limit = PARTIAL_REQUEST_TIMEOUT if connection.partial else KEEPALIVE_TIMEOUT
-                if now - connection.last_active > limit:
+                if connection.partial:
+                    stuck = now - connection.partial_since > PARTIAL_REQUEST_TIMEOUT
+                else:
+                    stuck = now - connection.last_active > KEEPALIVE_TIMEOUT
+                if stuck:
                     connection.close()
 
     async def stop(self, timeout: float) -> None:

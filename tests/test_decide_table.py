@@ -134,8 +134,8 @@ TABLE = [
     row("signed-empty-values", md5_signed("/books/a.jpg?a=&b="), 200, ok),
     row("signed-rotated-old-key", md5_signed(REFERENCE, BOOKS_OLD_TOKEN), 200, ok),
     row("signed-head", SIGNED, 200, ok, "HEAD"),
-    # The hex decoder is case-insensitive, so an uppercase digest is the same signature.
-    row("signed-uppercase-hex", f"{REFERENCE}&s={SIG.upper()}", 200, ok),
+    # Lowercase hex only: one spelling per signed URL.
+    row("signed-uppercase-hex", f"{REFERENCE}&s={SIG.upper()}", 401, malformed),
     # --- tampered ---
     row("tampered-path", SIGNED.replace("internals", "internalz"), 401, invalid),
     row("changed-param", SIGNED.replace("w=400", "w=401"), 401, invalid),

@@ -137,10 +137,20 @@ def test_newest_key_signs() -> None:
     assert signed == f"/a.jpg?s={hashlib.md5(b'/a.jpgnew').hexdigest()}"
 
 
-def test_uppercase_hex_signature_is_accepted() -> None:
+def test_uppercase_hex_signature_is_malformed() -> None:
+    # One spelling per signed URL: an uppercase copy would be another cache key, another
+    # URL that revoking the original does not cover.
     verifier = verifier_for("wakanda123@")
     uri = f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE.upper()}"
-    assert verify(verifier, uri) is Reason.OK
+    assert verify(verifier, uri) is Reason.MALFORMED
+
+
+def test_expires_with_leading_zeros_is_malformed() -> None:
+    verifier = verifier_for("wakanda123@")
+    signed = verifier.sign("/books/a.jpg", expires=1_900_000_000)
+    respelled = signed.replace("expires=1900000000", "expires=01900000000")
+    assert verify(verifier, signed) is Reason.OK
+    assert verify(verifier, respelled) is Reason.MALFORMED
 
 
 @pytest.mark.parametrize(

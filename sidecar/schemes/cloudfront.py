@@ -44,7 +44,7 @@ SIGNING_SET = frozenset(SIGNING_PARAMS)
 _HASHES: dict[str, hashes.HashAlgorithm] = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256()}  # noqa: S303
 _PKCS1 = padding.PKCS1v15()
 _CLOUDFRONT_B64 = re.compile(r"(?:[A-Za-z0-9~-]{4})*(?:[A-Za-z0-9~-]{2}__|[A-Za-z0-9~-]{3}_)?")
-_EPOCH = re.compile(r"[0-9]{1,12}")
+_EPOCH = re.compile(r"0|[1-9][0-9]{0,11}")  # unix seconds, one spelling only
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -58,11 +58,14 @@ def b64decode(text: str) -> bytes | None:
     if not text or not _CLOUDFRONT_B64.fullmatch(text):
         return None
     try:
-        return base64.b64decode(
+        data = base64.b64decode(
             text.replace("-", "+").replace("_", "=").replace("~", "/"), validate=True
         )
     except binascii.Error:
         return None
+    # Unused trailing bits must be zero: one text per value, so no second spelling of a
+    # signed URL exists.
+    return data if b64encode(data) == text else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,11 @@ from sidecar.verdict import Reason, Verdict, deny
 
 SIGNATURE_PARAM = "s"
 EXPIRES_PARAM = "expires"
-_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{32}")
-# Unix seconds: up to 12 digits covers the year 33658; more is an overflow attempt.
-_EPOCH = re.compile(r"[0-9]{1,12}")
+# Lowercase only: one spelling per signed URL (another spelling would be another cache
+# key and another URL to revoke).
+_HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
+# Unix seconds without leading zeros: up to 12 digits covers the year 33658.
+_EPOCH = re.compile(r"0|[1-9][0-9]{0,11}")
 
 
 def signature(unsigned_uri: bytes, token: bytes) -> bytes:
