@@ -122,8 +122,6 @@ class VerifyProtocol(asyncio.Protocol):
             self._finish(_plain(400, b"", keep_alive=False))
             return
         for message, _payload in messages:
-            if self._transport is None:
-                return
             self._answer(message)
         # A request is pending when this chunk completed none, or did not end on a header
         # block boundary (nginx's subrequests carry no body). Its clock starts at its first
@@ -156,6 +154,8 @@ class VerifyProtocol(asyncio.Protocol):
     # --- answering --------------------------------------------------------------------
 
     def _answer(self, message: Any) -> None:
+        if self._transport is None:
+            return  # closed by an earlier request of the same chunk
         keep_alive = not message.should_close and not self.closing
         if message.chunked or message.headers.get("Content-Length", "0") != "0":
             self._finish(_plain(400, b"", keep_alive=False))  # nginx sends no body here
@@ -166,7 +166,6 @@ class VerifyProtocol(asyncio.Protocol):
             self._server.state.log.event("error", error=type(error).__name__)
             self._finish(_plain(500, b"", keep_alive=False))
             return
-        assert self._transport is not None
         self._transport.write(answer)
         if not keep_alive:
             self.close()
