@@ -139,12 +139,15 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     policy = Policy(config.load(args.config))
     now = _instant(args.at)
-    urls: Iterable[str] = args.urls or (line.strip() for line in sys.stdin if line.strip())
+    # Bytes that are not UTF-8 are kept (as surrogates) and decided like nginx would send
+    # them: denied as non-canonical, never a crash.
+    lines = (raw.decode("utf-8", "surrogateescape").strip() for raw in sys.stdin.buffer)
+    urls: Iterable[str] = args.urls or (line for line in lines if line)
     for url in urls:
         host, uri = _host_and_uri(url, args.host)
         decision = policy.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
         line = {
-            "url": url,
+            "url": url.encode("utf-8", "backslashreplace").decode(),
             "source": decision.source.name if decision.source else NO_SOURCE,
             "result": decision.reason.value,
             "decision": decision.outcome.value,

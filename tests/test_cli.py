@@ -305,3 +305,18 @@ def test_token_api_key_hash_matches() -> None:
     assert digest is not None, result.stdout
     assert len(key.group(1)) >= 43
     assert hashlib.sha256(key.group(1).encode()).hexdigest() == digest.group(1)
+
+
+def test_verify_survives_bytes_that_are_not_utf8(config_file: str) -> None:
+    # Hostile input on stdin is decided (denied), never a crash.
+    result = subprocess.run(
+        [SIDECAR, "verify", "-c", config_file],
+        input=b"/books/a\xff.jpg?s=1\n/books/\x01.jpg\n/books/database-internals.jpg\n",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = json_lines(result.stdout.decode())
+    assert [line["result"] for line in lines] == ["non_canonical", "non_canonical", "missing"]
+    assert all(line["status"] in (401, 403) for line in lines)
