@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.figures import record
+
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 HARNESS = FUZZ / "fuzz_verify.py"
 CORPUS = FUZZ / "corpus"
@@ -55,6 +57,7 @@ def test_atheris_runs_the_verify_harness_clean(tmp_path: Path) -> None:
     executed = _EXECUTED.search(output)  # printed on a finding too, unlike "Done N runs"
     inputs = int(executed.group(1)) if executed else 0
     print(f"\n[fuzz] atheris: {inputs} inputs in at most {ATHERIS_SECONDS} s, exit {code}")
+    record("inputs fuzzed (atheris)", inputs)
     assert code == 0, findings(output)
     assert _DONE.search(output) is not None, output[-2000:]
     assert inputs > 1000

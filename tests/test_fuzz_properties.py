@@ -31,6 +31,7 @@ from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
 from sidecar.settings import Mode
 from sidecar.verdict import Reason
+from tests.figures import record
 
 NOW = 1_900_000_000
 ORIGIN = "https://cdn.example.com"
@@ -61,6 +62,8 @@ def count(test: str, inputs: int = 1) -> None:
 def report(test: str, wrong: list[str]) -> None:
     """Print and remember a test's figures; ``wrong`` are URIs allowed without a signature."""
     WRONG_ALLOWS.extend((test, uri) for uri in wrong)
+    record("inputs fuzzed (properties)", FUZZED[test])
+    record("wrong allows", len(wrong))
     print(f"[fuzz] {test}: {FUZZED[test]} inputs fuzzed, {len(wrong)} wrong allows")
 
 

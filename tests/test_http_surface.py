@@ -23,6 +23,7 @@ from conftest import BOOKS_TOKEN, HOST, StackFactory, md5_signed
 
 from sidecar.local_stack import LocalStack
 from sidecar.verify_protocol import MAX_FIELD_SIZE, PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
+from tests.figures import record
 
 pytestmark = pytest.mark.e2e
 
@@ -605,4 +606,5 @@ def test_summary_hostile_cases_sent() -> None:
     for name, sent in sorted(CASES.items()):
         print(f"[http] {name}: {sent} cases")
     print(f"[http] total: {total} cases sent, each followed by a signed and an unsigned check")
+    record("hostile HTTP cases sent", total)
     assert CASES, "the summary runs last: no case ran before it"
