@@ -16,7 +16,8 @@ from tests.figures import record
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
 HARNESS = FUZZ / "fuzz_verify.py"
 CORPUS = FUZZ / "corpus"
-ATHERIS_SECONDS = 15
+ATHERIS_RUNS = 250_000
+ATHERIS_SECONDS = 60
 RANDOM_SECONDS = 3
 _DONE = re.compile(r"^Done (\d+) runs", re.MULTILINE)
 _EXECUTED = re.compile(r"^stat::number_of_executed_units: (\d+)", re.MULTILINE)
@@ -48,6 +49,8 @@ def test_atheris_runs_the_verify_harness_clean(tmp_path: Path) -> None:
         str(work),  # libFuzzer adds what it finds to the first folder only
         str(CORPUS),
         f"-dict={FUZZ / 'verify.dict'}",
+        # Bounded by count (reproducible with the fixed seed) and by time (a safety cap).
+        f"-runs={ATHERIS_RUNS}",
         f"-max_total_time={ATHERIS_SECONDS}",
         "-seed=1",
         "-print_final_stats=1",
