@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, sign, verify, token, demo (SPEC §5)."""
+"""Command line: serve, check-config, sign, verify, token, demo."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC §7). Labels come from the config, never from a request."""
+"""Prometheus metrics. Labels come from the config, never from a request."""
 
 from __future__ import annotations
 

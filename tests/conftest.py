@@ -26,7 +26,7 @@ from sidecar.local_stack import LocalStack
 from tests.figures import FIGURES
 
 HOST = "image.example.com"  # the example server's server_name in nginx/nginx.conf
-# SPEC §2's reference token: the documentation's own example, not a secret.
+# The Secure Source documentation's own example token: published, not a secret.
 BOOKS_TOKEN = "wakanda123@"
 SECRET_TOKEN = "s3cret-source-t0ken-9f2c"
 REPORT_TOKEN = "rep0rt-source-t0ken-41aa"
@@ -77,7 +77,7 @@ def any_image_in(body: bytes, stack: LocalStack) -> bool:
 
 
 def md5_signed(unsigned_uri: str, token: str = BOOKS_TOKEN) -> str:
-    """SPEC §2, computed here rather than by the sidecar: ``s = md5_hex(uri + token)`` last."""
+    """The md5-token formula, computed here: ``s = md5_hex(uri + token)``, appended last."""
     digest = hashlib.md5((unsigned_uri + token).encode()).hexdigest()
     return f"{unsigned_uri}{'&' if '?' in unsigned_uri else '?'}s={digest}"
 

@@ -1,4 +1,4 @@
-"""The canonical-URI gate (SPEC §3): one raw spelling, one file, or no answer at all."""
+"""The canonical-URI gate: one raw spelling, one file, or no answer at all."""
 
 from __future__ import annotations
 

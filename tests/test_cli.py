@@ -1,4 +1,4 @@
-"""The ``sidecar`` console script (SPEC §5), run as the real installed program."""
+"""The ``sidecar`` console script, run as the real installed program."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loading ``sidecar.toml`` (SPEC §4): every problem reported at once, secrets never shown."""
+"""Loading ``sidecar.toml``: every problem reported at once, secrets never shown."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The whole decision for one request URI (SPEC §2-§4), one row per case.
+"""The whole decision for one request URI, one row per case.
 
-Signatures are computed here with hashlib from the SPEC's formula, not with the
+Signatures are computed here with hashlib from the scheme's formula, not with the
 project's signer, so a signer bug cannot hide a verifier bug.
 """
 
@@ -86,7 +86,7 @@ mode = "off"
 
 
 def md5_signed(uri: str, token: str = BOOKS_TOKEN, *, expires: int | None = None) -> str:
-    """``uri`` signed per SPEC §2: s = md5_hex(path + querystring + token), appended last."""
+    """``uri`` signed by the formula: s = md5_hex(path + querystring + token), appended last."""
     if expires is not None:
         uri += ("&" if "?" in uri else "?") + f"expires={expires}"
     digest = hashlib.md5((uri + token).encode()).hexdigest()
@@ -300,7 +300,7 @@ def test_signer_agrees_with_the_table(policy: Policy) -> None:
     assert books.verifier.sign("/books/a.jpg?w=1", expires=NOW + 100) == EXPIRING
 
 
-# --- cache lifetime (SPEC §3: never outlives the URL, never for what is not an allow) ---
+# --- cache lifetime (never outlives the URL, never for what is not an allow) ---
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,8 @@ OLD_TOKEN = "old-rotated-t0ken-7c1e"
 NEW_TOKEN = "new-current-t0ken-d2b8"
 ALL_TOKENS = (BOOKS_TOKEN, SECRET_TOKEN, REPORT_TOKEN, OLD_TOKEN, NEW_TOKEN)
 
-# SPEC §2: md5("/books/database-internals.jpg?w=400&h=600&fit=crop" + "wakanda123@").
+# The documented reference value:
+# md5("/books/database-internals.jpg?w=400&h=600&fit=crop" + "wakanda123@").
 REFERENCE_UNSIGNED = "/books/database-internals.jpg?w=400&h=600&fit=crop"
 REFERENCE_SIGNATURE = "7d0d58f62c945d0ca08269205228bbe7"
 REFERENCE_URL = f"{REFERENCE_UNSIGNED}&s={REFERENCE_SIGNATURE}"
@@ -87,7 +88,7 @@ def assert_denied(status: int, body: bytes, stack: LocalStack, expected_status: 
     assert not any_image_in(body, stack)
 
 
-# --- SPEC §2 reference value ------------------------------------------------------------
+# --- the documented reference value ------------------------------------------------------------
 
 
 def test_reference_signature_is_md5_of_uri_and_token() -> None:
@@ -382,8 +383,8 @@ def test_sidecar_down_fails_closed(fresh_stack: StackFactory) -> None:
 
 @pytest.mark.parametrize("path", [b"/books/\xff.png", b"/books/caf\xe9.png"])
 def test_raw_non_utf8_path_is_denied_cleanly(fresh_stack: StackFactory, path: bytes) -> None:
-    # nginx passes raw bytes >= 0x80 on in $request_uri; invalid UTF-8 is non-canonical
-    # (SPEC §3), an answer, not an internal error. A fresh sidecar: its denial log
+    # nginx passes raw bytes >= 0x80 on in $request_uri; invalid UTF-8 is non-canonical:
+    # an answer, not an internal error. A fresh sidecar: its denial log
     # budget is unspent, so the denial is really logged.
     stack = fresh_stack(MAIN_CONFIG)
     seen = len(stack.access_log_results())

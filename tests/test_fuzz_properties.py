@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the pure core (issue 7): the canonical gate, every scheme, decide.
+"""Property-based fuzzing of the pure core: the canonical gate, every scheme, decide.
 
 Random and mutated request URIs must never raise, never be allowed without a valid
 signature, and everything that is signed must verify. Every run is reproducible: the

@@ -1,4 +1,4 @@
-"""The verify listener's raw HTTP surface (issue 7): hostile bytes never crash or wedge it.
+"""The verify listener's raw HTTP surface: hostile bytes never crash or wedge it.
 
 Raw sockets to the real ``sidecar serve`` process, no nginx in between: malformed,
 truncated, oversized, pipelined and stalled requests. After every hostile case the process
@@ -338,7 +338,7 @@ NEVER_ALLOWED_URIS = {
 
 
 def md5_signed_bytes(unsigned: bytes) -> bytes:
-    """SPEC §2 over raw bytes: a correct signature for a URI that is not UTF-8."""
+    """The md5-token formula over raw bytes: a correct signature for a URI that is not UTF-8."""
     digest = hashlib.md5(unsigned + BOOKS_TOKEN.encode()).hexdigest()
     return unsigned + b"?s=" + digest.encode()
 

@@ -1,4 +1,4 @@
-"""Scheme ``md5-token`` (SPEC §2): the shared contract, the reference value and vectors."""
+"""Scheme ``md5-token``: the shared contract, the reference value and vectors."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_vectors_file_is_substantial() -> None:
 
 
 def test_vectors_agree_with_the_formula() -> None:
-    # Guards the vectors file itself against a bad edit: the formula of SPEC §2.
+    # Guards the vectors file itself against a bad edit: the md5-token formula.
     for vector in VECTORS["vectors"]:
         signed = vector["expected_signed_uri"]
         unsigned_uri, _, digest = schemes.split_url(signed)[1].rpartition("&s=")
@@ -195,7 +195,7 @@ def test_sign_absolute_url_keeps_origin() -> None:
     signed = verifier.sign("https://img.example.com:8443/books/a.jpg?w=1", expires=2_000_000_000)
     origin = "https://img.example.com:8443"
     assert signed.startswith(origin + "/books/a.jpg?w=1&expires=2000000000&s=")
-    # The origin is not part of the signed string: only path and query are (SPEC §2).
+    # The origin is not part of the signed string: only path and query are.
     digest = hashlib.md5(b"/books/a.jpg?w=1&expires=2000000000t").hexdigest()
     assert signed == f"{origin}/books/a.jpg?w=1&expires=2000000000&s={digest}"
     assert verify(verifier, signed.removeprefix(origin), now=1_999_999_999) is Reason.OK

@@ -1,4 +1,4 @@
-"""The Node.js examples sign URLs the sidecar accepts, and call the signing API (SPEC §6).
+"""The Node.js examples sign URLs the sidecar accepts, and call the signing API.
 
 Runs the machine's ``node`` (``scripts/setup`` installs it) on ``examples/node/cli.mjs``.
 """
@@ -100,7 +100,7 @@ def test_node_md5_token_urls_serve_the_image(stack: LocalStack, uri: str) -> Non
 
 
 def test_node_md5_token_matches_the_reference_value() -> None:
-    # SPEC §2's reference: md5(path + query + "wakanda123@").
+    # The documented reference value: md5(path + query + "wakanda123@").
     signed = node("md5", "/books/database-internals.jpg?w=400&h=600&fit=crop", "wakanda123@")
     assert signed.endswith("&s=7d0d58f62c945d0ca08269205228bbe7")
 

@@ -1,4 +1,4 @@
-"""Observability end to end (SPEC §7, issue 5): the sidecar with ``workers = 2`` behind the
+"""Observability end to end: the sidecar with ``workers = 2`` behind the
 real nginx, scraped by a real Prometheus (Debian's ``/usr/bin/prometheus``) that loads the
 shipped alert rules.
 

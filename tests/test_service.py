@@ -1,6 +1,6 @@
 """The real ``sidecar serve`` process, asked directly over loopback as nginx asks it.
 
-SPEC §3: the verify path answers exactly 200, 401 or 403 (anything else is a 500 in
+The verify path answers exactly 200, 401 or 403 (anything else is a 500 in
 nginx), names its reason from a bounded set, carries no body and no secret, and tells
 nginx how long an allow may be cached, never past the URL's own expiry.
 """

@@ -1,5 +1,5 @@
 """The signing API end to end: an app asks for a signed URL over loopback, then fetches
-it through the real nginx + sidecar (SPEC §6)."""
+it through the real nginx + sidecar."""
 
 from __future__ import annotations
 
