@@ -29,14 +29,16 @@ def sign_url(
     not_before: int | None = None,
     client_ip: str | None = None,
     resource: str | None = None,
+    router: Router | None = None,
 ) -> str:
     """The signed URL; ``not_before``, ``client_ip`` and ``resource`` are for schemes
-    whose signatures can carry them (``cloudfront`` custom policies)."""
+    whose signatures can carry them (``cloudfront`` custom policies). A running service
+    passes its compiled ``router``; without one, it is built from ``settings``."""
     source = settings.source(source_name)
     if source is None:
         raise SigningError(f"no source named '{source_name}'")
     lifetime = _lifetime(source, expires_in)
-    _check_owned(settings, source, url, require_absolute)
+    _check_owned(router or Router(settings.sources), source, url, require_absolute)
     if source.verifier is None:
         raise SigningError(f"source '{source.name}' has no keys to sign with")
     expires = int(now) + lifetime if lifetime is not None else None
@@ -58,7 +60,7 @@ def _lifetime(source: SourceSettings, expires_in: int | None) -> int | None:
     return expires_in
 
 
-def _check_owned(settings: Settings, source: SourceSettings, url: str, absolute: bool) -> None:
+def _check_owned(router: Router, source: SourceSettings, url: str, absolute: bool) -> None:
     if len(url) > MAX_URL_LENGTH:
         raise SigningError(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
@@ -74,6 +76,6 @@ def _check_owned(settings: Settings, source: SourceSettings, url: str, absolute:
     if "@" in authority:
         raise SigningError("URL must not carry user information")
     host = authority.partition(":")[0].lower() or None
-    owner = Router(settings.sources).route(host, parsed.path)
+    owner = router.route(host, parsed.path)
     if owner is None or owner.name != source.name:
         raise SigningError(f"URL is outside source '{source.name}'")

@@ -70,15 +70,16 @@ async def _sign_batch(request: web.Request, team: TeamSettings) -> dict[str, Any
 
 
 def _sign(request: web.Request, team: TeamSettings, url: str, index: int | None = None) -> str:
-    settings = request.app[STATE].policy.settings
+    policy = request.app[STATE].policy
     try:
         return sign_url(
-            settings,
+            policy.settings,
             team.source,
             url,
             now=time.time(),
             expires_in=_expires_in(request),
             require_absolute=True,
+            router=policy.router,  # compiled once per config, not once per URL
         )
     except SigningError as error:
         where = f"url {index}: " if index is not None else ""
