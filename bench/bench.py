@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar import keys, nginx_conf
-from sidecar.local_stack import LocalStack, free_port, nginx_binary, wait_for_port
+from sidecar.devtools import nginx_conf
+from sidecar.devtools.local_stack import LocalStack, free_port, nginx_binary, wait_for_port
+from sidecar.schemes import cloudfront_keys as keys
 
 HERE = Path(__file__).resolve().parent
 HOST = "image.example.com"
@@ -207,15 +208,15 @@ public_origin = "{ORIGIN}"
         return self._write_urls(name, uris)
 
     def _cloudfront_urls(self, stack: LocalStack, name: str, count: int) -> Path:
-        from sidecar import config  # noqa: PLC0415
+        from sidecar import config, sign_url  # noqa: PLC0415
 
-        source = config.load(stack.config_path).source("acme")
-        assert source is not None and source.verifier is not None
-        expires = int(time.time()) + 86400
-        uris = [
-            source.verifier.sign(f"{ORIGIN}/acme/photo.jpg?v={n}", expires=expires)[len(ORIGIN) :]
+        settings = config.load(stack.config_path)
+        now = time.time()
+        signed = (
+            sign_url(settings, "acme", f"{ORIGIN}/acme/photo.jpg?v={n}", now=now, expires_in=86400)
             for n in range(count)
-        ]
+        )
+        uris = [url.removeprefix(ORIGIN) for url in signed]
         return self._write_urls(name, uris)
 
     def _secure_link_urls(self) -> Path:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Coverage-guided fuzzing of the verify decision: bytes -> request facts -> Policy.decide.
+"""Coverage-guided fuzzing of the verify decision: bytes -> request facts -> Decider.decide.
 
 Two drivers run the same target and the same oracle:
 
@@ -57,21 +57,23 @@ if DRIVER != "random":
 
 if DRIVER == "atheris":
     with atheris.instrument_imports(include=["sidecar"]):
-        from sidecar import canonical, config
-        from sidecar.decide import Decision, Policy, RequestFacts
-        from sidecar.proxies import EXTRACTORS, PROFILES, VERIFY_PATH
+        from sidecar import config
+        from sidecar.core import canonical
+        from sidecar.core.verdict import Reason
+        from sidecar.policy.decide import Decider, Decision, RequestFacts
+        from sidecar.policy.proxies import EXTRACTORS, PROFILES, VERIFY_PATH
+        from sidecar.policy.settings import Mode
         from sidecar.schemes import cloudfront_policy as policies
         from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
-        from sidecar.settings import Mode
-        from sidecar.verdict import Reason
 else:
-    from sidecar import canonical, config
-    from sidecar.decide import Decision, Policy, RequestFacts
-    from sidecar.proxies import EXTRACTORS, PROFILES, VERIFY_PATH
+    from sidecar import config
+    from sidecar.core import canonical
+    from sidecar.core.verdict import Reason
+    from sidecar.policy.decide import Decider, Decision, RequestFacts
+    from sidecar.policy.proxies import EXTRACTORS, PROFILES, VERIFY_PATH
+    from sidecar.policy.settings import Mode
     from sidecar.schemes import cloudfront_policy as policies
     from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
-    from sidecar.settings import Mode
-    from sidecar.verdict import Reason
 
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa  # noqa: E402
@@ -214,7 +216,7 @@ mode = "off"
 KEYS: dict[str, Any] = {}
 
 
-def load_policies() -> dict[str, Policy]:
+def load_policies() -> dict[str, Decider]:
     """One compiled policy per proxy profile, from a real config file and key files."""
     KEYS.update(KRSA=rsa_key("fuzz-rsa"), KEC=ec_key("fuzz-ec"), KEC2=ec_key("fuzz-ec2"))
     loaded = {}
@@ -232,7 +234,7 @@ def load_policies() -> dict[str, Policy]:
                     books_2025=BOOKS_TOKENS["k2025"],
                 )
             )
-            loaded[proxy] = Policy(config.load(path))
+            loaded[proxy] = Decider(config.load(path))
     return loaded
 
 
@@ -257,7 +259,7 @@ def md5_sign(unsigned: str, token: str, expires: int | None) -> str:
 def cf_sign(uri: str, key_id: str, expires: int, *, sha256: bool = False, **custom: Any) -> str:
     """A CloudFront URL signed deterministically (PKCS#1 v1.5, or RFC 6979 ECDSA)."""
     resource = custom.pop("resource", None)
-    policy = policies.Policy(expires, resource or ORIGIN + uri, **custom)
+    policy = policies.PolicyStatement(expires, resource or ORIGIN + uri, **custom)
     document = policies.build(policy)
     key = KEYS[key_id]
     algorithm = hashes.SHA256() if sha256 else hashes.SHA1()  # noqa: S303 (CloudFront's)
@@ -293,7 +295,7 @@ def signed_urls() -> dict[str, Grant]:
     }
 
 
-POLICIES: dict[str, Policy] = {}
+POLICIES: dict[str, Decider] = {}
 SIGNED: dict[str, Grant] = {}
 WILDCARDS: dict[tuple[tuple[str, str], ...], Grant] = {}
 STATS = {"allows": 0}

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import orjson
 
-from sidecar import config, keys, schemes
-from sidecar.decide import Policy, RequestFacts
-from sidecar.logs import JsonLog
-from sidecar.metrics import NO_SOURCE
-from sidecar.schemes.md5_token import Md5TokenVerifier
-from sidecar.settings import Settings, SourceSettings
-from sidecar.signing import SigningError, sign_url
+from sidecar import config, schemes
+from sidecar.core.urls import parse_url
+from sidecar.errors import ConfigError, SidecarError, UrlError
+from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
+from sidecar.policy.settings import Settings, SourceSettings
+from sidecar.policy.signing import sign_url
+from sidecar.schemes.base import Scheme
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -30,12 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except config.ConfigError as error:
+    except ConfigError as error:
         print(f"configuration has {len(error.problems)} problem(s):", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
-    except schemes.SchemeError as error:
+    except SidecarError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILURE
 
@@ -74,7 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     new = token_commands.add_parser("new", help="a strong random token, or a key pair")
     new.add_argument("-c", "--config", metavar="FILE", help="with --source: the config")
     new.add_argument("--source", help="make what this source's scheme needs")
-    new.add_argument("--key-type", choices=("rsa", "ecdsa"), default="rsa", help="cloudfront")
+    new.add_argument(
+        "--key-type",
+        choices=sorted({kind for scheme in schemes.REGISTRY.values() for kind in scheme.key_types}),
+        help="what to make (default: the source scheme's first kind, else a token)",
+    )
     new.add_argument("--out", help="write to this file (mode 0600) instead of stdout")
     new.set_defaults(run=_token_new)
     show = _with_config(token_commands.add_parser("show", help="show a source's tokens"))
@@ -96,7 +100,8 @@ def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sidecar import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
+    from sidecar.runtime import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
+    from sidecar.runtime.logs import JsonLog  # noqa: PLC0415
 
     settings = config.load(args.config)
     if args.workers is not None:
@@ -119,25 +124,22 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    try:
-        signed = sign_url(
-            config.load(args.config),
-            args.source,
-            args.url,
-            now=time.time(),
-            expires_in=args.expires_in,
-            not_before=args.not_before,
-            client_ip=args.client_ip,
-            resource=args.resource,
-        )
-    except SigningError as error:
-        raise schemes.SchemeError(str(error)) from None
+    signed = sign_url(
+        config.load(args.config),
+        args.source,
+        args.url,
+        now=time.time(),
+        expires_in=args.expires_in,
+        not_before=args.not_before,
+        client_ip=args.client_ip,
+        resource=args.resource,
+    )
     print(signed)
     return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
-    policy = Policy(config.load(args.config))
+    decider = Decider(config.load(args.config))
     now = _instant(args.at)
     # Bytes that are not UTF-8 are kept (as surrogates) and decided like nginx would send
     # them: denied as non-canonical, never a crash.
@@ -145,7 +147,7 @@ def _verify(args: argparse.Namespace) -> int:
     urls: Iterable[str] = args.urls or (line for line in lines if line)
     for url in urls:
         host, uri = _host_and_uri(url, args.host)
-        decision = policy.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
+        decision = decider.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
         line = {
             "url": url.encode("utf-8", "backslashreplace").decode(),
             "source": decision.source.name if decision.source else NO_SOURCE,
@@ -161,11 +163,10 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
     try:
-        origin, uri = schemes.split_url(url)
-    except schemes.SchemeError:
+        parsed = parse_url(url)
+    except UrlError:
         return default_host, url  # decided (and denied) as the raw URI it is
-    host = origin.partition("://")[2].partition(":")[0].lower() if origin else default_host
-    return host, uri
+    return (parsed.host if parsed.origin else default_host), parsed.uri
 
 
 def _instant(text: str | None) -> float:
@@ -183,27 +184,41 @@ def _source(settings: Settings, name: str) -> SourceSettings:
     source = settings.source(name)
     if source is None:
         known = ", ".join(s.name for s in settings.sources)
-        raise schemes.SchemeError(f"no source named '{name}' (known: {known})")
+        raise SidecarError(f"no source named '{name}' (known: {known})")
     return source
 
 
 def _token_new(args: argparse.Namespace) -> int:
-    scheme = "md5-token"
-    if args.source is not None:
-        if args.config is None:
-            raise SystemExit("--source needs -c FILE")
-        scheme = _source(config.load(args.config), args.source).scheme
-    if scheme != "cloudfront":
-        return _write_secret(args.out, (secrets.token_urlsafe(32) + "\n").encode(), "token")
+    scheme, key_type = _key_maker(args)
+    key = scheme.new_key(key_type)
+    if key.secret is not None:
+        return _write_secret(args.out, (key.secret + "\n").encode(), "token")
     if args.out is None:
         raise SystemExit(
             "a key pair needs --out FILE (the private key; FILE.pub.pem gets the public)"
         )
-    private, public = keys.new_key_pair(args.key_type)
-    _write_secret(args.out, private, "private key")
-    Path(args.out + ".pub.pem").write_bytes(public)
+    assert key.private_pem is not None and key.public_pem is not None
+    _write_secret(args.out, key.private_pem, "private key")
+    Path(args.out + ".pub.pem").write_bytes(key.public_pem)
     print(f"wrote the public key to {args.out}.pub.pem (give it to the sidecar's config)")
     return EXIT_OK
+
+
+def _key_maker(args: argparse.Namespace) -> tuple[Scheme, str]:
+    """The scheme that makes the key, and which kind: the source's scheme when one is
+    named, otherwise whichever scheme makes ``--key-type`` (a token by default)."""
+    if args.source is not None:
+        if args.config is None:
+            raise SystemExit("--source needs -c FILE")
+        scheme = schemes.get(_source(config.load(args.config), args.source).scheme)
+        assert scheme is not None  # a loaded source has a registered scheme
+        key_type = args.key_type or scheme.key_types[0]
+        if key_type not in scheme.key_types:
+            raise SystemExit(f"{scheme.name} keys are {', '.join(scheme.key_types)}")
+        return scheme, key_type
+    key_type = args.key_type or "token"
+    maker = next(s for s in schemes.REGISTRY.values() if key_type in s.key_types)
+    return maker, key_type
 
 
 def _write_secret(path: str | None, data: bytes, what: str) -> int:
@@ -226,10 +241,11 @@ def _token_show(args: argparse.Namespace) -> int:
         print("refusing to print a secret to a non-terminal (use --force)", file=sys.stderr)
         return EXIT_FAILURE
     source = _source(config.load(args.config), args.source)
-    if not isinstance(source.verifier, Md5TokenVerifier):
-        raise schemes.SchemeError(f"source '{source.name}' has no shared-secret tokens")
-    for key in source.verifier.keys:
-        print(f"{key.id}\t{key.token.decode(errors='replace')}")
+    tokens = source.verifier.shared_secrets() if source.verifier else ()
+    if not tokens:
+        raise SidecarError(f"source '{source.name}' has no shared-secret tokens")
+    for key_id, token in tokens:
+        print(f"{key_id}\t{token.decode(errors='replace')}")
     return EXIT_OK
 
 
@@ -241,7 +257,7 @@ def _token_api_key(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sidecar import demo  # noqa: PLC0415
+    from sidecar.devtools import demo  # noqa: PLC0415
 
     return demo.run(keep=args.keep)
 

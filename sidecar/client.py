@@ -13,15 +13,8 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from sidecar.signing_api import API_KEY_HEADER
-
-
-class SigningApiError(Exception):
-    """The API refused: ``status`` is the HTTP status, the message is its ``error`` text."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
+from sidecar.errors import SigningApiError
+from sidecar.policy.signing import API_KEY_HEADER
 
 
 class SigningClient:

@@ -21,9 +21,13 @@ from typing import NamedTuple, Protocol
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.demo import png, write_images
-from sidecar.local_stack import LocalStack
+from sidecar.devtools.demo import png, write_images
+from sidecar.devtools.local_stack import LocalStack
 from tests.figures import FIGURES
+
+# The shared scheme contract's asserts explain their failures like a test module's (it is
+# imported by the test modules, after this file).
+pytest.register_assert_rewrite("tests.scheme_contract")
 
 HOST = "image.example.com"  # the example server's server_name in nginx/nginx.conf
 # The Secure Source documentation's own example token: published, not a secret.
@@ -188,10 +192,11 @@ def fetch_with_reason(
     host: str = HOST,
     headers: Mapping[str, str] | None = None,
 ) -> tuple[int, bytes, str]:
-    """Like ``fetch``, plus the sidecar's reason as nginx logged it ("-": never asked)."""
-    seen = len(stack.access_log_results())
-    status, body = fetch(stack, uri, method=method, host=host, headers=headers)
-    return status, body, stack.last_result(seen)
+    """Like ``fetch``, plus the sidecar's reason as nginx logged it ("-": never asked),
+    found by the request id nginx sent back (X-Request-ID), never by log position."""
+    reply = request(stack.nginx_port, uri, method=method, host=host, headers=headers)
+    assert reply.headers.get("x-request-id"), "nginx sent no X-Request-ID"
+    return reply.status, reply.body, stack.result_for(reply.headers["x-request-id"])
 
 
 def nginx_headers(
@@ -250,6 +255,11 @@ def samples(stack: LocalStack, name: str) -> dict[frozenset[tuple[str, str]], fl
             if item.name == name:
                 found[frozenset(item.labels.items())] = item.value
     return found
+
+
+def verifications_total(stack: LocalStack) -> float:
+    """Every decision the stack's sidecar has made (all sources, results, decisions)."""
+    return sum(samples(stack, "signed_url_verifications_total").values())
 
 
 def sample(stack: LocalStack, name: str, **labels: str) -> float:

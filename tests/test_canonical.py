@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.canonical import MAX_URI_LENGTH, decode_path, is_canonical_path, parse
+from sidecar.core.canonical import MAX_URI_LENGTH, decode_path, is_canonical_path, parse
 
 # --- accepted ---------------------------------------------------------------------------
 

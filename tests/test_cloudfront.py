@@ -15,14 +15,23 @@ from botocore.signers import CloudFrontSigner
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from sidecar import canonical, config, keys, schemes
-from sidecar.decide import Policy as DecisionPolicy
-from sidecar.decide import RequestFacts
-from sidecar.schemes import KeyMaterial, SchemeError, SchemeOptions, SourceVerifier, split_url
+from sidecar import config
+from sidecar.core import canonical
+from sidecar.core.verdict import Reason
+from sidecar.errors import SchemeError
+from sidecar.policy.decide import Decider, RequestFacts
+from sidecar.schemes import cloudfront_keys as keys
 from sidecar.schemes import cloudfront_policy as policies
+from sidecar.schemes.base import KeyMaterial, SourceScheme
 from sidecar.schemes.cloudfront import b64decode, b64encode
-from sidecar.verdict import Reason
-from tests.scheme_contract import LIFETIME, NOW, SchemeContract
+from tests.scheme_contract import (
+    LIFETIME,
+    NOW,
+    Presented,
+    SchemeContract,
+    build_source,
+    sign,
+)
 
 ORIGIN = "https://cdn.example.com"
 CLIENT_IP = "203.0.113.5"
@@ -39,13 +48,14 @@ def material(key_id: str, kind: str = "rsa", label: str | None = None) -> KeyMat
     return KeyMaterial(key_id, public_key_pem=public, private_key_pem=private)
 
 
-def build(*materials: KeyMaterial) -> SourceVerifier:
-    scheme = schemes.get("cloudfront")
-    assert scheme is not None
-    return scheme.build(list(materials), SchemeOptions(public_origin=ORIGIN))
+def build(*materials: KeyMaterial) -> SourceScheme:
+    return build_source("cloudfront", materials, settings={"public_origin": ORIGIN})
 
 
 class _CloudFrontContract(SchemeContract):
+    scheme_name: ClassVar[str] = "cloudfront"
+    settings: ClassVar[dict[str, str]] = {"public_origin": ORIGIN}
+    path_prefix: ClassVar[str] = "/acme/"
     unsigned_url: ClassVar[str] = f"{ORIGIN}/acme/database-internals.jpg?w=400&h=600&fit=crop"
     signature_param: ClassVar[str] = "Signature"
     bad_signature_values: ClassVar[list[str]] = [
@@ -59,9 +69,6 @@ class _CloudFrontContract(SchemeContract):
     ]
     kind: ClassVar[str] = "rsa"
     _serial: ClassVar[list[int]] = [0]
-
-    def make_verifier(self, materials: list[KeyMaterial]) -> SourceVerifier:  # type: ignore[override]
-        return build(*materials)
 
     def key_material(self, key_id: str) -> KeyMaterial:
         self._serial[0] += 1
@@ -81,10 +88,13 @@ class TestCloudFrontCustomPolicy(_CloudFrontContract):
 
     signature_param = "Signature"
 
-    def sign(self, verifier: SourceVerifier, *, expires: int = NOW + LIFETIME) -> str:
-        signed = verifier.sign(self.unsigned_url, expires=expires, not_before=NOW - 3600)
-        assert "Policy=" in signed
-        return split_url(signed)[1]
+    def grant(self, expires: int) -> dict[str, int]:
+        return {"expires": expires, "not_before": NOW - 3600}
+
+    def sign(self, verifier: SourceScheme, *, expires: int = NOW + LIFETIME) -> Presented:
+        signed = super().sign(verifier, expires=expires)
+        assert "Policy=" in signed.uri
+        return signed
 
 
 # --- botocore's CloudFrontSigner -------------------------------------------------------
@@ -126,7 +136,7 @@ def when(seconds: int) -> datetime.datetime:
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> DecisionPolicy:
+def policy(tmp_path_factory: pytest.TempPathFactory) -> Decider:
     folder = tmp_path_factory.mktemp("cloudfront")
     for kind in ("rsa", "ecdsa"):
         (folder / f"{kind}.pub.pem").write_bytes(pair(kind, "botocore")[1])
@@ -158,12 +168,10 @@ public_origin = "{ORIGIN}"
   id = "KOTHER"
   public_key_file = "other.pub.pem"
 """)
-    return DecisionPolicy(config.load(folder / "sidecar.toml"))
+    return Decider(config.load(folder / "sidecar.toml"))
 
 
-def decide(
-    policy: DecisionPolicy, url: str, now: int = NOW, ip: str = CLIENT_IP
-) -> tuple[int, Reason]:
+def decide(policy: Decider, url: str, now: int = NOW, ip: str = CLIENT_IP) -> tuple[int, Reason]:
     decision = policy.decide(
         RequestFacts(url.removeprefix(ORIGIN), "GET", "cdn.example.com", ip), now
     )
@@ -198,13 +206,13 @@ def custom(
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(SIGNERS))
-def test_botocore_canned_urls_verify(policy: DecisionPolicy, name: str, path: str) -> None:
+def test_botocore_canned_urls_verify(policy: Decider, name: str, path: str) -> None:
     assert decide(policy, canned(name, path)) == (200, Reason.OK)
 
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("name", sorted(SIGNERS))
-def test_botocore_custom_urls_verify(policy: DecisionPolicy, name: str, path: str) -> None:
+def test_botocore_custom_urls_verify(policy: Decider, name: str, path: str) -> None:
     url = custom(name, path, not_before=NOW - 60, ip="203.0.113.0/24")
     assert decide(policy, url) == (200, Reason.OK)
 
@@ -284,7 +292,7 @@ TAMPERINGS: dict[str, tuple[Callable[[str], str], Reason]] = {
 
 @pytest.mark.parametrize("tampering", sorted(TAMPERINGS))
 @pytest.mark.parametrize("name", ["rsa-sha1", "ecdsa-sha1"])
-def test_tampered_canned_urls_are_denied(policy: DecisionPolicy, name: str, tampering: str) -> None:
+def test_tampered_canned_urls_are_denied(policy: Decider, name: str, tampering: str) -> None:
     change, reason = TAMPERINGS[tampering]
     url = canned(name, "/acme/a.jpg?w=400&h=600")
     assert decide(policy, url) == (200, Reason.OK)
@@ -304,7 +312,7 @@ CUSTOM_TAMPERINGS: dict[str, tuple[Callable[[str], str], Reason]] = {
 
 @pytest.mark.parametrize("tampering", sorted(CUSTOM_TAMPERINGS))
 @pytest.mark.parametrize("name", ["rsa-sha256", "ecdsa-sha256"])
-def test_tampered_custom_urls_are_denied(policy: DecisionPolicy, name: str, tampering: str) -> None:
+def test_tampered_custom_urls_are_denied(policy: Decider, name: str, tampering: str) -> None:
     change, reason = CUSTOM_TAMPERINGS[tampering]
     url = custom(name, "/acme/a.jpg?w=400&h=600")
     assert decide(policy, url) == (200, Reason.OK)
@@ -312,7 +320,7 @@ def test_tampered_custom_urls_are_denied(policy: DecisionPolicy, name: str, tamp
 
 
 @pytest.mark.parametrize("name", sorted(SIGNERS))
-def test_time_and_address_conditions(policy: DecisionPolicy, name: str) -> None:
+def test_time_and_address_conditions(policy: Decider, name: str) -> None:
     url = custom(name, "/acme/a.jpg", expires=NOW + 100, not_before=NOW + 10, ip="198.51.100.0/24")
     client = "198.51.100.77"
     assert decide(policy, url, NOW + 50, client) == (200, Reason.OK)
@@ -324,20 +332,20 @@ def test_time_and_address_conditions(policy: DecisionPolicy, name: str) -> None:
     assert decide(policy, url, NOW + 50, "not-an-ip") == (403, Reason.IP_MISMATCH)
 
 
-def test_expired_canned_url(policy: DecisionPolicy) -> None:
+def test_expired_canned_url(policy: Decider) -> None:
     url = canned("rsa-sha1", "/acme/a.jpg", expires=NOW + 5)
     assert decide(policy, url, NOW + 4) == (200, Reason.OK)
     assert decide(policy, url, NOW + 5) == (403, Reason.EXPIRED)
 
 
-def test_ipv6_source_ip(policy: DecisionPolicy) -> None:
+def test_ipv6_source_ip(policy: Decider) -> None:
     url = custom("ecdsa-sha1", "/acme/a.jpg", ip="2001:db8:abcd::/48")
     assert decide(policy, url, ip="2001:db8:abcd:12::7") == (200, Reason.OK)
     assert decide(policy, url, ip="2001:db8:abce::7") == (403, Reason.IP_MISMATCH)
     assert decide(policy, url, ip="192.0.2.1") == (403, Reason.IP_MISMATCH)
 
 
-def test_ip_bound_allows_are_never_cached(policy: DecisionPolicy) -> None:
+def test_ip_bound_allows_are_never_cached(policy: Decider) -> None:
     bound = custom("rsa-sha1", "/acme/a.jpg", ip="203.0.113.0/24")
     free = canned("rsa-sha1", "/acme/a.jpg", expires=NOW + 30)
     bound_decision = policy.decide(
@@ -363,9 +371,7 @@ def test_ip_bound_allows_are_never_cached(policy: DecisionPolicy) -> None:
         ("https://other.example.com/acme/*", "/acme/a.jpg", False),
     ],
 )
-def test_wildcard_resources(
-    policy: DecisionPolicy, resource: str, path: str, allowed: bool
-) -> None:
+def test_wildcard_resources(policy: Decider, resource: str, path: str, allowed: bool) -> None:
     url = custom("rsa-sha1", path, resource=resource)
     assert decide(policy, url) == ((200, Reason.OK) if allowed else (403, Reason.INVALID))
 
@@ -388,7 +394,7 @@ def test_wildcard_matcher(pattern: str, text: str, expected: bool) -> None:
     assert policies.matches(pattern, text) is expected
 
 
-def test_signing_params_in_any_order(policy: DecisionPolicy) -> None:
+def test_signing_params_in_any_order(policy: Decider) -> None:
     url = canned("rsa-sha1", "/acme/a.jpg?w=400&h=600")
     path, _, query = url.partition("?")
     params = query.split("&")
@@ -396,7 +402,7 @@ def test_signing_params_in_any_order(policy: DecisionPolicy) -> None:
     assert decide(policy, reordered) == (200, Reason.OK)
 
 
-def test_encoded_signing_param_names_are_refused(policy: DecisionPolicy) -> None:
+def test_encoded_signing_param_names_are_refused(policy: Decider) -> None:
     url = canned("rsa-sha1", "/acme/a.jpg")
     assert decide(policy, url.replace("Signature=", "%53ignature=")) == (403, Reason.MALFORMED)
 
@@ -489,15 +495,13 @@ GOOD = {
         (json.dumps({"Statement": [GOOD]}).encode() + b" x", Reason.MALFORMED),
     ],
 )
-def test_custom_policy_parsing_is_strict(
-    policy: DecisionPolicy, document: bytes, reason: Reason
-) -> None:
+def test_custom_policy_parsing_is_strict(policy: Decider, document: bytes, reason: Reason) -> None:
     status, got = decide(policy, _signed_document(document))
     assert got is reason
     assert status == (200 if reason is Reason.OK else 403)
 
 
-def test_unsigned_policy_is_never_parsed(policy: DecisionPolicy) -> None:
+def test_unsigned_policy_is_never_parsed(policy: Decider) -> None:
     # A malformed policy with a bad signature is "invalid", not "malformed": parsing
     # happens only after the signature holds, so hostile JSON never reaches the parser.
     url = _signed_document(b"not json")
@@ -509,39 +513,43 @@ def test_unsigned_policy_is_never_parsed(policy: DecisionPolicy) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_our_canned_urls_equal_botocores(policy: DecisionPolicy, path: str) -> None:
+def test_our_canned_urls_equal_botocores(policy: Decider, path: str) -> None:
     source = policy.settings.source("acme")
     assert source is not None and source.verifier is not None
-    ours = source.verifier.sign(ORIGIN + path, expires=NOW + 600)
+    ours = sign(source.verifier, ORIGIN + path, expires=NOW + 600)
     assert ours == canned("rsa-sha1", path)
     assert decide(policy, ours) == (200, Reason.OK)
 
 
 @pytest.mark.parametrize("path", PATHS[:3])
-def test_our_custom_urls_equal_botocores(policy: DecisionPolicy, path: str) -> None:
+def test_our_custom_urls_equal_botocores(policy: Decider, path: str) -> None:
     source = policy.settings.source("acme")
     assert source is not None and source.verifier is not None
-    ours = source.verifier.sign(
-        ORIGIN + path, expires=NOW + 600, not_before=NOW - 60, client_ip="203.0.113.0/24"
+    ours = sign(
+        source.verifier,
+        ORIGIN + path,
+        expires=NOW + 600,
+        not_before=NOW - 60,
+        client_ip="203.0.113.0/24",
     )
     assert ours == custom("rsa-sha1", path, not_before=NOW - 60, ip="203.0.113.0/24")
-    wildcard = source.verifier.sign(ORIGIN + path, expires=NOW + 600, resource=f"{ORIGIN}/acme/*")
+    wildcard = sign(source.verifier, ORIGIN + path, expires=NOW + 600, resource=f"{ORIGIN}/acme/*")
     assert wildcard == custom("rsa-sha1", path, resource=f"{ORIGIN}/acme/*")
 
 
-def test_sign_refuses_what_would_never_verify(policy: DecisionPolicy) -> None:
+def test_sign_refuses_what_would_never_verify(policy: Decider) -> None:
     source = policy.settings.source("acme")
     assert source is not None and source.verifier is not None
     with pytest.raises(SchemeError):
-        source.verifier.sign("https://elsewhere.example.com/acme/a.jpg", expires=NOW)
+        sign(source.verifier, "https://elsewhere.example.com/acme/a.jpg", expires=NOW)
     with pytest.raises(SchemeError):
-        source.verifier.sign(ORIGIN + "/acme/../a.jpg", expires=NOW)
+        sign(source.verifier, ORIGIN + "/acme/../a.jpg", expires=NOW)
     with pytest.raises(SchemeError):
-        source.verifier.sign(ORIGIN + "/acme/a.jpg?Expires=1", expires=NOW)
+        sign(source.verifier, ORIGIN + "/acme/a.jpg?Expires=1", expires=NOW)
     with pytest.raises(SchemeError):
-        source.verifier.sign(ORIGIN + "/acme/a.jpg")  # no expiry
+        sign(source.verifier, ORIGIN + "/acme/a.jpg")  # no expiry
     with pytest.raises(SchemeError):
-        source.verifier.sign(ORIGIN + "/acme/a.jpg", expires=NOW, client_ip="nope")
+        sign(source.verifier, ORIGIN + "/acme/a.jpg", expires=NOW, client_ip="nope")
 
 
 # --- configuration ----------------------------------------------------------------------
@@ -644,5 +652,5 @@ def test_canonical_is_required_before_verify() -> None:
 )
 @pytest.mark.parametrize("ascii_only", [True, False])
 def test_fast_canned_policy_equals_the_generic_builder(resource: str, ascii_only: bool) -> None:
-    expected = policies.build(policies.Policy(NOW, resource), ascii_only=ascii_only)
+    expected = policies.build(policies.PolicyStatement(NOW, resource), ascii_only=ascii_only)
     assert policies.canned(resource, NOW, ascii_only=ascii_only) == expected

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import canonical
 from sidecar.config import ConfigError, load
-from sidecar.schemes import VerifyContext
-from sidecar.settings import Address, Mode
+from sidecar.core import canonical
+from sidecar.policy.settings import Address, Mode
+from sidecar.schemes.base import VerifyRequest
 
 SECRET = "wakanda123@"
 FILE_SECRET = "from-a-mounted-file"
@@ -114,7 +114,7 @@ def test_each_secret_source_is_the_key_used(good_config: Path, secret: str, key_
     assert books.verifier is not None
     uri = canonical.parse(f"/books/a.jpg?s={md5_sig('/books/a.jpg', secret)}")
     assert uri is not None
-    verdict = books.verifier.verify(uri, VerifyContext(now=0))
+    verdict = books.verifier.verify(VerifyRequest(uri, now=0))
     assert (verdict.valid, verdict.key_id) == (True, key_id)
 
 
@@ -333,7 +333,6 @@ def test_out_of_range_server_values_are_problems(tmp_path: Path, server: str, fi
         ('hosts = "image.example.com"', "hosts"),
         ("deny_status = 404", "deny_status"),
         ("deny_status = 0", "deny_status"),
-        ('public_origin = "https://cdn.example.com"', "keys"),  # md5-token has no origin
         ('name = "has space"', "name"),
         ('path_prefix = "books/"', "path_prefix"),
         ('path_prefix = "/books%2F"', "path_prefix"),
@@ -349,6 +348,18 @@ def test_source_value_problems(tmp_path: Path, source: str, field: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load(config, environ={})
     assert any(f".{field}" in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_another_schemes_setting_is_an_unknown_field(tmp_path: Path) -> None:
+    # public_origin is a cloudfront setting: an md5-token source has no such field.
+    config = write(
+        tmp_path,
+        '[[sources]]\nname = "a"\nscheme = "md5-token"\npath_prefix = "/a/"\n'
+        'public_origin = "https://cdn.example.com"\n[[sources.keys]]\nid = "k"\nsecret = "x"\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load(config, environ={})
+    assert any("unknown field 'public_origin'" in p for p in caught.value.problems)
 
 
 def test_overlapping_routes_are_a_problem(tmp_path: Path) -> None:

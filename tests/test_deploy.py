@@ -44,9 +44,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.demo import write_images
-from sidecar.local_stack import free_port, nginx_binary, wait_for_http, wait_for_port
-from sidecar.proxies import VERIFY_PATH
+from sidecar.devtools.demo import write_images
+from sidecar.devtools.local_stack import free_port, nginx_binary, wait_for_http, wait_for_port
+from sidecar.policy.proxies import VERIFY_PATH
 from tests.conftest import request
 
 ROOT = Path(__file__).resolve().parent.parent

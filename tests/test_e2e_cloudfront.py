@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar import keys
-from sidecar.local_stack import LocalStack
-from tests.conftest import fetch, image_bytes, running_stack
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.schemes import cloudfront_keys as keys
+from tests.conftest import fetch, fetch_with_reason, image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -112,15 +112,9 @@ def test_expired_botocore_url_is_403(stack: LocalStack) -> None:
     url = signer(stack, "old", "KOLDRSA").generate_presigned_url(
         ORIGIN + "/secret/x.png", date_less_than=expiry(-5)
     )
-    status, body, reason = fetch_reason(stack, url.removeprefix(ORIGIN))
+    status, body, reason = fetch_with_reason(stack, url.removeprefix(ORIGIN))
     assert (status, reason) == (403, "expired")
     assert body != image_bytes(stack, "/secret/x.png")
-
-
-def fetch_reason(stack: LocalStack, uri: str) -> tuple[int, bytes, str]:
-    seen = len(stack.access_log_results())
-    status, body = fetch(stack, uri)
-    return status, body, stack.last_result(seen)
 
 
 def test_two_key_pair_ids_verify_and_the_metric_names_the_match(stack: LocalStack) -> None:

@@ -64,7 +64,7 @@ def test_atheris_runs_the_verify_harness_clean(tmp_path: Path) -> None:
     assert code == 0, findings(output)
     assert _DONE.search(output) is not None, output[-2000:]
     assert inputs > 1000
-    assert "Instrumenting sidecar.canonical" in output  # coverage-guided, not blind
+    assert "Instrumenting sidecar.core.canonical" in output  # coverage-guided, not blind
 
 
 def test_plain_python_driver_runs_clean(tmp_path: Path) -> None:

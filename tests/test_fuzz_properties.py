@@ -24,19 +24,21 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sidecar import canonical, config, keys, schemes
-from sidecar.decide import Policy, RequestFacts
-from sidecar.schemes import KeyMaterial, SchemeOptions, SourceVerifier, VerifyContext, split_url
+from sidecar import config
+from sidecar.core import canonical
+from sidecar.core.verdict import Reason
+from sidecar.policy.decide import Decider, RequestFacts
+from sidecar.policy.settings import Mode
+from sidecar.schemes import cloudfront_keys as keys
 from sidecar.schemes import cloudfront_policy as policies
+from sidecar.schemes.base import KeyMaterial, SourceScheme, VerifyRequest
 from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
-from sidecar.settings import Mode
-from sidecar.verdict import Reason
 from tests.figures import record
+from tests.scheme_contract import build_source, request_uri, sign
 
 NOW = 1_900_000_000
 ORIGIN = "https://cdn.example.com"
 CLIENT_IP = "203.0.113.5"
-CONTEXT = VerifyContext(NOW, 0, CLIENT_IP)
 # Reproducible in CI: a fixed seed, no example database, no per-example deadline.
 FUZZ = settings(
     deadline=None,
@@ -281,7 +283,7 @@ def cloudfront_key(key_id: str, kind: str) -> KeyMaterial:
 @dataclass(frozen=True)
 class SchemeUnderTest:
     name: str
-    verifier: SourceVerifier
+    verifier: SourceScheme
     prefix: str
     reserved: frozenset[str]
     sign_options: dict[str, Any] = field(default_factory=dict)
@@ -289,15 +291,15 @@ class SchemeUnderTest:
     signature_bytes: tuple[int, ...] = ()  # lengths of a well-formed signature
 
     def sign(self, uri: str, expires: int = NOW + 3600) -> str:
-        signed = self.verifier.sign(self.origin + uri, expires=expires, **self.sign_options)
-        return split_url(signed)[1]
+        signed = sign(self.verifier, self.origin + uri, expires=expires, **self.sign_options)
+        return request_uri(signed)
 
     def verify(self, uri: str) -> Reason | None:
         """The verdict's reason, or None when the canonical gate already refused the URI."""
         parsed = canonical.parse(uri)
         if parsed is None:
             return None
-        verdict = self.verifier.verify(parsed, CONTEXT)
+        verdict = self.verifier.verify(VerifyRequest(parsed, NOW, 0, CLIENT_IP))
         assert isinstance(verdict.reason, Reason)
         return verdict.reason
 
@@ -305,21 +307,19 @@ class SchemeUnderTest:
 @functools.cache
 def scheme_under_test(name: str) -> SchemeUnderTest:
     if name == "md5-token":
-        md5 = schemes.get("md5-token")
-        assert md5 is not None
         materials = [
             KeyMaterial("k2026", secret=b"fuzz-token-2026"),
             KeyMaterial("k2025", secret=b"fuzz-token-2025"),
         ]
-        verifier = md5.build(materials, SchemeOptions())
+        verifier = build_source("md5-token", materials, prefix="/books/")
         return SchemeUnderTest(name, verifier, "/books/", frozenset({"s", "expires"}))
     kind, policy = name.split("-")[1:]
     other = "ecdsa" if kind == "rsa" else "rsa"
-    cloudfront = schemes.get("cloudfront")
-    assert cloudfront is not None
-    verifier = cloudfront.build(
+    verifier = build_source(
+        "cloudfront",
         [cloudfront_key(f"K{kind.upper()}", kind), cloudfront_key(f"K{other.upper()}", other)],
-        SchemeOptions(public_origin=ORIGIN),
+        prefix="/acme/",
+        settings={"public_origin": ORIGIN},
     )
     options = {"not_before": NOW - 3600} if policy == "custom" else {}
     if policy == "custom" and kind == "rsa":
@@ -428,8 +428,8 @@ def forged_cloudfront(scheme: SchemeUnderTest) -> st.SearchStrategy[str]:
         else:
             document = draw(
                 st.one_of(
-                    st.just(policies.build(policies.Policy(expires, resource))),
-                    st.just(policies.build(policies.Policy(expires, ORIGIN + "/*"))),
+                    st.just(policies.build(policies.PolicyStatement(expires, resource))),
+                    st.just(policies.build(policies.PolicyStatement(expires, ORIGIN + "/*"))),
                     st.binary(max_size=200),
                 )
             )
@@ -668,7 +668,7 @@ class DecideCase:
 
 
 @pytest.fixture(scope="module")
-def policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
+def policy(tmp_path_factory: pytest.TempPathFactory) -> Decider:
     folder: Path = tmp_path_factory.mktemp("fuzz-decide")
     for name, (kind, label) in {
         "rsa": ("rsa", "d-rsa"),
@@ -679,21 +679,21 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> Policy:
         (folder / f"{name}.pem").write_bytes(private)
         (folder / f"{name}.pub.pem").write_bytes(public)
     (folder / "sidecar.toml").write_text(DECIDE_CONFIG)
-    return Policy(config.load(folder / "sidecar.toml"))
+    return Decider(config.load(folder / "sidecar.toml"))
 
 
-def sign_for(policy: Policy, source: str, uri: str, ip_bound: bool) -> str:
+def sign_for(policy: Decider, source: str, uri: str, ip_bound: bool) -> str:
     settings_ = policy.settings.source(source)
     assert settings_ is not None and settings_.verifier is not None
     origin = ORIGIN if settings_.scheme == "cloudfront" else ""
     options: dict[str, Any] = {"expires": NOW + 600}
     if ip_bound:
         options["client_ip"] = "203.0.113.0/24"
-    return split_url(settings_.verifier.sign(origin + uri, **options))[1]
+    return request_uri(sign(settings_.verifier, origin + uri, **options))
 
 
 @st.composite
-def decide_inputs(draw: st.DrawFn, policy: Policy) -> DecideCase:
+def decide_inputs(draw: st.DrawFn, policy: Decider) -> DecideCase:
     method, ip = draw(st.sampled_from(METHODS)), draw(st.sampled_from(IPS))
     kind = draw(st.sampled_from(["signed", "mutated", "mutated", "random"]))
     if kind == "random":
@@ -715,7 +715,7 @@ def decide_inputs(draw: st.DrawFn, policy: Policy) -> DecideCase:
     return DecideCase(RequestFacts(uri, method, host, ip), signed, source, network)
 
 
-def test_decide_with_several_sources(policy: Policy) -> None:
+def test_decide_with_several_sources(policy: Decider) -> None:
     test = "Policy.decide: several sources"
     wrong: list[str] = []
     false_denials: list[str] = []

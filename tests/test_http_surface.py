@@ -21,8 +21,8 @@ from typing import NamedTuple
 import pytest
 from conftest import BOOKS_TOKEN, HOST, StackFactory, md5_signed
 
-from sidecar.local_stack import LocalStack
-from sidecar.verify_protocol import MAX_FIELD_SIZE, PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.runtime.verify_protocol import MAX_FIELD_SIZE, PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
 from tests.figures import record
 
 pytestmark = pytest.mark.e2e

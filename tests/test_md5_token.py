@@ -5,19 +5,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytest.register_assert_rewrite("scheme_contract")
-
-from scheme_contract import SchemeContract  # noqa: E402
-
-from sidecar import canonical, schemes  # noqa: E402
-from sidecar.schemes import KeyMaterial, SchemeError, SchemeOptions, SourceVerifier  # noqa: E402
-from sidecar.verdict import Reason  # noqa: E402
+from sidecar import schemes
+from sidecar.core.verdict import Reason
+from sidecar.errors import SchemeError
+from sidecar.schemes.base import KeyMaterial, SourceScheme, SourceSpec
+from tests.scheme_contract import SchemeContract, build_source, request_uri, sign
+from tests.scheme_contract import verify as verify_verdict
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "md5_token.json").read_text("utf-8"))
 REFERENCE_URL = "/books/database-internals.jpg?w=400&h=600&fit=crop"
@@ -25,20 +23,17 @@ REFERENCE_SIGNATURE = "7d0d58f62c945d0ca08269205228bbe7"
 _fresh = itertools.count()
 
 
-def verifier_for(*tokens: str) -> SourceVerifier:
-    scheme = schemes.get("md5-token")
-    assert scheme is not None
+def verifier_for(*tokens: str) -> SourceScheme:
     keys = [KeyMaterial(f"k{i}", secret=token.encode()) for i, token in enumerate(tokens)]
-    return scheme.build(keys, SchemeOptions())
+    return build_source("md5-token", keys)
 
 
-def verify(verifier: SourceVerifier, uri: str, now: float = 0) -> Reason:
-    parsed = canonical.parse(uri)
-    assert parsed is not None
-    return verifier.verify(parsed, schemes.VerifyContext(now)).reason
+def verify(verifier: SourceScheme, uri: str, now: float = 0) -> Reason:
+    return verify_verdict(verifier, uri, now).reason
 
 
 class TestMd5Token(SchemeContract):
+    scheme_name = "md5-token"
     signature_param = "s"
     bad_signature_values = (
         "",
@@ -51,11 +46,6 @@ class TestMd5Token(SchemeContract):
         "7d0d58f62c945d0ca08269205228bbe7" * 2,
     )
 
-    def make_verifier(self, keys: Sequence[KeyMaterial]) -> SourceVerifier:
-        scheme = schemes.get("md5-token")
-        assert scheme is not None
-        return scheme.build(keys, SchemeOptions())
-
     def key_material(self, key_id: str) -> KeyMaterial:
         return KeyMaterial(key_id, secret=f"token-{next(_fresh)}".encode())
 
@@ -64,7 +54,7 @@ class TestMd5Token(SchemeContract):
 
 
 def test_spec_reference_value_signs() -> None:
-    signed = verifier_for("wakanda123@").sign(REFERENCE_URL)
+    signed = sign(verifier_for("wakanda123@"), REFERENCE_URL)
     assert signed == f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE}"
 
 
@@ -85,9 +75,9 @@ def test_vectors_agree_with_the_formula() -> None:
     # Guards the vectors file itself against a bad edit: the md5-token formula.
     for vector in VECTORS["vectors"]:
         signed = vector["expected_signed_uri"]
-        unsigned_uri, _, digest = schemes.split_url(signed)[1].rpartition("&s=")
+        unsigned_uri, _, digest = request_uri(signed).rpartition("&s=")
         if not unsigned_uri:
-            unsigned_uri, _, digest = schemes.split_url(signed)[1].rpartition("?s=")
+            unsigned_uri, _, digest = request_uri(signed).rpartition("?s=")
         expected = hashlib.md5((unsigned_uri + vector["token"]).encode()).hexdigest()
         assert digest == expected, vector["description"]
 
@@ -99,13 +89,13 @@ def _vector_ids(vector: dict[str, Any]) -> str:
 @pytest.mark.parametrize("vector", VECTORS["vectors"], ids=_vector_ids)
 def test_vector_sign(vector: dict[str, Any]) -> None:
     verifier = verifier_for(vector["token"])
-    signed = verifier.sign(vector["uri_unsigned"], expires=vector.get("expires"))
+    signed = sign(verifier, vector["uri_unsigned"], expires=vector.get("expires"))
     assert signed == vector["expected_signed_uri"]
 
 
 @pytest.mark.parametrize("vector", VECTORS["vectors"], ids=_vector_ids)
 def test_vector_verify(vector: dict[str, Any]) -> None:
-    uri = schemes.split_url(vector["expected_signed_uri"])[1]
+    uri = request_uri(vector["expected_signed_uri"])
     verifier = verifier_for(vector["token"])
     assert verify(verifier, uri, now=1_700_000_000) is Reason.OK
     assert verify(verifier_for(vector["token"] + "x"), uri, now=1_700_000_000) is Reason.INVALID
@@ -116,38 +106,50 @@ def test_vector_verify(vector: dict[str, Any]) -> None:
 
 def test_sign_without_expiry_carries_none() -> None:
     verifier = verifier_for("t")
-    signed = verifier.sign("/books/a.jpg")
+    signed = sign(verifier, "/books/a.jpg")
     assert "expires=" not in signed
-    parsed = canonical.parse(signed)
-    assert parsed is not None
-    verdict = verifier.verify(parsed, schemes.VerifyContext(now=4_000_000_000))
+    verdict = verify_verdict(verifier, signed, 4_000_000_000)
     assert (verdict.reason, verdict.expires_at) == (Reason.OK, None)
 
 
 def test_sign_bare_question_mark_verifies() -> None:
     verifier = verifier_for("t")
-    signed = verifier.sign("/books/a.jpg?")
+    signed = sign(verifier, "/books/a.jpg?")
     assert signed.count("?") == 1
     assert verify(verifier, signed) is Reason.OK
 
 
 def test_newest_key_signs() -> None:
     # The first configured key is the newest: it signs, the older ones only verify.
-    signed = verifier_for("new", "old").sign("/a.jpg")
+    signed = sign(verifier_for("new", "old"), "/a.jpg")
     assert signed == f"/a.jpg?s={hashlib.md5(b'/a.jpgnew').hexdigest()}"
 
 
-def test_uppercase_hex_signature_is_malformed() -> None:
-    # One spelling per signed URL: an uppercase copy would be another cache key, another
-    # URL that revoking the original does not cover.
+def test_uppercase_hex_signature_verifies() -> None:
+    # SPEC §2: signers in Java, .NET and Go often print uppercase hex.
     verifier = verifier_for("wakanda123@")
     uri = f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE.upper()}"
-    assert verify(verifier, uri) is Reason.MALFORMED
+    assert verify(verifier, uri) is Reason.OK
+
+
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "7D0d58f62c945d0ca08269205228bbe7",  # one letter upper
+        "7d0d58f62c945d0ca08269205228bbE7",
+        "7D0D58F62C945D0CA08269205228BBe7",  # one letter lower
+    ],
+)
+def test_mixed_case_hex_signature_is_malformed(digest: str) -> None:
+    # Two spellings (all lower, all upper) and no more: mixed case is not a signer's output.
+    assert digest.lower() == REFERENCE_SIGNATURE
+    uri = f"{REFERENCE_URL}&s={digest}"
+    assert verify(verifier_for("wakanda123@"), uri) is Reason.MALFORMED
 
 
 def test_expires_with_leading_zeros_is_malformed() -> None:
     verifier = verifier_for("wakanda123@")
-    signed = verifier.sign("/books/a.jpg", expires=1_900_000_000)
+    signed = sign(verifier, "/books/a.jpg", expires=1_900_000_000)
     respelled = signed.replace("expires=1900000000", "expires=01900000000")
     assert verify(verifier, signed) is Reason.OK
     assert verify(verifier, respelled) is Reason.MALFORMED
@@ -172,7 +174,7 @@ def test_expires_with_leading_zeros_is_malformed() -> None:
 )
 def test_sign_refuses_non_canonical(url: str) -> None:
     with pytest.raises(SchemeError):
-        verifier_for("t").sign(url)
+        sign(verifier_for("t"), url)
 
 
 @pytest.mark.parametrize(
@@ -187,12 +189,12 @@ def test_sign_refuses_non_canonical(url: str) -> None:
 )
 def test_sign_refuses_already_signed(url: str) -> None:
     with pytest.raises(SchemeError):
-        verifier_for("t").sign(url)
+        sign(verifier_for("t"), url)
 
 
 def test_sign_absolute_url_keeps_origin() -> None:
     verifier = verifier_for("t")
-    signed = verifier.sign("https://img.example.com:8443/books/a.jpg?w=1", expires=2_000_000_000)
+    signed = sign(verifier, "https://img.example.com:8443/books/a.jpg?w=1", expires=2_000_000_000)
     origin = "https://img.example.com:8443"
     assert signed.startswith(origin + "/books/a.jpg?w=1&expires=2000000000&s=")
     # The origin is not part of the signed string: only path and query are.
@@ -205,7 +207,8 @@ def test_build_refuses_key_without_secret() -> None:
     scheme = schemes.get("md5-token")
     assert scheme is not None
     with pytest.raises(SchemeError, match="k2"):
-        scheme.build([KeyMaterial("k1", secret=b"x"), KeyMaterial("k2")], SchemeOptions())
+        keys = (KeyMaterial("k1", secret=b"x"), KeyMaterial("k2"))
+        scheme.build(SourceSpec("books", "/books/", keys))
 
 
 def test_scheme_defaults() -> None:

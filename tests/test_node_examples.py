@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import keys
-from sidecar.local_stack import LocalStack
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.schemes import cloudfront_keys as keys
 from tests.conftest import fetch, image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e

@@ -38,7 +38,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 import sidecar
-from sidecar.local_stack import LocalStack, free_port
+from sidecar.devtools.local_stack import LocalStack, free_port
 
 pytestmark = pytest.mark.e2e
 

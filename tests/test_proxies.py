@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from sidecar.local_stack import LocalStack
-from sidecar.proxies import EXTRACTORS
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.policy.proxies import EXTRACTORS
 from tests.conftest import request, running_stack
 
 pytestmark = pytest.mark.e2e

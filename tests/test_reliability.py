@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.local_stack import LocalStack
+from sidecar.devtools.local_stack import LocalStack
 from tests.conftest import fetch, image_bytes, running_stack, sample, start_sidecar
 from tests.figures import record
 

@@ -29,8 +29,8 @@ from conftest import (
     verify,
 )
 
-from sidecar.local_stack import LocalStack
-from sidecar.verdict import Reason
+from sidecar.core.verdict import Reason
+from sidecar.devtools.local_stack import LocalStack
 
 TOKENS = (BOOKS_TOKEN, SECRET_TOKEN, REPORT_TOKEN)
 REASONS = {reason.value for reason in Reason}

@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import config
 from sidecar.client import SigningApiError, SigningClient
-from sidecar.local_stack import LocalStack
-from sidecar.signing import SigningError, sign_url
-from sidecar.signing_api import MAX_BATCH
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.errors import SigningError
+from sidecar.policy.signing import MAX_BATCH, sign_url
 from tests.conftest import fetch, image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e

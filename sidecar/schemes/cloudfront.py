@@ -10,30 +10,32 @@ https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-conte
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from sidecar import canonical
-from sidecar.canonical import CanonicalURI, QueryParam
-from sidecar.schemes import (
-    KeyMaterial,
-    SchemeError,
-    SchemeOptions,
-    VerifyContext,
-    register,
-    split_url,
-)
+from sidecar.core.canonical import QueryParam
+from sidecar.core.encodings import CLOUDFRONT, parse_epoch
+from sidecar.core.urls import is_origin
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError
 from sidecar.schemes import cloudfront_policy as policies
-from sidecar.schemes.cloudfront_policy import Policy
-from sidecar.verdict import Reason, Verdict, deny
+from sidecar.schemes.base import (
+    PUBLIC_KEY,
+    KeyMaterial,
+    NewKey,
+    Setting,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    refuse_unexpressible,
+)
+from sidecar.schemes.cloudfront_keys import new_key_pair
+from sidecar.schemes.cloudfront_policy import PolicyStatement
 
 POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
     "Policy", "Expires", "Signature", "Key-Pair-Id", "Hash-Algorithm",
@@ -43,29 +45,13 @@ SIGNING_SET = frozenset(SIGNING_PARAMS)
 # Hash and padding objects are immutable: made once, not per request.
 _HASHES: dict[str, hashes.HashAlgorithm] = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256()}  # noqa: S303
 _PKCS1 = padding.PKCS1v15()
-_CLOUDFRONT_B64 = re.compile(r"(?:[A-Za-z0-9~-]{4})*(?:[A-Za-z0-9~-]{2}__|[A-Za-z0-9~-]{3}_)?")
-_EPOCH = re.compile(r"0|[1-9][0-9]{0,11}")  # unix seconds, one spelling only
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
-def b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode().replace("+", "-").replace("=", "_").replace("/", "~")
-
-
-def b64decode(text: str) -> bytes | None:
-    """Strict decoding of CloudFront's alphabet: exact padding, nothing else tolerated."""
-    if not text or not _CLOUDFRONT_B64.fullmatch(text):
-        return None
-    try:
-        data = base64.b64decode(
-            text.replace("-", "+").replace("_", "=").replace("~", "/"), validate=True
-        )
-    except binascii.Error:
-        return None
-    # Unused trailing bits must be zero: one text per value, so no second spelling of a
-    # signed URL exists.
-    return data if b64encode(data) == text else None
+NAME = "cloudfront"
+b64encode = CLOUDFRONT.encode
+b64decode = CLOUDFRONT.decode  # strict: exact padding, zero unused bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +82,7 @@ class _Key:
 
 
 @dataclass(frozen=True, slots=True)
-class CloudFrontVerifier:
+class CloudFrontSource:
     keys: tuple[_Key, ...]
     public_origin: str
     _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
@@ -108,7 +94,11 @@ class CloudFrontVerifier:
     def key_ids(self) -> tuple[str, ...]:
         return tuple(key.id for key in self.keys)
 
-    def verify(self, uri: CanonicalURI, context: VerifyContext) -> Verdict:
+    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
+        return ()  # public keys only: nothing secret to show
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        uri = request.uri
         # One pass: the signing parameters (each at most once), and the client's own
         # parameters, in order, which with the origin and raw path form the Resource.
         found: dict[str, QueryParam] = {}
@@ -137,44 +127,37 @@ class CloudFrontVerifier:
         signed = _Signed(key, signature, _HASHES[algorithm])
         resource = self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
         if EXPIRES in found:
-            return _verify_canned(signed, resource, found[EXPIRES].value, context)
-        return _verify_custom(signed, resource, found[POLICY].value, context)
+            return _verify_canned(signed, resource, found[EXPIRES].value, request)
+        return _verify_custom(signed, resource, found[POLICY].value, request)
 
-    def sign(
-        self,
-        url: str,
-        *,
-        expires: int | None = None,
-        not_before: int | None = None,
-        client_ip: str | None = None,
-        resource: str | None = None,
-    ) -> str:
-        if expires is None:
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=_GRANT_PARTS)
+        if grant.expires is None:
             raise SchemeError("cloudfront URLs need an expiry")
-        target = self._sign_target(url)
-        network = _parse_network(client_ip) if client_ip else None
-        custom = not_before is not None or network is not None or resource is not None
-        policy = Policy(expires, resource or target, not_before, network)
-        document = policies.build(policy)
+        target = self._sign_target(request)
+        network = _parse_network(grant.client_ip) if grant.client_ip else None
+        custom = grant.not_before is not None or network is not None or grant.resource is not None
+        statement = PolicyStatement(
+            grant.expires, grant.resource or target, grant.not_before, network
+        )
+        document = policies.build(statement)
         key = next((k for k in self.keys if k.private is not None), self.keys[0])
         # SHA-1 is what CloudFront and botocore use unless Hash-Algorithm says otherwise.
         signature = b64encode(key.sign(document, hashes.SHA1()))  # noqa: S303
-        first = f"{POLICY}={b64encode(document)}" if custom else f"{EXPIRES}={expires}"
+        first = f"{POLICY}={b64encode(document)}" if custom else f"{EXPIRES}={grant.expires}"
         separator = "&" if "?" in target else "?"
-        return f"{target}{separator}{first}&{SIGNATURE}={signature}&{KEY_PAIR_ID}={key.id}"
+        return Signed(f"{target}{separator}{first}&{SIGNATURE}={signature}&{KEY_PAIR_ID}={key.id}")
 
-    def _sign_target(self, url: str) -> str:
-        origin, uri = split_url(url)
+    def _sign_target(self, request: SignRequest) -> str:
+        origin = request.url.origin
         if origin and origin != self.public_origin:
             raise SchemeError(
                 f"URL must start with the source's public_origin {self.public_origin}"
             )
-        parsed = canonical.parse(uri)
-        if parsed is None:
-            raise SchemeError("URL is not canonical")
-        if any(parsed.get(name) for name in SIGNING_PARAMS):
+        if any(request.uri.get(name) for name in SIGNING_PARAMS):
             raise SchemeError("URL already carries CloudFront signing parameters")
-        return self.public_origin + uri
+        return self.public_origin + request.url.uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,23 +173,23 @@ class _Signed:
 
 
 def _verify_canned(
-    signed: _Signed, resource: str, expires_text: str, context: VerifyContext
+    signed: _Signed, resource: str, expires_text: str, request: VerifyRequest
 ) -> Verdict:
-    if not _EPOCH.fullmatch(expires_text):
+    expires = parse_epoch(expires_text)
+    if expires is None:
         return deny(Reason.MALFORMED)
-    expires = int(expires_text)
     documents = [policies.canned(resource, expires)]
     if not resource.isascii():
         documents.append(policies.canned(resource, expires, ascii_only=False))
     if not any(signed.holds_for(document) for document in documents):
         return deny(Reason.INVALID)
-    if context.now >= expires + context.clock_skew:
+    if request.now >= expires + request.clock_skew:
         return deny(Reason.EXPIRED)
-    return Verdict(Reason.OK, key_id=signed.key.id, expires_at=expires)
+    return allow(signed.key.id, expires, shareable=True)
 
 
 def _verify_custom(
-    signed: _Signed, resource: str, policy_text: str, context: VerifyContext
+    signed: _Signed, resource: str, policy_text: str, request: VerifyRequest
 ) -> Verdict:
     document = b64decode(policy_text)
     if document is None:
@@ -218,20 +201,16 @@ def _verify_custom(
         return deny(Reason.MALFORMED)
     if policy.resource is not None and not policies.matches(policy.resource, resource):
         return deny(Reason.INVALID)
-    if context.now >= policy.date_less_than + context.clock_skew:
+    if request.now >= policy.date_less_than + request.clock_skew:
         return deny(Reason.EXPIRED)
     if policy.date_greater_than is not None and (
-        context.now + context.clock_skew < policy.date_greater_than
+        request.now + request.clock_skew < policy.date_greater_than
     ):
         return deny(Reason.NOT_YET_VALID)
-    if policy.source_ip is not None and not _ip_in(context.client_ip, policy.source_ip):
+    if policy.source_ip is not None and not _ip_in(request.client_ip, policy.source_ip):
         return deny(Reason.IP_MISMATCH)
-    return Verdict(
-        Reason.OK,
-        key_id=signed.key.id,
-        expires_at=policy.date_less_than,
-        ip_bound=policy.source_ip is not None,
-    )
+    # An allow bound to the client's address must never be served to another client.
+    return allow(signed.key.id, policy.date_less_than, shareable=policy.source_ip is None)
 
 
 def _ip_in(client_ip: str | None, network: policies.IPNetwork) -> bool:
@@ -253,22 +232,35 @@ def _parse_network(text: str) -> policies.IPNetwork:
         raise SchemeError(f"'{text}' is not an IP address or CIDR") from None
 
 
+def _origin_problem(value: str) -> str | None:
+    return None if is_origin(value) else "must be http(s)://host[:port]"
+
+
+_GRANT_PARTS = frozenset({"not_before", "client_ip", "resource"})
+
+
 @dataclass(frozen=True, slots=True)
 class CloudFrontScheme:
-    name: str = "cloudfront"
+    name: str = NAME
     default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({"public_key"})
+    key_fields: frozenset[str] = frozenset({PUBLIC_KEY})
+    settings: tuple[Setting, ...] = (Setting("public_origin", str, check=_origin_problem),)
+    key_types: tuple[str, ...] = ("rsa", "ecdsa")
+    key_ids_in_url: bool = True  # Key-Pair-Id
 
-    def build(self, keys: Sequence[KeyMaterial], options: SchemeOptions) -> CloudFrontVerifier:
+    def build(self, spec: SourceSpec) -> CloudFrontSource:
         problems: list[str] = []
-        if not options.public_origin:
+        origin = spec.settings.get("public_origin")
+        if not origin:
             problems.append("cloudfront needs public_origin (how signed Resource URLs begin)")
-        loaded = [_load_key(key, problems) for key in keys]
+        loaded = [_load_key(key, problems) for key in spec.keys]
         if problems:
             raise SchemeError("; ".join(problems))
-        return CloudFrontVerifier(
-            tuple(key for key in loaded if key is not None), options.public_origin or ""
-        )
+        return CloudFrontSource(tuple(key for key in loaded if key is not None), origin or "")
+
+    def new_key(self, key_type: str) -> NewKey:
+        private, public = new_key_pair(key_type)
+        return NewKey(private_pem=private, public_pem=public)
 
 
 def _load_key(material: KeyMaterial, problems: list[str]) -> _Key | None:
@@ -307,4 +299,4 @@ def _load_private(
     return private
 
 
-register(CloudFrontScheme())
+SCHEME = CloudFrontScheme()

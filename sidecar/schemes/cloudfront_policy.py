@@ -21,14 +21,14 @@ _CONDITIONS = frozenset({"DateLessThan", "DateGreaterThan", "IpAddress"})
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class PolicyStatement:
     date_less_than: int
     resource: str | None = None
     date_greater_than: int | None = None
     source_ip: IPNetwork | None = None
 
 
-def build(policy: Policy, *, ascii_only: bool = True) -> bytes:
+def build(policy: PolicyStatement, *, ascii_only: bool = True) -> bytes:
     """The statement as the AWS signers write it (compact JSON, their key order).
 
     botocore orders the conditions DateLessThan, IpAddress, DateGreaterThan; a canned
@@ -49,7 +49,7 @@ def build(policy: Policy, *, ascii_only: bool = True) -> bytes:
 
 
 def canned(resource: str, expires: int, *, ascii_only: bool = True) -> bytes:
-    """``build(Policy(expires, resource))``, byte for byte, without the generic encoder:
+    """``build(PolicyStatement(expires, resource))``, byte for byte, without the generic encoder:
     this runs for every canned URL verified."""
     quote = encode_basestring_ascii if ascii_only else encode_basestring
     return (
@@ -66,7 +66,7 @@ _CANNED_MIDDLE = b',"Condition":{"DateLessThan":{"AWS:EpochTime":'
 _CANNED_TAIL = b"}}}]}"
 
 
-def parse(document: bytes) -> Policy | None:
+def parse(document: bytes) -> PolicyStatement | None:
     """A custom policy, or None unless it is exactly one well-formed statement."""
     if len(document) > MAX_POLICY_BYTES:
         return None
@@ -96,7 +96,7 @@ def matches(pattern: str, text: str) -> bool:
     return all(mark == "*" for mark in pattern[p:])
 
 
-def _policy(tree: Any) -> Policy | None:
+def _policy(tree: Any) -> PolicyStatement | None:
     statements = (
         _exact(tree, {"Statement"}, set()).get("Statement") if isinstance(tree, dict) else None
     )
@@ -115,7 +115,7 @@ def _policy(tree: Any) -> Policy | None:
     if "IpAddress" in condition and source_ip is None:
         return None
     not_before = date_greater_than if "DateGreaterThan" in condition else None
-    return Policy(date_less_than, resource, not_before, source_ip)
+    return PolicyStatement(date_less_than, resource, not_before, source_ip)
 
 
 def _exact(node: Any, required: set[str], optional: set[str] | frozenset[str]) -> dict[str, Any]:

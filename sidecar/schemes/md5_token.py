@@ -1,38 +1,36 @@
-"""Scheme ``md5-token``: the Secure Source token.
+"""Scheme ``md5-token``: the Secure Source token (SPEC §2).
 
 ``s = md5_hex(path + querystring + token)`` where ``querystring`` is ``"?" + query`` of
 the unsigned URL, byte for byte as on the wire (empty when there is none), and ``s`` is
-appended as the last parameter. An optional ``expires`` parameter (unix seconds) is part
-of the signed string and enforced.
+appended as the last parameter: 32 hex digits, all lowercase or all uppercase (mixed case
+is ``malformed``). An optional ``expires`` parameter (unix seconds) is part of the signed
+string and enforced.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sidecar import canonical
-from sidecar.canonical import CanonicalURI
-from sidecar.schemes import (
-    KeyMaterial,
-    SchemeError,
-    SchemeOptions,
-    VerifyContext,
-    register,
-    split_url,
+from sidecar.core.encodings import parse_epoch, parse_hex
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError
+from sidecar.schemes.base import (
+    SECRET,
+    NewKey,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    new_token,
+    refuse_unexpressible,
 )
-from sidecar.verdict import Reason, Verdict, deny
 
+NAME = "md5-token"
 SIGNATURE_PARAM = "s"
 EXPIRES_PARAM = "expires"
-# Lowercase only: one spelling per signed URL (another spelling would be another cache
-# key and another URL to revoke).
-_HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
-# Unix seconds without leading zeros: up to 12 digits covers the year 33658.
-_EPOCH = re.compile(r"0|[1-9][0-9]{0,11}")
+_DIGEST_SIZE = 16
 
 
 def signature(unsigned_uri: bytes, token: bytes) -> bytes:
@@ -46,14 +44,18 @@ class _Key:
 
 
 @dataclass(frozen=True, slots=True)
-class Md5TokenVerifier:
+class Md5TokenSource:
     keys: tuple[_Key, ...]
 
     @property
     def key_ids(self) -> tuple[str, ...]:
         return tuple(key.id for key in self.keys)
 
-    def verify(self, uri: CanonicalURI, context: VerifyContext) -> Verdict:
+    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple((key.id, key.token) for key in self.keys)
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        uri = request.uri
         signatures = 0
         expiry = None
         for param in uri.params:  # one pass: this is the hot path
@@ -66,21 +68,22 @@ class Md5TokenVerifier:
         if signatures != 1:
             return deny(Reason.NON_CANONICAL if signatures else Reason.MISSING)
         last = uri.params[-1]
-        if last.name != SIGNATURE_PARAM:
+        if last.name != SIGNATURE_PARAM or last.raw_name != SIGNATURE_PARAM:
             return deny(Reason.MALFORMED)  # the signature must be the last parameter
-        if last.raw_name != SIGNATURE_PARAM or not _HEX_DIGEST.fullmatch(last.value):
+        presented = parse_hex(last.value, _DIGEST_SIZE)
+        if presented is None:
             return deny(Reason.MALFORMED)
         expires_at = None
         if expiry is not None:
-            if expiry.raw_name != EXPIRES_PARAM or not _EPOCH.fullmatch(expiry.value):
+            expires_at = parse_epoch(expiry.value)
+            if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
                 return deny(Reason.MALFORMED)
-            expires_at = int(expiry.value)
-        matched = self._match(uri.raw[: last.start - 1].encode(), bytes.fromhex(last.value))
+        matched = self._match(uri.raw[: last.start - 1].encode(), presented)
         if matched is None:
             return deny(Reason.INVALID)
-        if expires_at is not None and context.now >= expires_at + context.clock_skew:
+        if expires_at is not None and request.now >= expires_at + request.clock_skew:
             return deny(Reason.EXPIRED)
-        return Verdict(Reason.OK, matched, expires_at)
+        return allow(matched, expires_at, shareable=True)
 
     def _match(self, unsigned: bytes, presented: bytes) -> str | None:
         # Every key is tried, with no early exit, so timing says nothing about which.
@@ -90,44 +93,37 @@ class Md5TokenVerifier:
                 matched = key.id
         return matched
 
-    def sign(
-        self,
-        url: str,
-        *,
-        expires: int | None = None,
-        not_before: int | None = None,
-        client_ip: str | None = None,
-        resource: str | None = None,
-    ) -> str:
-        if not_before is not None or client_ip is not None or resource is not None:
-            raise SchemeError("md5-token URLs carry only an expiry")
-        origin, uri = split_url(url)
-        parsed = canonical.parse(uri)
-        if parsed is None:
-            raise SchemeError("URL is not canonical")
-        if parsed.get(SIGNATURE_PARAM) or parsed.get(EXPIRES_PARAM):
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=frozenset())
+        if request.uri.get(SIGNATURE_PARAM) or request.uri.get(EXPIRES_PARAM):
             raise SchemeError(f"URL already carries '{SIGNATURE_PARAM}' or '{EXPIRES_PARAM}'")
-        unsigned = uri.rstrip("?") if parsed.query == "" else uri
-        if expires is not None:
-            unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={expires}"
+        uri = request.url.uri
+        unsigned = uri.rstrip("?") if request.uri.query == "" else uri
+        if grant.expires is not None:
+            unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={grant.expires}"
         digest = signature(unsigned.encode(), self.keys[0].token).hex()
         separator = "&" if "?" in unsigned else "?"
-        return f"{origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}"
+        return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
 
 
 @dataclass(frozen=True, slots=True)
 class Md5TokenScheme:
-    name: str = "md5-token"
+    name: str = NAME
     default_deny_status: int = 401
-    key_fields: frozenset[str] = frozenset({"secret"})
+    key_fields: frozenset[str] = frozenset({SECRET})
+    settings: tuple[()] = ()
+    key_types: tuple[str, ...] = ("token",)
+    key_ids_in_url: bool = False
 
-    def build(self, keys: Sequence[KeyMaterial], options: SchemeOptions) -> Md5TokenVerifier:
-        problems = [f"key '{key.id}': needs a secret" for key in keys if not key.secret]
-        if options.public_origin is not None:
-            problems.append("public_origin is not used by md5-token")
+    def build(self, spec: SourceSpec) -> Md5TokenSource:
+        problems = [f"key '{key.id}': needs a secret" for key in spec.keys if not key.secret]
         if problems:
             raise SchemeError("; ".join(problems))
-        return Md5TokenVerifier(tuple(_Key(key.id, key.secret or b"") for key in keys))
+        return Md5TokenSource(tuple(_Key(key.id, key.secret or b"") for key in spec.keys))
+
+    def new_key(self, key_type: str) -> NewKey:
+        return new_token()
 
 
-register(Md5TokenScheme())
+SCHEME = Md5TokenScheme()

@@ -23,8 +23,8 @@ from aiohttp import http_exceptions
 from aiohttp.http_parser import HttpRequestParser  # the C parser when built (it is on PyPI wheels)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from sidecar.proxies import VERIFY_PATH
-from sidecar.service import State
+from sidecar.policy.proxies import VERIFY_PATH
+from sidecar.runtime.state import State
 
 # nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
 MAX_FIELD_SIZE = 16384

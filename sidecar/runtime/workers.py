@@ -19,9 +19,9 @@ from types import FrameType
 
 from prometheus_client import multiprocess
 
-from sidecar.logs import JsonLog
-from sidecar.metrics import MULTIPROCESS_ENV
-from sidecar.settings import Settings
+from sidecar.policy.settings import Settings
+from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.metrics import MULTIPROCESS_ENV
 
 RESTART_DELAY = 0.5
 STOP_TIMEOUT = 10.0

@@ -17,13 +17,12 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from sidecar.metrics import NO_SOURCE
-from sidecar.service import STATE, State
-from sidecar.settings import TeamSettings
-from sidecar.signing import SigningError, sign_url
+from sidecar.errors import SigningError
+from sidecar.policy.decide import NO_SOURCE
+from sidecar.policy.settings import TeamSettings
+from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign_url
+from sidecar.runtime.state import STATE, State
 
-API_KEY_HEADER = "X-Api-Key"
-MAX_BATCH = 100
 MAX_BODY = 256 * 1024
 _JSON = "application/json"
 
@@ -70,16 +69,16 @@ async def _sign_batch(request: web.Request, team: TeamSettings) -> dict[str, Any
 
 
 def _sign(request: web.Request, team: TeamSettings, url: str, index: int | None = None) -> str:
-    policy = request.app[STATE].policy
+    decider = request.app[STATE].decider
     try:
         return sign_url(
-            policy.settings,
+            decider.settings,
             team.source,
             url,
             now=time.time(),
             expires_in=_expires_in(request),
             require_absolute=True,
-            router=policy.router,  # compiled once per config, not once per URL
+            router=decider.router,  # compiled once per config, not once per URL
         )
     except SigningError as error:
         where = f"url {index}: " if index is not None else ""
@@ -97,7 +96,7 @@ def _expires_in(request: web.Request) -> int | None:
 
 async def _answer(request: web.Request, handler: Any) -> web.Response:
     state = request.app[STATE]
-    team = state.policy.settings.team(request.match_info["team_id"])
+    team = state.decider.settings.team(request.match_info["team_id"])
     try:
         if team is None:
             raise _ApiError(404, "unknown_team", "unknown team")

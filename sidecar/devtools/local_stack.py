@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar import nginx_conf
+from sidecar.devtools import nginx_conf
 
 START_TIMEOUT = 15.0
 
@@ -58,6 +58,10 @@ def wait_for_port(port: int, timeout: float = START_TIMEOUT) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nothing listens on port {port}") from None
             time.sleep(0.05)
+
+
+def _field(line: str, name: str) -> str:
+    return line.rpartition(f" {name}=")[2].partition(" ")[0]
 
 
 @dataclass
@@ -134,21 +138,24 @@ class LocalStack:
             self.nginx = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
         wait_for_port(self.nginx_port)
 
-    def access_log_results(self) -> list[str]:
-        """The ``sig=`` field (the sidecar's reason) of every nginx access log line so far."""
+    def access_log_results(self) -> dict[str, str]:
+        """The ``sig=`` field (the sidecar's reason) of every access log line so far, by the
+        line's ``id=`` (nginx's ``$request_id``, which nginx also sends as X-Request-ID)."""
         path = self.folder / "nginx" / "access.log"
         lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-        return [line.rpartition(" sig=")[2].partition(" ")[0] for line in lines]
+        return {_field(line, "id"): _field(line, "sig") for line in lines}
 
-    def last_result(self, seen: int, timeout: float = 2.0) -> str:
-        """The reason logged for the first request after ``seen`` access log lines."""
+    def result_for(self, request_id: str, timeout: float = 5.0) -> str:
+        """The reason nginx logged for the request ``request_id``. nginx writes the line
+        after it answers, so it is waited for; matching by id, never by position, means a
+        late line of an earlier request can never be taken for this one."""
         deadline = time.monotonic() + timeout
         while True:
-            results = self.access_log_results()
-            if len(results) > seen:
-                return results[seen]
+            result = self.access_log_results().get(request_id)
+            if result is not None:
+                return result
             if time.monotonic() > deadline:
-                raise TimeoutError("nginx logged no new request")
+                raise TimeoutError(f"nginx logged no request with id {request_id}")
             time.sleep(0.01)
 
     def stop_sidecar(self, sig: int = signal.SIGTERM) -> None:

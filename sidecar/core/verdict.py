@@ -26,17 +26,19 @@ class Reason(StrEnum):
 
 
 class Verdict(NamedTuple):
-    """What a scheme concluded about one URL.
+    """What a scheme concluded about one request.
 
     ``key_id`` names the key that matched (only on ``ok``); ``expires_at`` is the
-    URL's own expiry in unix seconds, if it carries one; ``ip_bound`` is true when
-    the signature restricts the client address, so an allow must never be cached.
+    grant's own expiry in unix seconds, if it carries one. ``shareable`` says whether
+    this allow may be served from the auth cache to *another* request with the same URI:
+    false (the default, failing closed) for a grant bound to the client's address or
+    carried in a cookie, since the cache key holds neither.
     """
 
     reason: Reason
     key_id: str | None = None
     expires_at: int | None = None
-    ip_bound: bool = False
+    shareable: bool = False
 
     @property
     def valid(self) -> bool:
@@ -45,6 +47,11 @@ class Verdict(NamedTuple):
 
 def deny(reason: Reason) -> Verdict:
     return _DENIALS[reason]
+
+
+def allow(key_id: str, expires_at: int | None, *, shareable: bool) -> Verdict:
+    """A valid signature; each scheme says explicitly whether the allow may be shared."""
+    return Verdict(Reason.OK, key_id, expires_at, shareable)
 
 
 _DENIALS = {reason: Verdict(reason) for reason in Reason}

@@ -15,7 +15,7 @@ CONFIG_FILES = ("nginx.conf", "signed-url-sidecar.conf", "signed-url-auth.conf")
 
 def shipped_dir() -> Path:
     """``nginx/`` of the source tree, or its copy inside an installed wheel."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for candidate in (package / "nginx_files", package.parent / "nginx"):
         if (candidate / "nginx.conf").is_file():
             return candidate

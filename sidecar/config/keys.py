@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sidecar.config_fields import NAME, NAME_RULE, Table, read_file
-from sidecar.schemes import KeyMaterial
+from sidecar.config.fields import NAME, NAME_RULE, Table, read_file
+from sidecar.schemes.base import PUBLIC_KEY, SECRET, KeyMaterial
 
 KEY_FIELDS = {
     "id", "secret", "secret_file", "secret_env", "public_key_file", "private_key_file",
@@ -45,21 +45,21 @@ def _key(
         table.check("id", bool(NAME.fullmatch(key_id)), NAME_RULE)
     given = [name for name in SECRET_SOURCES if name in table.data]
     secret = None
-    if "secret" in accepted:
+    if SECRET in accepted:
         if table.check(
             "secret", len(given) == 1, "give exactly one of secret_file, secret_env, secret"
         ):
             secret = _secret(table, given[0], folder, env)
     elif given:
         table.check(given[0], False, "not used by this scheme")
-    public = _pem(table, "public_key_file", folder, required="public_key" in accepted)
+    public = _pem(table, "public_key_file", folder, required=PUBLIC_KEY in accepted)
     private = _pem(table, "private_key_file", folder, required=False)
-    if "public_key" not in accepted:
+    if PUBLIC_KEY not in accepted:
         for name in ("public_key_file", "private_key_file"):
             table.check(name, name not in table.data, "not used by this scheme")
-    if key_id is None or ("secret" in accepted and not secret):
+    if key_id is None or (SECRET in accepted and not secret):
         return None
-    if "public_key" in accepted and public is None:
+    if PUBLIC_KEY in accepted and public is None:
         return None
     return KeyMaterial(key_id, secret=secret, public_key_pem=public, private_key_pem=private)
 

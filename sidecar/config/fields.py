@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sidecar.settings import Address
+from sidecar.policy.settings import Address
 
 T = TypeVar("T")
 

@@ -6,16 +6,19 @@ would never verify: a URL that is not canonical, too long, or owned by another s
 
 from __future__ import annotations
 
-from sidecar import canonical
-from sidecar.routing import Router
-from sidecar.schemes import SchemeError, split_url
-from sidecar.settings import Settings, SourceSettings
+from dataclasses import replace
+
+from sidecar.core import canonical
+from sidecar.core.urls import parse_url
+from sidecar.errors import SchemeError, SigningError, UrlError
+from sidecar.policy.routing import Router
+from sidecar.policy.settings import Settings, SourceSettings
+from sidecar.schemes.base import Grant, Signed, SignRequest
 
 MAX_URL_LENGTH = 8192
-
-
-class SigningError(ValueError):
-    """Why a URL cannot be signed; safe to show to the caller."""
+# The signing API's wire contract, shared with ``sidecar.client``.
+API_KEY_HEADER = "X-Api-Key"
+MAX_BATCH = 100
 
 
 def sign_url(
@@ -34,18 +37,35 @@ def sign_url(
     """The signed URL; ``not_before``, ``client_ip`` and ``resource`` are for schemes
     whose signatures can carry them (``cloudfront`` custom policies). A running service
     passes its compiled ``router``; without one, it is built from ``settings``."""
+    grant = Grant(None, not_before, client_ip, resource)
+    return sign(settings, source_name, url, grant, now=now, expires_in=expires_in,
+                require_absolute=require_absolute, router=router).url  # fmt: skip
+
+
+def sign(
+    settings: Settings,
+    source_name: str,
+    url: str,
+    grant: Grant,
+    *,
+    now: float,
+    expires_in: int | None = None,
+    require_absolute: bool = False,
+    router: Router | None = None,
+) -> Signed:
+    """Sign ``url`` with ``grant``, its expiry set from ``expires_in`` (or the source's
+    ``default_ttl``) counted from ``now``; ``SigningError`` says why not."""
     source = settings.source(source_name)
     if source is None:
         raise SigningError(f"no source named '{source_name}'")
     lifetime = _lifetime(source, expires_in)
-    _check_owned(router or Router(settings.sources), source, url, require_absolute)
+    request = _owned_request(router or Router(settings.sources), source, url, require_absolute)
     if source.verifier is None:
         raise SigningError(f"source '{source.name}' has no keys to sign with")
     expires = int(now) + lifetime if lifetime is not None else None
+    request = request._replace(grant=replace(grant, expires=expires))
     try:
-        return source.verifier.sign(
-            url, expires=expires, not_before=not_before, client_ip=client_ip, resource=resource
-        )
+        return source.verifier.sign(request)
     except SchemeError as error:
         raise SigningError(str(error)) from None
 
@@ -60,22 +80,17 @@ def _lifetime(source: SourceSettings, expires_in: int | None) -> int | None:
     return expires_in
 
 
-def _check_owned(router: Router, source: SourceSettings, url: str, absolute: bool) -> None:
+def _owned_request(router: Router, source: SourceSettings, url: str, absolute: bool) -> SignRequest:
     if len(url) > MAX_URL_LENGTH:
         raise SigningError(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
-        origin, uri = split_url(url)
-    except SchemeError as error:
+        parsed = parse_url(url, require_absolute=absolute)
+    except UrlError as error:
         raise SigningError(str(error)) from None
-    if absolute and not origin:
-        raise SigningError("URL must be absolute (https://host/path)")
-    parsed = canonical.parse(uri)
-    if parsed is None:
+    uri = canonical.parse(parsed.uri)
+    if uri is None:
         raise SigningError("URL is not canonical")
-    authority = origin.partition("://")[2]
-    if "@" in authority:
-        raise SigningError("URL must not carry user information")
-    host = authority.partition(":")[0].lower() or None
-    owner = router.route(host, parsed.path)
+    owner = router.route(parsed.host, uri.path)
     if owner is None or owner.name != source.name:
         raise SigningError(f"URL is outside source '{source.name}'")
+    return SignRequest(parsed, uri, Grant())

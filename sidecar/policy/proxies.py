@@ -12,27 +12,23 @@ chosen proxy does not set is ignored, however a client spells it.
 - ``envoy``: HTTP ``ext_authz`` (e.g. Envoy Gateway): the original path and query arrive
   as the check request's own path under ``/verify``, with its method and ``Host``;
   client address from ``X-Forwarded-For`` (rightmost).
+
+Hosts and URLs go through the one parser (``sidecar.core.urls``): a host that is not a
+valid ASCII host name is no host at all, never case-folded into another one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from sidecar.decide import RequestFacts
+from sidecar.core.urls import host_of, parse_url
+from sidecar.errors import UrlError
+from sidecar.policy.decide import RequestFacts
 
 VERIFY_PATH = "/verify"
 PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy")
 
 Extractor = Callable[[str, str, Mapping[str, str]], RequestFacts]
-
-
-def _host(value: str | None) -> str | None:
-    """The host name of a Host-style value, without port; ``[v6]:port`` → ``v6``."""
-    if not value:
-        return None
-    if value.startswith("["):
-        return value[1 : value.find("]")].lower() if "]" in value else None
-    return value.partition(":")[0].lower()
 
 
 def _rightmost(forwarded_for: str | None) -> str | None:
@@ -45,21 +41,23 @@ def _nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
     return RequestFacts(
         uri=headers.get("X-Original-URI"),
         method=headers.get("X-Original-Method"),
-        host=_host(headers.get("X-Original-Host")),
+        host=host_of(headers.get("X-Original-Host")),
         client_ip=headers.get("X-Real-IP"),
+        cookies=headers.get("Cookie"),
     )
 
 
 def _ingress_nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
-    url = headers.get("X-Original-URL") or ""
-    scheme, sep, rest = url.partition("://")
-    authority, slash, tail = rest.partition("/")
-    valid = bool(sep) and scheme in ("http", "https") and bool(slash)
+    try:
+        url = parse_url(headers.get("X-Original-URL") or "", require_absolute=True)
+    except UrlError:
+        url = None
     return RequestFacts(
-        uri="/" + tail if valid else None,  # None: denied as non-canonical
+        uri=url.uri if url else None,  # None: denied as non-canonical
         method=headers.get("X-Original-Method"),
-        host=_host(authority) if valid else None,
+        host=url.host if url else None,
         client_ip=headers.get("X-Real-IP"),
+        cookies=headers.get("Cookie"),
     )
 
 
@@ -67,8 +65,9 @@ def _traefik(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts
     return RequestFacts(
         uri=headers.get("X-Forwarded-Uri"),
         method=headers.get("X-Forwarded-Method"),
-        host=_host(headers.get("X-Forwarded-Host")),
+        host=host_of(headers.get("X-Forwarded-Host")),
         client_ip=_rightmost(headers.get("X-Forwarded-For")),
+        cookies=headers.get("Cookie"),
     )
 
 
@@ -77,8 +76,9 @@ def _envoy(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
     return RequestFacts(
         uri=uri,
         method=method,
-        host=_host(headers.get("Host")),
+        host=host_of(headers.get("Host")),
         client_ip=_rightmost(headers.get("X-Forwarded-For")),
+        cookies=headers.get("Cookie"),
     )
 
 

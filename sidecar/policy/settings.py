@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from sidecar.schemes import SourceVerifier
+from sidecar.schemes.base import SourceScheme
 
 
 class Mode(StrEnum):
@@ -31,7 +33,7 @@ class ServerSettings:
     clock_skew: int = 30
     cache_ttl: int = 60
     deny_status: int = 403
-    proxy: str = "nginx"  # which headers carry the original request (sidecar.proxies)
+    proxy: str = "nginx"  # which headers carry the original request (policy.proxies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +44,8 @@ class SourceSettings:
     hosts: frozenset[str] | None
     mode: Mode
     deny_status: int
-    verifier: SourceVerifier | None  # None only for mode = "off" with no keys
-    public_origin: str | None = None
+    verifier: SourceScheme | None  # None only for mode = "off" with no keys
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the scheme's own settings
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
     max_ttl: int | None = None  # signing: the longest lifetime a caller may ask for
 

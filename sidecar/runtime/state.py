@@ -16,31 +16,31 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from sidecar.decide import Decision, Outcome, Policy, RequestFacts
-from sidecar.logs import JsonLog
-from sidecar.metrics import NO_SOURCE, Metrics
-from sidecar.proxies import EXTRACTORS
-from sidecar.settings import Settings
+from sidecar.policy.decide import NO_SOURCE, Decider, Decision, Outcome, RequestFacts
+from sidecar.policy.proxies import EXTRACTORS
+from sidecar.policy.settings import Settings
+from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.metrics import Metrics
 
 
 @dataclass
 class State:
-    """Shared by every listener of a process; ``policy`` is swapped whole on reload."""
+    """Shared by every listener of a process; ``decider`` is swapped whole on reload."""
 
-    policy: Policy
+    decider: Decider
     metrics: Metrics
     log: JsonLog = field(default_factory=JsonLog)
     ready: bool = True
 
     def swap(self, settings: Settings) -> None:
         self.metrics.initialise(settings)
-        self.policy = Policy(settings)  # one reference assignment: atomic for requests
+        self.decider = Decider(settings)  # one reference assignment: atomic for requests
 
     def verify(self, method: str, raw_path: str, headers: Mapping[str, str]) -> Decision:
-        policy = self.policy
-        facts = EXTRACTORS[policy.settings.server.proxy](method, raw_path, headers)
+        decider = self.decider
+        facts = EXTRACTORS[decider.settings.server.proxy](method, raw_path, headers)
         started = time.perf_counter()
-        decision = policy.decide(facts, time.time())
+        decision = decider.decide(facts, time.time())
         self.metrics.record(decision, time.perf_counter() - started)
         if decision.outcome is not Outcome.ALLOW:
             _log_denial(self.log, decision, facts, headers.get("X-Request-ID"))
@@ -50,7 +50,7 @@ class State:
 def create_state(settings: Settings, *, registry: CollectorRegistry, log: JsonLog) -> State:
     metrics = Metrics(registry)
     metrics.initialise(settings)
-    return State(Policy(settings), metrics, log)
+    return State(Decider(settings), metrics, log)
 
 
 def _log_denial(

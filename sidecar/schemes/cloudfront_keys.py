@@ -5,6 +5,8 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from sidecar.errors import SchemeError
+
 
 def new_key_pair(kind: str) -> tuple[bytes, bytes]:
     """``rsa`` (2048 bits, what CloudFront accepts) or ``ecdsa`` (P-256)."""
@@ -14,7 +16,7 @@ def new_key_pair(kind: str) -> tuple[bytes, bytes]:
     elif kind == "ecdsa":
         private = ec.generate_private_key(ec.SECP256R1())
     else:
-        raise ValueError(f"unknown key type '{kind}'")
+        raise SchemeError(f"unknown key type '{kind}'")
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

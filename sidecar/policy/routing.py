@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sidecar.settings import SourceSettings
+from sidecar.policy.settings import SourceSettings
 
 
 class Router:

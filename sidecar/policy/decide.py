@@ -9,13 +9,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-from sidecar import canonical
-from sidecar.routing import Router
-from sidecar.schemes import VerifyContext
-from sidecar.settings import Mode, Settings, SourceSettings
-from sidecar.verdict import Reason, Verdict
+from sidecar.core import canonical
+from sidecar.core.verdict import Reason, Verdict
+from sidecar.policy.routing import Router
+from sidecar.policy.settings import Mode, Settings, SourceSettings
+from sidecar.schemes.base import VerifyRequest
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+NO_SOURCE = "-"  # names the source of a request no source owns (source names cannot be "-")
 
 
 class Outcome(StrEnum):
@@ -29,6 +30,7 @@ class RequestFacts(NamedTuple):
     method: str | None
     host: str | None = None
     client_ip: str | None = None
+    cookies: str | None = None  # the Cookie header, where the proxy profile passes it
 
 
 class Decision(NamedTuple):
@@ -40,7 +42,7 @@ class Decision(NamedTuple):
     cache_ttl: int = 0  # seconds nginx may cache this answer; 0 = never
 
 
-class Policy:
+class Decider:
     """The settings compiled for fast decisions."""
 
     def __init__(self, settings: Settings) -> None:
@@ -63,8 +65,8 @@ class Policy:
         if facts.method not in ALLOWED_METHODS:
             verdict = Verdict(Reason.METHOD)
         else:
-            context = VerifyContext(now, server.clock_skew, facts.client_ip)
-            verdict = source.verifier.verify(uri, context)
+            request = VerifyRequest(uri, now, server.clock_skew, facts.client_ip, facts.cookies)
+            verdict = source.verifier.verify(request)
         if verdict.valid:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
             return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl)
@@ -74,8 +76,9 @@ class Policy:
 
 
 def _cache_ttl(verdict: Verdict, ceiling: int, now: float) -> int:
-    """How long nginx may reuse this allow: never past the URL's own expiry, never if IP-bound."""
-    if verdict.ip_bound:
+    """How long nginx may reuse this allow: never past the grant's own expiry, and never
+    when the allow may not be shared (bound to the client's address, or won by a cookie)."""
+    if not verdict.shareable:
         return 0
     if verdict.expires_at is None:
         return ceiling

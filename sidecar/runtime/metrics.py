@@ -8,14 +8,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from sidecar import __version__
-from sidecar.decide import Decision, Outcome
-from sidecar.settings import Mode, Settings, SourceSettings
-from sidecar.verdict import Reason
+from sidecar.core.verdict import Reason
+from sidecar.policy.decide import NO_SOURCE, Decision, Outcome
+from sidecar.policy.settings import Mode, Settings, SourceSettings
 
 # Set (by the worker supervisor) before prometheus_client is imported in a worker: every
 # worker then writes its samples to files there, and any worker's /metrics sums them all.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
-NO_SOURCE = "-"  # label value for requests no source owns (source names cannot be "-")
 # From 10 µs (a cached MD5 check) to 100 ms (something is badly wrong).
 DURATION_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,

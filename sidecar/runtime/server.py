@@ -12,11 +12,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from sidecar import __version__, config
-from sidecar.logs import JsonLog
-from sidecar.service import State, create_metrics_app, create_state
-from sidecar.settings import Address, Settings
-from sidecar.signing_api import create_signing_app
-from sidecar.verify_protocol import MAX_FIELD_SIZE, VerifyServer
+from sidecar.errors import ConfigError
+from sidecar.policy.settings import Address, Settings
+from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.signing_api import create_signing_app
+from sidecar.runtime.state import State, create_metrics_app, create_state
+from sidecar.runtime.verify_protocol import MAX_FIELD_SIZE, VerifyServer
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
@@ -27,7 +28,7 @@ WATCH_INTERVAL = 2.0
 def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
     """Serve in this process, or supervise ``workers`` processes sharing the ports."""
     if settings.server.workers > 1 and not worker:
-        from sidecar import workers  # noqa: PLC0415
+        from sidecar.runtime import workers  # noqa: PLC0415
 
         workers.supervise(settings, log)
         return
@@ -93,15 +94,15 @@ async def watch_files(
 ) -> None:
     """Reload when the config or a key file changes (a Kubernetes Secret update swaps a
     symlink: the path then names a new inode), so rotation needs no signal."""
-    seen = fingerprint(state.policy.settings.files)
+    seen = fingerprint(state.decider.settings.files)
     while True:
         await asyncio.sleep(interval)
-        current = fingerprint(state.policy.settings.files)
+        current = fingerprint(state.decider.settings.files)
         if current != seen:
             log.event("files_changed")
             reloaded = reload(state, path, log)
             # A broken file is not retried in a loop: only its next change triggers again.
-            seen = fingerprint(state.policy.settings.files) if reloaded else current
+            seen = fingerprint(state.decider.settings.files) if reloaded else current
 
 
 def fingerprint(files: tuple[str, ...]) -> tuple[tuple[int, int, int, int] | None, ...]:
@@ -121,7 +122,7 @@ def reload(state: State, path: str, log: JsonLog) -> bool:
     """Swap in a re-read config; on any problem keep the old one serving."""
     try:
         settings = config.load(path)
-    except config.ConfigError as error:
+    except ConfigError as error:
         state.metrics.reloads.labels(result="failure").inc()
         log.event("reload_failed", problems=error.problems)
         return False

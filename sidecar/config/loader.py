@@ -10,38 +10,35 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sidecar import canonical, schemes
-from sidecar.config_fields import NAME, NAME_RULE, Problems, Table, address, ranged
-from sidecar.config_keys import load_keys
-from sidecar.proxies import PROFILES
-from sidecar.schemes import KeyMaterial, SchemeError, SchemeOptions
-from sidecar.settings import (
+from sidecar import schemes
+from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, ranged
+from sidecar.config.keys import load_keys
+from sidecar.core import canonical
+from sidecar.core.urls import HOST_NAME
+from sidecar.errors import ConfigError, SchemeError
+from sidecar.policy.proxies import PROFILES
+from sidecar.policy.settings import (
     Mode,
     ServerSettings,
     Settings,
     SourceSettings,
     TeamSettings,
 )
+from sidecar.schemes.base import Scheme, SourceScheme, SourceSpec
 
-_HOST = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
-_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _SERVER_FIELDS = {
     "listen", "metrics_listen", "workers", "clock_skew", "cache_ttl", "deny_status", "proxy",
 }  # fmt: skip
+# Every scheme's source has these; a scheme adds its own settings (``Scheme.settings``).
 _SOURCE_FIELDS = {
-    "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "public_origin", "keys",
+    "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "keys",
     "default_ttl", "max_ttl",
 }  # fmt: skip
-
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Settings:
@@ -133,7 +130,6 @@ def _source(
     table = Table(
         raw, f"sources[{index}]" + (f" '{name}'" if isinstance(name, str) else ""), problems
     )
-    table.check_names(_SOURCE_FIELDS)
     name = table.require("name", str)
     if name is not None:
         table.check("name", bool(NAME.fullmatch(name)), NAME_RULE)
@@ -143,32 +139,49 @@ def _source(
         table.check(
             "scheme", False, f"unknown scheme '{scheme_name}' ({', '.join(schemes.names())})"
         )
+    table.check_names(_SOURCE_FIELDS | _setting_names(scheme))
     prefix = _path_prefix(table)
     hosts = _hosts(table)
     mode_text = table.get("mode", str, "enforce") or "enforce"
     mode = Mode(mode_text) if mode_text in Mode.__members__.values() else None
     table.check("mode", mode is not None, "must be enforce, report or off")
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
-    origin = table.get("public_origin", str)
-    if origin is not None:
-        table.check(
-            "public_origin", bool(_ORIGIN.fullmatch(origin)), "must be http(s)://host[:port]"
-        )
+    scheme_settings = _scheme_settings(table, scheme)
     default_ttl, max_ttl = _ttls(table)
     keys, keys_ok = load_keys(table, folder, env, scheme.key_fields if scheme else frozenset())
     verifier = None
     # Built even when some key failed, so the scheme's own problems are reported too.
-    if scheme is not None and (keys or mode is not Mode.OFF or not keys_ok):
-        options = SchemeOptions(public_origin=origin)
-        verifier = _verifier(table, scheme, keys, options, missing_reported=not keys_ok)
+    if scheme is not None and prefix is not None and (keys or mode is not Mode.OFF or not keys_ok):
+        spec = SourceSpec(name or "", prefix, tuple(keys), scheme_settings)
+        verifier = _verifier(table, scheme, spec, missing_reported=not keys_ok)
     if None in (name, scheme, prefix, mode) or not keys_ok:
         return None
     if verifier is None and mode is not Mode.OFF:
         return None
     assert name and scheme_name and prefix and mode  # narrowed by the check above
     return SourceSettings(
-        name, scheme_name, prefix, hosts, mode, deny_status, verifier, origin, default_ttl, max_ttl
-    )
+        name, scheme_name, prefix, hosts, mode, deny_status, verifier, scheme_settings,
+        default_ttl, max_ttl,
+    )  # fmt: skip
+
+
+def _setting_names(scheme: Scheme | None) -> set[str]:
+    # With an unknown scheme, any scheme's setting is not reported as a second problem.
+    known = [scheme] if scheme is not None else list(schemes.REGISTRY.values())
+    return {setting.name for entry in known for setting in entry.settings}
+
+
+def _scheme_settings(table: Table, scheme: Scheme | None) -> dict[str, Any]:
+    """The scheme's own settings, type-checked and validated, defaults filled in."""
+    values: dict[str, Any] = {}
+    for setting in scheme.settings if scheme is not None else ():
+        value = table.get(setting.name, setting.kind)
+        if value is not None and setting.check is not None:
+            problem = setting.check(value)
+            if not table.check(setting.name, problem is None, problem or ""):
+                value = None
+        values[setting.name] = setting.default if value is None else value
+    return values
 
 
 def _ttls(table: Table) -> tuple[int | None, int | None]:
@@ -204,19 +217,14 @@ def _team(raw: object, index: int, sources: set[str], problems: Problems) -> Tea
 
 
 def _verifier(
-    table: Table,
-    scheme: schemes.Scheme,
-    keys: list[KeyMaterial],
-    options: SchemeOptions,
-    *,
-    missing_reported: bool,
-) -> schemes.SourceVerifier | None:
-    if not keys:
+    table: Table, scheme: Scheme, spec: SourceSpec, *, missing_reported: bool
+) -> SourceScheme | None:
+    if not spec.keys:
         if not missing_reported:
             table.check("keys", False, "at least one [[sources.keys]] is required (fail closed)")
         return None
     try:
-        return scheme.build(keys, options)
+        return scheme.build(spec)
     except SchemeError as error:
         table.check("keys", False, str(error))
         return None
@@ -237,7 +245,7 @@ def _hosts(table: Table) -> frozenset[str] | None:
     hosts = table.get("hosts", list)
     if hosts is None:
         return None
-    valid = [h for h in hosts if isinstance(h, str) and _HOST.fullmatch(h.lower())]
+    valid = [h for h in hosts if isinstance(h, str) and HOST_NAME.fullmatch(h.lower())]
     table.check("hosts", len(valid) == len(hosts) and bool(hosts), "must be a list of host names")
     return frozenset(h.lower() for h in valid)
 
@@ -250,16 +258,23 @@ def _check_unique(sources: list[SourceSettings], problems: Problems) -> None:
         for host in (sorted(source.hosts) if source.hosts else ["*"])
     ]
     _report_duplicates(routes, "sources", "two sources share host and path_prefix", problems)
-    # A CloudFront Key-Pair-Id names one key of one source: never ambiguous.
-    key_pair_ids = [
+    # A key id the URL carries (CloudFront's Key-Pair-Id) names one key of one source.
+    url_key_ids = [
         key_id
         for source in sources
-        if source.scheme == "cloudfront" and source.verifier
+        if source.verifier and _scheme_of(source).key_ids_in_url
         for key_id in source.verifier.key_ids
     ]
-    _report_duplicates(key_pair_ids, "sources", "Key-Pair-Id used by two sources", problems)
+    _report_duplicates(url_key_ids, "sources", "Key-Pair-Id used by two sources", problems)
+
+
+def _scheme_of(source: SourceSettings) -> Scheme:
+    scheme = schemes.get(source.scheme)
+    assert scheme is not None  # a built source has a registered scheme
+    return scheme
 
 
 def _report_duplicates(values: list[str], where: str, message: str, problems: Problems) -> None:
-    for value in sorted({v for v in values if values.count(v) > 1}):
+    counts = Counter(values)  # linear: configs hold thousands of sources
+    for value in sorted(value for value, count in counts.items() if count > 1):
         problems.add(where, f"{message}: {value}")

@@ -11,7 +11,8 @@ import zlib
 from pathlib import Path
 
 from sidecar import config
-from sidecar.local_stack import LocalStack
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.policy.signing import sign_url
 
 # The Secure Source documentation's own example token, so its reference URL reproduces.
 DEMO_TOKEN = "wakanda123@"  # noqa: S105 (a published example, not a secret)
@@ -65,14 +66,14 @@ def write_images(root: Path) -> dict[str, bytes]:
     return files
 
 
-def fetch(url: str, host: str = "image.example.com") -> tuple[int, int]:
-    """Status and body length of a GET through nginx."""
+def fetch(url: str, host: str = "image.example.com") -> tuple[int, int, str]:
+    """Status, body length and nginx's request id (X-Request-ID) of a GET through nginx."""
     request = urllib.request.Request(url, headers={"Host": host})  # noqa: S310 (loopback)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-            return response.status, len(response.read())
+            return response.status, len(response.read()), response.headers["X-Request-ID"]
     except urllib.error.HTTPError as error:
-        return error.code, 0
+        return error.code, 0, error.headers["X-Request-ID"]
 
 
 def run(*, keep: bool) -> int:
@@ -93,11 +94,13 @@ def run(*, keep: bool) -> int:
 
 
 def _show(stack: LocalStack) -> None:
-    books = config.load(stack.config_path).source("books")
-    assert books is not None and books.verifier is not None
-    signed = books.verifier.sign(f"{stack.nginx_url}/books/database-internals.png?w=400&h=600")
-    expiring = books.verifier.sign(f"{stack.nginx_url}/books/caf%C3%A9%20menu.png",
-                                   expires=int(time.time()) + 300)  # fmt: skip
+    settings = config.load(stack.config_path)
+    now = time.time()
+    signed = sign_url(
+        settings, "books", f"{stack.nginx_url}/books/database-internals.png?w=400&h=600", now=now
+    )
+    expiring = sign_url(settings, "books", f"{stack.nginx_url}/books/caf%C3%A9%20menu.png",
+                        now=now, expires_in=300)  # fmt: skip
     cases = [
         ("signed URL", signed),
         ("signed, with an expiry in 5 minutes", expiring),
@@ -111,8 +114,7 @@ def _show(stack: LocalStack) -> None:
     print(f"nginx on {stack.nginx_url}, sidecar on {stack.sidecar_url}, "
           f"metrics on {stack.metrics_url}\n")  # fmt: skip
     for label, url in cases:
-        seen = len(stack.access_log_results())
-        status, size = fetch(url)
+        status, size, request_id = fetch(url)
         served = f"{size} bytes of image" if status == 200 else "no image"
-        reason = stack.last_result(seen)
+        reason = stack.result_for(request_id)
         print(f"{label}\n  {url}\n  -> nginx {status}, {served} (sidecar said: {reason})\n")

@@ -1,0 +1,94 @@
+"""Strict decoders shared by every scheme: one text per value, nothing tolerated.
+
+A signed URL has exactly one spelling. A decoder that forgave padding, unused trailing
+bits, mixed hex case or leading zeros would give each signed URL a second spelling: a
+second cache key and a second URL to revoke. Each function returns None for anything but
+the one canonical text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import NamedTuple
+
+# Unix seconds without leading zeros or sign: up to 12 digits covers the year 33658.
+_EPOCH = re.compile(r"0|[1-9][0-9]{0,11}")
+_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+
+
+def parse_epoch(text: str) -> int | None:
+    """Unix seconds in their one spelling (ASCII digits, no leading zero), or None."""
+    return int(text) if _EPOCH.fullmatch(text) else None
+
+
+def parse_hex(text: str, size: int) -> bytes | None:
+    """Exactly ``size`` bytes of hex, all lowercase or all uppercase (signers in Java, .NET
+    and Go often print uppercase); mixed case is not one of the two spellings."""
+    if len(text) != 2 * size or not _HEX.fullmatch(text):
+        return None
+    return bytes.fromhex(text)
+
+
+class Base64Alphabet(NamedTuple):
+    """The two non-alphanumeric characters of an alphabet, and its padding (None: unpadded)."""
+
+    char62: str
+    char63: str
+    pad: str | None
+
+    def encode(self, data: bytes) -> str:
+        text = base64.b64encode(data).decode()
+        if self.pad is None:
+            text = text.rstrip("=")
+        return text.translate(_from_standard(self))
+
+    def decode(self, text: str) -> bytes | None:
+        """Strict decoding: exact padding and zero unused bits, or None."""
+        if not text or not text.isascii():
+            return None
+        standard = text.translate(_to_standard(self))
+        if self.pad is None:
+            if "=" in standard or len(standard) % 4 == 1:
+                return None
+            standard += "=" * (-len(standard) % 4)
+        try:
+            data = base64.b64decode(standard, validate=True)
+        except binascii.Error:
+            return None
+        # Re-encoding must give the text back: this refuses non-zero unused bits, and any
+        # character that translated into the standard alphabet from outside this one.
+        return data if self.encode(data) == text else None
+
+
+STANDARD = Base64Alphabet("+", "/", "=")
+URLSAFE = Base64Alphabet("-", "_", "=")
+URLSAFE_NOPAD = Base64Alphabet("-", "_", None)
+# AWS CloudFront: '+' → '-', '=' → '_', '/' → '~'.
+CLOUDFRONT = Base64Alphabet("-", "~", "_")
+
+_TABLES: dict[Base64Alphabet, tuple[dict[int, int], dict[int, int]]] = {}
+
+
+def _tables(alphabet: Base64Alphabet) -> tuple[dict[int, int], dict[int, int]]:
+    tables = _TABLES.get(alphabet)
+    if tables is None:
+        ours = alphabet.char62 + alphabet.char63 + (alphabet.pad or "")
+        theirs = "+/" + ("=" if alphabet.pad else "")
+        # Characters of the standard alphabet that this one does not use must not
+        # translate into it unchanged: map them to '!' (never valid base64).
+        to_standard = str.maketrans(ours, theirs)
+        for char in "+/=":
+            if char not in ours:
+                to_standard[ord(char)] = ord("!")
+        tables = _TABLES[alphabet] = (to_standard, str.maketrans(theirs, ours))
+    return tables
+
+
+def _to_standard(alphabet: Base64Alphabet) -> dict[int, int]:
+    return _tables(alphabet)[0]
+
+
+def _from_standard(alphabet: Base64Alphabet) -> dict[int, int]:
+    return _tables(alphabet)[1]

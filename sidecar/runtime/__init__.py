@@ -1,0 +1,1 @@
+"""The shells that run: listeners, metrics, logs, workers and reload."""
