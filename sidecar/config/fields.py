@@ -6,12 +6,13 @@ field, never a value (values may be secrets).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sidecar.policy.settings import Address
+from sidecar.policy.settings import Address, FileMark
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class Problems:
 
     file: str
     items: list[str] = field(default_factory=list)
-    files_read: list[str] = field(default_factory=list)
+    files_read: list[tuple[str, FileMark | None]] = field(default_factory=list)
 
     def add(self, where: str, message: str) -> None:
         self.items.append(f"{self.file}: {where}: {message}")
@@ -86,8 +87,20 @@ def address(table: Table, name: str, default: str | None) -> Address | None:
     return Address(host, int(port))
 
 
+def file_mark(path: str | os.PathLike[str]) -> FileMark | None:
+    """What identifies a file's content cheaply; ``os.stat`` follows symlinks, so a
+    Kubernetes Secret update (a symlink swapped to a new inode) shows as a change."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
+
+
 def read_file(table: Table, name: str, path: Path) -> bytes | None:
-    table.problems.files_read.append(str(path))
+    # Marked *before* reading: a change made while the config loads is seen by the next
+    # check instead of being taken for what was read.
+    table.problems.files_read.append((str(path), file_mark(path)))
     try:
         return path.read_bytes()
     except OSError as error:

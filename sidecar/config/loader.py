@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar import schemes
-from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, ranged
+from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, file_mark, ranged
 from sidecar.config.keys import load_keys
 from sidecar.core import canonical
 from sidecar.core.urls import HOST_NAME
@@ -45,6 +45,7 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
     """Read and validate a config file; raise ``ConfigError`` listing every problem."""
     file = Path(path)
     problems = Problems(str(file))
+    problems.files_read.append((str(file), file_mark(file)))  # before reading, see read_file
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as error:
@@ -90,7 +91,8 @@ def _build(
         tuple(built),
         signing_listen,
         tuple(t for t in teams if t is not None),
-        files=(str(file), *problems.files_read),
+        files=tuple(path for path, _ in problems.files_read),
+        file_marks=tuple(mark for _, mark in problems.files_read),
     )
 
 

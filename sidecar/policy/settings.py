@@ -9,6 +9,9 @@ from typing import Any
 
 from sidecar.schemes.base import SourceScheme
 
+# (device, inode, mtime in ns, size) of a file as it was when the config read it.
+FileMark = tuple[int, int, int, int]
+
 
 class Mode(StrEnum):
     ENFORCE = "enforce"  # deny what does not verify
@@ -67,6 +70,7 @@ class Settings:
     signing_listen: Address | None = None
     teams: tuple[TeamSettings, ...] = ()
     files: tuple[str, ...] = ()  # the config and every key file it read: watched for changes
+    file_marks: tuple[FileMark | None, ...] = ()  # each of ``files`` as it was read
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)

@@ -20,7 +20,7 @@ DURATION_BUCKETS = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 )  # fmt: skip
-SIGNING_RESULTS = ("ok", "unauthorized", "bad_request")
+SIGNING_RESULTS = ("ok", "unauthorized", "bad_request", "busy")
 _DENY_REASONS = tuple(r for r in Reason if r not in (Reason.OK, Reason.UNSIGNED_ALLOWED))
 _SOURCELESS_REASONS = (Reason.NON_CANONICAL, Reason.NO_SOURCE)
 

@@ -3,7 +3,8 @@
 ``GET /public/team/{teamId}/signUrl?url=…[&expiresIn=S]`` with ``X-Api-Key`` →
 ``200 {"signedUrl": "…"}``; ``POST /public/team/{teamId}/signUrls`` with a JSON list →
 ``200 {"signedUrls": […]}``. Errors are ``{"error": "…"}``: 401 missing or wrong key,
-404 unknown team, 400 a URL that cannot be signed for the team's source.
+404 unknown team, 400 a URL that cannot be signed for the team's source, 503 when too
+many signing calls are already in flight (signing runs off the verify loop, bounded).
 API keys are compared in constant time against their SHA-256, never stored in clear.
 """
 
@@ -11,19 +12,33 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from sidecar.errors import SigningError
-from sidecar.policy.decide import NO_SOURCE
+from sidecar.policy.decide import NO_SOURCE, Decider
 from sidecar.policy.settings import TeamSettings
 from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign_url
 from sidecar.runtime.state import STATE, State
 
 MAX_BODY = 256 * 1024
+MAX_PENDING = 16  # signing calls waiting for or using the offload pool, per process
+_SECONDS = re.compile(r"[0-9]{1,9}")
+
+
+@dataclass
+class _InFlight:
+    """Signing calls of this process waiting for or using the offload pool."""
+
+    count: int = 0
+
+
+IN_FLIGHT = web.AppKey("signing_in_flight", _InFlight)
 _JSON = "application/json"
 
 
@@ -36,6 +51,7 @@ class _ApiError(Exception):
 def create_signing_app(state: State) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app[STATE] = state
+    app[IN_FLIGHT] = _InFlight()
     app.router.add_get("/public/team/{team_id}/signUrl", sign_one)
     app.router.add_post("/public/team/{team_id}/signUrls", sign_batch)
     return app
@@ -53,7 +69,8 @@ async def _sign_one(request: web.Request, team: TeamSettings) -> dict[str, Any]:
     url = request.query.get("url")
     if not url:
         raise _ApiError(400, "bad_request", "the 'url' query parameter is required")
-    return {"signedUrl": _sign(request, team, url)}
+    signed = await _sign_off_loop(request, team, [url], single=True)
+    return {"signedUrl": signed[0]}
 
 
 async def _sign_batch(request: web.Request, team: TeamSettings) -> dict[str, Any]:
@@ -65,31 +82,57 @@ async def _sign_batch(request: web.Request, team: TeamSettings) -> dict[str, Any
         raise _ApiError(400, "bad_request", "the body must be a JSON list of URLs")
     if not 1 <= len(urls) <= MAX_BATCH:
         raise _ApiError(400, "bad_request", f"a batch holds 1 to {MAX_BATCH} URLs")
-    return {"signedUrls": [_sign(request, team, url, index) for index, url in enumerate(urls)]}
+    return {"signedUrls": await _sign_off_loop(request, team, urls, single=False)}
 
 
-def _sign(request: web.Request, team: TeamSettings, url: str, index: int | None = None) -> str:
-    decider = request.app[STATE].decider
+async def _sign_off_loop(
+    request: web.Request, team: TeamSettings, urls: list[str], *, single: bool
+) -> list[str]:
+    """Sign in the offload pool: an RSA-4096 batch must not hold the verify loop. At most
+    ``MAX_PENDING`` signing calls wait or run at once; more are refused (503, retry)."""
+    state = request.app[STATE]
+    expires_in = _expires_in(request)
+    in_flight = request.app[IN_FLIGHT]
+    if in_flight.count >= MAX_PENDING:
+        raise _ApiError(503, "busy", "too many signing requests at once: retry shortly")
+    in_flight.count += 1
     try:
-        return sign_url(
-            decider.settings,
-            team.source,
-            url,
-            now=time.time(),
-            expires_in=_expires_in(request),
-            require_absolute=True,
-            router=decider.router,  # compiled once per config, not once per URL
-        )
-    except SigningError as error:
-        where = f"url {index}: " if index is not None else ""
-        raise _ApiError(400, "bad_request", f"{where}{error}") from None
+        decider = state.decider  # the config of this moment, for every URL of the batch
+        return await state.off_loop(_sign_all, decider, team, urls, expires_in, single)
+    finally:
+        in_flight.count -= 1
+
+
+def _sign_all(
+    decider: Decider, team: TeamSettings, urls: list[str], expires_in: int | None, single: bool
+) -> list[str]:
+    now = time.time()
+    signed = []
+    for index, url in enumerate(urls):
+        try:
+            signed.append(
+                sign_url(
+                    decider.settings,
+                    team.source,
+                    url,
+                    now=now,
+                    expires_in=expires_in,
+                    require_absolute=True,
+                    router=decider.router,  # compiled once per config, not once per URL
+                )
+            )
+        except SigningError as error:
+            where = "" if single else f"url {index}: "
+            raise _ApiError(400, "bad_request", f"{where}{error}") from None
+    return signed
 
 
 def _expires_in(request: web.Request) -> int | None:
     text = request.query.get("expiresIn")
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 9:
+    # ASCII digits only: str.isdigit() also accepts "²" or Arabic-Indic digits.
+    if not _SECONDS.fullmatch(text):
         raise _ApiError(400, "bad_request", "expiresIn must be a whole number of seconds")
     return int(text)
 

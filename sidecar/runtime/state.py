@@ -9,8 +9,9 @@ The separate metrics listener is a small aiohttp application.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,9 @@ from sidecar.policy.proxies import EXTRACTORS
 from sidecar.policy.settings import Settings
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.metrics import Metrics
+from sidecar.runtime.offload import Offload
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -31,9 +35,16 @@ class State:
     metrics: Metrics
     log: JsonLog = field(default_factory=JsonLog)
     ready: bool = True
+    offload: Offload | None = None  # CPU-heavy work goes here, never on the verify loop
 
-    def swap(self, settings: Settings) -> None:
-        self.metrics.initialise(settings)
+    async def off_loop(self, function: Callable[..., T], *args: object) -> T:
+        """Run ``function`` in the offload pool (inline only where there is none: tools)."""
+        if self.offload is None:
+            return function(*args)
+        return await self.offload.run(function, *args)
+
+    def swap_decider(self, settings: Settings) -> None:
+        """Serve ``settings`` from the next request on (their metrics already initialised)."""
         self.decider = Decider(settings)  # one reference assignment: atomic for requests
 
     def verify(self, method: str, raw_path: str, headers: Mapping[str, str]) -> Decision:
@@ -47,10 +58,12 @@ class State:
         return decision
 
 
-def create_state(settings: Settings, *, registry: CollectorRegistry, log: JsonLog) -> State:
+def create_state(
+    settings: Settings, *, registry: CollectorRegistry, log: JsonLog, offload: Offload | None = None
+) -> State:
     metrics = Metrics(registry)
     metrics.initialise(settings)
-    return State(Decider(settings), metrics, log)
+    return State(Decider(settings), metrics, log, offload=offload)
 
 
 def _log_denial(
@@ -82,7 +95,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[STATE].metrics.exposition()
+    state = request.app[STATE]
+    body = await state.off_loop(state.metrics.exposition)  # thousands of series: off the loop
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
