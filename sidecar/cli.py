@@ -19,6 +19,7 @@ from sidecar import config, schemes
 from sidecar.core.urls import parse_url
 from sidecar.errors import ConfigError, SidecarError, UrlError
 from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
+from sidecar.policy.proxies import HOST_TRUST_NOTES
 from sidecar.policy.settings import Settings, SourceSettings
 from sidecar.policy.signing import sign_url
 from sidecar.schemes.base import Scheme
@@ -120,6 +121,9 @@ def _check_config(args: argparse.Namespace) -> int:
         print(
             f"  {source.name}: {source.scheme} {source.path_prefix} mode={source.mode} keys={keys}"
         )
+    note = HOST_TRUST_NOTES.get(settings.server.proxy)
+    if note and any(source.hosts is not None for source in settings.sources):
+        print(f"note: proxy = '{settings.server.proxy}': {note}")
     return EXIT_OK
 
 

@@ -20,7 +20,7 @@ from sidecar.config.keys import load_keys
 from sidecar.core import canonical
 from sidecar.core.urls import HOST_NAME
 from sidecar.errors import ConfigError, SchemeError
-from sidecar.policy.proxies import PROFILES
+from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, PROFILES
 from sidecar.policy.settings import (
     Mode,
     ServerSettings,
@@ -78,6 +78,7 @@ def _build(
     sources = [_source(raw, index, folder, env, problems) for index, raw in enumerate(raw_sources)]
     built = [source for source in sources if source is not None]
     _check_unique(built, problems)
+    _check_hosts_are_trusted(server, built, problems)
     # Every declared name, built or not: a broken source is one problem, not two.
     names = {raw["name"] for raw in raw_sources if isinstance(raw, dict) and "name" in raw}
     raw_teams = root.get("teams", list, []) or []
@@ -274,6 +275,22 @@ def _scheme_of(source: SourceSettings) -> Scheme:
     scheme = schemes.get(source.scheme)
     assert scheme is not None  # a built source has a registered scheme
     return scheme
+
+
+def _check_hosts_are_trusted(
+    server: ServerSettings | None, sources: list[SourceSettings], problems: Problems
+) -> None:
+    # SPEC §11: hosts decide routing only on a host the proxy itself routed on.
+    if server is None or server.proxy not in CLIENT_CHOSEN_HOST:
+        return
+    for source in sources:
+        if source.hosts is not None:
+            problems.add(
+                f"source '{source.name}'.hosts",
+                f"proxy = '{server.proxy}' passes the client's own Host header"
+                " (X-Original-URL is built from $http_host): route by path_prefix instead,"
+                " or put the shipped nginx config (proxy = 'nginx') in front",
+            )
 
 
 def _report_duplicates(values: list[str], where: str, message: str, problems: Problems) -> None:

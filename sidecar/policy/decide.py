@@ -31,6 +31,7 @@ class RequestFacts(NamedTuple):
     host: str | None = None
     client_ip: str | None = None
     cookies: str | None = None  # the Cookie header, where the proxy profile passes it
+    host_ok: bool = True  # false: a host header that is not a valid ASCII host name
 
 
 class Decision(NamedTuple):
@@ -51,7 +52,7 @@ class Decider:
 
     def decide(self, facts: RequestFacts, now: float) -> Decision:
         server = self.settings.server
-        uri = canonical.parse(facts.uri) if facts.uri else None
+        uri = canonical.parse(facts.uri) if facts.uri and facts.host_ok else None
         if uri is None:
             return Decision(server.deny_status, Reason.NON_CANONICAL, Outcome.DENY)
         source = self.router.route(facts.host, uri.path)

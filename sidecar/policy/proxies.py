@@ -6,15 +6,18 @@ chosen proxy does not set is ignored, however a client spells it.
 - ``nginx``: ``auth_request`` with the shipped snippet: ``X-Original-URI`` ($request_uri),
   ``X-Original-Method``, ``X-Original-Host``, ``X-Real-IP``.
 - ``ingress-nginx``: the ``auth-url`` annotation: ``X-Original-URL`` (a full URL),
-  ``X-Original-Method``, ``X-Real-IP``.
+  ``X-Original-Method``, ``X-Real-IP``. The URL's host is the client's Host header
+  (``$http_host``), not the host nginx routed on, so this profile never routes by host
+  and the config refuses ``hosts`` with it (SPEC §11).
 - ``traefik``: ``forwardAuth``: ``X-Forwarded-Uri``, ``X-Forwarded-Method``,
   ``X-Forwarded-Host``, ``X-Forwarded-For`` (the address the proxy appended: rightmost).
 - ``envoy``: HTTP ``ext_authz`` (e.g. Envoy Gateway): the original path and query arrive
   as the check request's own path under ``/verify``, with its method and ``Host``;
   client address from ``X-Forwarded-For`` (rightmost).
 
-Hosts and URLs go through the one parser (``sidecar.core.urls``): a host that is not a
-valid ASCII host name is no host at all, never case-folded into another one.
+Hosts and URLs go through the one parser (``sidecar.core.urls``), in one spelling (ASCII,
+lowercase, one trailing dot removed, no port). A host header present but not a valid
+ASCII host name makes the request non-canonical (denied), never case-folded into another.
 """
 
 from __future__ import annotations
@@ -27,8 +30,24 @@ from sidecar.policy.decide import RequestFacts
 
 VERIFY_PATH = "/verify"
 PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy")
+# Profiles whose host header the client chooses: ``hosts`` would be the client's choice.
+CLIENT_CHOSEN_HOST = frozenset({"ingress-nginx"})
+# Profiles whose host is the proxy's own only with a setting left as it is by default.
+HOST_TRUST_NOTES = {
+    "traefik": "hosts rely on X-Forwarded-Host, which Traefik sets to the host it routed on"
+    " only while forwardAuth trustForwardHeader is false (its default)",
+}
 
 Extractor = Callable[[str, str, Mapping[str, str]], RequestFacts]
+
+
+def _host(value: str | None) -> tuple[str | None, bool]:
+    """The host in its one spelling, and whether the header was acceptable: absent or
+    empty is no host; anything but a valid ASCII host name is refused."""
+    if not value:
+        return None, True
+    host = host_of(value)
+    return host, host is not None
 
 
 def _rightmost(forwarded_for: str | None) -> str | None:
@@ -38,12 +57,14 @@ def _rightmost(forwarded_for: str | None) -> str | None:
 
 
 def _nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
+    host, host_ok = _host(headers.get("X-Original-Host"))
     return RequestFacts(
         uri=headers.get("X-Original-URI"),
         method=headers.get("X-Original-Method"),
-        host=host_of(headers.get("X-Original-Host")),
+        host=host,
         client_ip=headers.get("X-Real-IP"),
         cookies=headers.get("Cookie"),
+        host_ok=host_ok,
     )
 
 
@@ -55,30 +76,34 @@ def _ingress_nginx(method: str, path: str, headers: Mapping[str, str]) -> Reques
     return RequestFacts(
         uri=url.uri if url else None,  # None: denied as non-canonical
         method=headers.get("X-Original-Method"),
-        host=url.host if url else None,
+        host=None,  # the client's own Host header: never routed on (CLIENT_CHOSEN_HOST)
         client_ip=headers.get("X-Real-IP"),
         cookies=headers.get("Cookie"),
     )
 
 
 def _traefik(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
+    host, host_ok = _host(headers.get("X-Forwarded-Host"))
     return RequestFacts(
         uri=headers.get("X-Forwarded-Uri"),
         method=headers.get("X-Forwarded-Method"),
-        host=host_of(headers.get("X-Forwarded-Host")),
+        host=host,
         client_ip=_rightmost(headers.get("X-Forwarded-For")),
         cookies=headers.get("Cookie"),
+        host_ok=host_ok,
     )
 
 
 def _envoy(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
     uri = path[len(VERIFY_PATH) :] if path.startswith(VERIFY_PATH + "/") else None
+    host, host_ok = _host(headers.get("Host"))
     return RequestFacts(
         uri=uri,
         method=method,
-        host=host_of(headers.get("Host")),
+        host=host,
         client_ip=_rightmost(headers.get("X-Forwarded-For")),
         cookies=headers.get("Cookie"),
+        host_ok=host_ok,
     )
 
 

@@ -80,20 +80,60 @@ def parse(document: bytes) -> PolicyStatement | None:
 
 
 def matches(pattern: str, text: str) -> bool:
-    """CloudFront Resource wildcards: ``*`` any run of characters, ``?`` exactly one."""
-    p = t = 0
-    star, resume = -1, 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] in ("?", text[t]):
-            p, t = p + 1, t + 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, resume, p = p, t, p + 1
-        elif star >= 0:
-            resume += 1
-            p, t = star + 1, resume
-        else:
+    """CloudFront Resource wildcards: ``*`` any run of characters, ``?`` exactly one.
+
+    Linear in the text, whatever the pattern: the pieces between stars are matched once
+    each, the first anchored at the start, the last at the end, the others at their
+    leftmost place (leftmost is always safe for a glob: a later place leaves less room).
+    A backtracking matcher costs O(text * pattern): a URL padded with ``.j`` repeated
+    thousands of times against ``…/*.jpg`` took milliseconds per request."""
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return len(text) == len(pattern) and _piece_at(pattern, text, 0)
+    first, *middle, last = pieces
+    end = len(text) - len(last)
+    if end < len(first) or not _piece_at(first, text, 0) or not _piece_at(last, text, end):
+        return False
+    position = len(first)
+    for piece in middle:
+        found = _find_piece(piece, text, position, end)
+        if found < 0:
             return False
-    return all(mark == "*" for mark in pattern[p:])
+        position = found + len(piece)
+    return True
+
+
+def _piece_at(piece: str, text: str, start: int) -> bool:
+    """``piece`` (which may hold ``?``) matches ``text`` at ``start``."""
+    if "?" not in piece:
+        return text.startswith(piece, start)
+    if start + len(piece) > len(text):
+        return False
+    window = text[start : start + len(piece)]
+    return all(mark in ("?", char) for mark, char in zip(piece, window, strict=True))
+
+
+def _find_piece(piece: str, text: str, start: int, end: int) -> int:
+    """The leftmost place of ``piece`` within ``text[start:end]``, or -1."""
+    if "?" not in piece:
+        return text.find(piece, start, end)
+    # Anchor on the longest literal run of the piece (str.find is linear), then check
+    # the whole piece there.
+    literal = max(piece.split("?"), key=len)
+    offset = piece.find(literal) if literal else 0
+    candidate = start
+    while candidate + len(piece) <= end:
+        if literal:
+            hit = text.find(literal, candidate + offset, end)
+            if hit < 0:
+                return -1
+            candidate = hit - offset
+            if candidate + len(piece) > end:
+                return -1
+        if _piece_at(piece, text, candidate):
+            return candidate
+        candidate += 1
+    return -1
 
 
 def _policy(tree: Any) -> PolicyStatement | None:
@@ -105,7 +145,9 @@ def _policy(tree: Any) -> PolicyStatement | None:
     statement = _exact(statements[0], {"Condition"}, {"Resource"})
     condition = _exact(statement.get("Condition"), {"DateLessThan"}, _CONDITIONS)
     resource = statement.get("Resource")
-    if not condition or (resource is not None and not isinstance(resource, str)):
+    # Absent means "every URL of the source"; present, it must be a string: a null (or a
+    # list, a number) would otherwise read as absent and widen the grant.
+    if not condition or ("Resource" in statement and not isinstance(resource, str)):
         return None
     date_less_than = _epoch(condition["DateLessThan"])
     date_greater_than = _epoch(condition.get("DateGreaterThan", {"AWS:EpochTime": 0}))
