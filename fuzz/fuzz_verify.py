@@ -61,7 +61,7 @@ if DRIVER == "atheris":
         from sidecar.core import canonical
         from sidecar.core.verdict import Reason
         from sidecar.policy.decide import Decider, Decision, RequestFacts
-        from sidecar.policy.proxies import EXTRACTORS, PROFILES, VERIFY_PATH
+        from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, EXTRACTORS, PROFILES, VERIFY_PATH
         from sidecar.policy.settings import Mode
         from sidecar.schemes import cloudfront_policy as policies
         from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
@@ -70,7 +70,7 @@ else:
     from sidecar.core import canonical
     from sidecar.core.verdict import Reason
     from sidecar.policy.decide import Decider, Decision, RequestFacts
-    from sidecar.policy.proxies import EXTRACTORS, PROFILES, VERIFY_PATH
+    from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, EXTRACTORS, PROFILES, VERIFY_PATH
     from sidecar.policy.settings import Mode
     from sidecar.schemes import cloudfront_policy as policies
     from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
@@ -166,16 +166,7 @@ path_prefix = "/books/"
   id = "k2025"
   secret = "{books_2025}"
 
-[[sources]]
-name = "books-img"
-scheme = "md5-token"
-path_prefix = "/books/"
-hosts = ["img.example.com"]
-  [[sources.keys]]
-  id = "img"
-  secret = "{img}"
-
-[[sources]]
+{host_bound}[[sources]]
 name = "acme"
 scheme = "cloudfront"
 path_prefix = "/acme/"
@@ -213,6 +204,20 @@ path_prefix = "/public/"
 mode = "off"
 """
 
+# A host-bound source, for the profiles that route on a host the proxy chose (the config
+# refuses hosts with the others).
+HOST_BOUND = """\
+[[sources]]
+name = "books-img"
+scheme = "md5-token"
+path_prefix = "/books/"
+hosts = ["img.example.com"]
+  [[sources.keys]]
+  id = "img"
+  secret = "{img}"
+
+"""
+
 KEYS: dict[str, Any] = {}
 
 
@@ -227,9 +232,11 @@ def load_policies() -> dict[str, Decider]:
             path = Path(folder) / f"{proxy}.toml"
             path.write_text(
                 CONFIG.format(
+                    host_bound=""
+                    if proxy in CLIENT_CHOSEN_HOST
+                    else HOST_BOUND.format(img=IMG_TOKEN),
                     proxy=proxy,
                     origin=ORIGIN,
-                    img=IMG_TOKEN,
                     books_2026=BOOKS_TOKENS["k2026"],
                     books_2025=BOOKS_TOKENS["k2025"],
                 )

@@ -18,7 +18,7 @@ from sidecar import schemes
 from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, file_mark, ranged
 from sidecar.config.keys import load_keys
 from sidecar.core import canonical
-from sidecar.core.urls import HOST_NAME
+from sidecar.core.urls import config_host
 from sidecar.errors import ConfigError, SchemeError
 from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, PROFILES
 from sidecar.policy.settings import (
@@ -248,9 +248,15 @@ def _hosts(table: Table) -> frozenset[str] | None:
     hosts = table.get("hosts", list)
     if hosts is None:
         return None
-    valid = [h for h in hosts if isinstance(h, str) and HOST_NAME.fullmatch(h.lower())]
-    table.check("hosts", len(valid) == len(hosts) and bool(hosts), "must be a list of host names")
-    return frozenset(h.lower() for h in valid)
+    # Each in the one spelling requests are routed on (SPEC §11): written so already, or
+    # an IPv6 literal (with or without brackets), kept in its compressed form.
+    valid = [spelling for h in hosts if isinstance(h, str) and (spelling := config_host(h))]
+    table.check(
+        "hosts",
+        len(valid) == len(hosts) and bool(hosts),
+        "must be a list of host names (lowercase ASCII, no port, no trailing dot) or IP addresses",
+    )
+    return frozenset(valid)
 
 
 def _check_unique(sources: list[SourceSettings], problems: Problems) -> None:

@@ -99,6 +99,21 @@ def normalise_host_name(name: str) -> str:
     return host
 
 
+def config_host(text: str) -> str | None:
+    """A ``hosts`` entry of the config in the spelling requests are routed on: a DNS name
+    or IPv4 address (ASCII, lowercased; no port, no trailing dot), or an IPv6 literal with
+    or without its brackets (compressed). None for anything else."""
+    literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if ":" in literal:
+        try:
+            return _ipv6(literal)
+        except UrlError:
+            return None
+    host = text.lower()
+    valid = text.isascii() and len(host) <= _MAX_HOST and HOST_NAME.fullmatch(host)
+    return host if valid else None
+
+
 def host_of(value: str | None) -> str | None:
     """The host of a Host-style header value (``name[:port]``, ``[v6][:port]``), in its one
     spelling; None when the value is absent or not a valid host."""

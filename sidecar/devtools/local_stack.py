@@ -75,6 +75,7 @@ class LocalStack:
     metrics_port: int = field(default_factory=free_port)
     nginx_port: int = field(default_factory=free_port)
     signing_port: int = field(default_factory=free_port)
+    nginx_http_extra: str = ""  # directives added to nginx's http {} (operator variations)
     sidecar: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -129,6 +130,7 @@ class LocalStack:
             port=self.nginx_port,
             sidecar=f"127.0.0.1:{self.sidecar_port}",
             root=self.images,
+            http_extra=self.nginx_http_extra,
         )
         prefix = conf.parent
         error_log = str(prefix / "error.log")

@@ -22,8 +22,17 @@ def shipped_dir() -> Path:
     raise FileNotFoundError("the shipped nginx configs are missing")
 
 
-def render(folder: Path, *, port: int, sidecar: str, root: Path, host: str = "127.0.0.1") -> Path:
-    """Write runnable configs into ``folder``; return the main config file's path."""
+def render(
+    folder: Path,
+    *,
+    port: int,
+    sidecar: str,
+    root: Path,
+    host: str = "127.0.0.1",
+    http_extra: str = "",
+) -> Path:
+    """Write runnable configs into ``folder``; return the main config file's path.
+    ``http_extra`` adds directives to ``http {}``: an operator's variation, for tests."""
     source = shipped_dir()
     folder.mkdir(parents=True, exist_ok=True)
     temp_paths = "".join(
@@ -40,7 +49,7 @@ def render(folder: Path, *, port: int, sidecar: str, root: Path, host: str = "12
             ("listen 80 default_server;", f"listen {host}:{port} default_server;"),
             ("listen 80;", f"listen {host}:{port};"),
             ("root /srv/images;", f"root {root};"),
-            ("http {\n", "http {\n" + temp_paths),
+            ("http {\n", "http {\n" + temp_paths + http_extra),
         ],
         "signed-url-sidecar.conf": [
             ("server 127.0.0.1:8080;", f"server {sidecar};"),

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from sidecar.core import canonical
-from sidecar.core.verdict import Reason, Verdict
+from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.policy.routing import Router
 from sidecar.policy.settings import Mode, Settings, SourceSettings
 from sidecar.schemes.base import VerifyRequest
@@ -67,13 +67,26 @@ class Decider:
             verdict = Verdict(Reason.METHOD)
         else:
             request = VerifyRequest(uri, now, server.clock_skew, facts.client_ip, facts.cookies)
-            verdict = source.verifier.verify(request)
+            verdict = _within_max_ttl(source, source.verifier.verify(request), request)
         if verdict.valid:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
             return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl)
         if source.mode is Mode.REPORT:
             return Decision(200, verdict.reason, Outcome.WOULD_DENY, source)
         return Decision(source.deny_status, verdict.reason, Outcome.DENY, source)
+
+
+def _within_max_ttl(source: SourceSettings, verdict: Verdict, request: VerifyRequest) -> Verdict:
+    """A source's ``max_ttl`` holds on verify too: a leaked key must not mint URLs valid
+    for decades. A grant that never expires exceeds any ``max_ttl`` (``missing``: the
+    expiry is); one that ends further away than ``max_ttl`` (+ skew) is ``invalid``."""
+    if not verdict.valid or source.max_ttl is None:
+        return verdict
+    if verdict.expires_at is None:
+        return deny(Reason.MISSING)
+    if verdict.expires_at - request.now > source.max_ttl + request.clock_skew:
+        return deny(Reason.INVALID)
+    return verdict
 
 
 def _cache_ttl(verdict: Verdict, ceiling: int, now: float) -> int:

@@ -50,7 +50,7 @@ class SourceSettings:
     verifier: SourceScheme | None  # None only for mode = "off" with no keys
     settings: Mapping[str, Any] = field(default_factory=dict)  # the scheme's own settings
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
-    max_ttl: int | None = None  # signing: the longest lifetime a caller may ask for
+    max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,8 @@ def sign(
 
 def _lifetime(source: SourceSettings, expires_in: int | None) -> int | None:
     if expires_in is None:
-        return source.default_ttl
+        # max_ttl is enforced on verify: a source with one never signs URLs without expiry.
+        return source.default_ttl or source.max_ttl
     if expires_in < 1:
         raise SigningError("expiresIn must be a positive number of seconds")
     if source.max_ttl is not None and expires_in > source.max_ttl:

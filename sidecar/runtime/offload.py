@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
 
-DEFAULT_WORKERS = 2  # the machines this runs on have few cores; the loop needs one
+
+def default_workers() -> int:
+    """Every core but the one the verify loop needs (at least one, at most four)."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
 
 
 class Offload:
-    def __init__(self, workers: int = DEFAULT_WORKERS) -> None:
+    def __init__(self, workers: int | None = None) -> None:
+        workers = workers or default_workers()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sidecar-offload")
         self._slots = asyncio.Semaphore(workers)
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from sidecar import __version__
 from sidecar.policy.settings import Address, Settings
-from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.logs import JsonLog, route_library_logs
 from sidecar.runtime.offload import Offload
 from sidecar.runtime.reload import Reloader
 from sidecar.runtime.signing_api import create_signing_app
@@ -32,6 +32,7 @@ def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
 
         workers.supervise(settings, log)
         return
+    route_library_logs(log)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings, log, reuse_port=worker))
 

@@ -23,6 +23,8 @@ from aiohttp import http_exceptions
 from aiohttp.http_parser import HttpRequestParser  # the C parser when built (it is on PyPI wheels)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from sidecar.core.verdict import Reason
+from sidecar.policy.decide import Decision, Outcome
 from sidecar.policy.proxies import VERIFY_PATH
 from sidecar.runtime.state import State
 
@@ -111,6 +113,12 @@ class VerifyProtocol(asyncio.Protocol):
         now = self.last_active = time.monotonic()
         try:
             messages, upgraded, _tail = self._parser.feed_data(data)
+        except http_exceptions.LineTooLong:
+            # nginx accepts longer request lines than we parse when an operator raises
+            # large_client_header_buffers: such a URI is denied, not answered 400 (which
+            # nginx would turn into a 500).
+            self._finish(self._server.deny_oversized())
+            return
         except http_exceptions.HttpProcessingError:
             self._finish(_plain(400, b"", keep_alive=False))
             return
@@ -197,6 +205,12 @@ class VerifyServer:
             lambda: VerifyProtocol(self), host, port, reuse_port=reuse_port, backlog=1024
         )
         self._sweeper = asyncio.create_task(self._sweep())
+
+    def deny_oversized(self) -> bytes:
+        """The answer to a request too long to parse: a counted ``non_canonical`` denial."""
+        status = self.state.decider.settings.server.deny_status
+        self.state.metrics.record(Decision(status, Reason.NON_CANONICAL, Outcome.DENY), 0.0)
+        return verify_answer(status, Reason.NON_CANONICAL, 0, keep_alive=False)
 
     def answer(self, message: Any, keep_alive: bool) -> bytes:
         path = message.path

@@ -19,6 +19,7 @@ from sidecar.errors import SchemeError
 from sidecar.schemes.base import (
     SECRET,
     NewKey,
+    Setting,
     Signed,
     SignRequest,
     SourceSpec,
@@ -46,6 +47,7 @@ class _Key:
 @dataclass(frozen=True, slots=True)
 class Md5TokenSource:
     keys: tuple[_Key, ...]
+    require_expires: bool = False  # a URL without ``expires`` is ``missing``
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -78,6 +80,8 @@ class Md5TokenSource:
             expires_at = parse_epoch(expiry.value)
             if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
                 return deny(Reason.MALFORMED)
+        elif self.require_expires:
+            return deny(Reason.MISSING)
         matched = self._match(uri.raw[: last.start - 1].encode(), presented)
         if matched is None:
             return deny(Reason.INVALID)
@@ -96,6 +100,8 @@ class Md5TokenSource:
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
         refuse_unexpressible(NAME, grant, supported=frozenset())
+        if grant.expires is None and self.require_expires:
+            raise SchemeError("this source requires an expiry (require_expires)")
         if request.uri.get(SIGNATURE_PARAM) or request.uri.get(EXPIRES_PARAM):
             raise SchemeError(f"URL already carries '{SIGNATURE_PARAM}' or '{EXPIRES_PARAM}'")
         uri = request.url.uri
@@ -112,7 +118,7 @@ class Md5TokenScheme:
     name: str = NAME
     default_deny_status: int = 401
     key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[()] = ()
+    settings: tuple[Setting, ...] = (Setting("require_expires", bool, default=False),)
     key_types: tuple[str, ...] = ("token",)
     key_ids_in_url: bool = False
 
@@ -120,7 +126,8 @@ class Md5TokenScheme:
         problems = [f"key '{key.id}': needs a secret" for key in spec.keys if not key.secret]
         if problems:
             raise SchemeError("; ".join(problems))
-        return Md5TokenSource(tuple(_Key(key.id, key.secret or b"") for key in spec.keys))
+        keys = tuple(_Key(key.id, key.secret or b"") for key in spec.keys)
+        return Md5TokenSource(keys, require_expires=bool(spec.settings.get("require_expires")))
 
     def new_key(self, key_type: str) -> NewKey:
         return new_token()
