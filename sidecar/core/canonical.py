@@ -22,9 +22,10 @@ MAX_URI_LENGTH = 8192
 # Raw characters never allowed anywhere in the URI: controls (C0, DEL, C1), space,
 # the fragment mark (never sent by a real client) and backslash (Windows separator).
 _FORBIDDEN_RAW = re.compile(r"[\x00-\x20\x7f-\x9f#\\]")
-# One pass over the raw URI for both: a forbidden character, or a "%" not followed by
-# two hex digits.
-_NOT_CANONICAL = re.compile(r"[\x00-\x20\x7f-\x9f#\\]|%(?![0-9A-Fa-f]{2})")
+# Printable ASCII but for "#" and backslash: every byte an ASCII URI may hold.
+_ALLOWED_ASCII = bytes(byte for byte in range(0x21, 0x7F) if byte not in b"#\\")
+# A "%" not followed by two hex digits.
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
 # Bytes that must never arrive percent-encoded in a path: they change which file the
 # decoded path names ("/", "\", ".") or are controls nginx would pass through.
@@ -67,7 +68,7 @@ def parse(raw: str) -> CanonicalURI | None:
     """Return the canonical form of an origin-form request URI, or None if it has none."""
     if not raw or raw[0] != "/" or len(raw) > MAX_URI_LENGTH:
         return None
-    if _NOT_CANONICAL.search(raw) or not _is_utf8(raw):
+    if _has_forbidden_raw(raw) or ("%" in raw and _BAD_PERCENT.search(raw)):
         return None
     raw_path, mark, query = raw.partition("?")
     path = decode_path(raw_path)
@@ -110,6 +111,17 @@ def is_canonical_path(path: str) -> bool:
         and not _FORBIDDEN_RAW.search(path)
         and not any(mark in path for mark in "?%;")
     )
+
+
+def _has_forbidden_raw(raw: str) -> bool:
+    """A control, space, ``#`` or backslash anywhere, or bytes that are not UTF-8.
+
+    The common case, ASCII, is decided by deleting every allowed byte (a C loop, about
+    1 ns a byte): a regex scan costs about 7 ns a character, 55 µs for an 8 KB URI, which
+    made long URIs many times dearer to verify than typical ones."""
+    if raw.isascii():
+        return bool(raw.encode("ascii").translate(None, _ALLOWED_ASCII))
+    return bool(_FORBIDDEN_RAW.search(raw)) or not _is_utf8(raw)
 
 
 def _has_dot_segment(path: str) -> bool:
