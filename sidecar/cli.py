@@ -56,9 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     sign = _with_config(commands.add_parser("sign", help="sign a URL with a source's newest key"))
     sign.add_argument("--source", required=True)
     sign.add_argument("--expires-in", type=int, metavar="SECONDS")
-    sign.add_argument("--not-before", type=int, metavar="UNIX", help="cloudfront: valid from")
-    sign.add_argument("--client-ip", metavar="IP[/BITS]", help="cloudfront: bind to an address")
-    sign.add_argument("--resource", help="cloudfront: policy Resource, may hold * and ?")
+    sign.add_argument(
+        "--not-before", type=int, metavar="UNIX", help="grant valid from (schemes that carry it)"
+    )
+    sign.add_argument(
+        "--client-ip", metavar="IP[/BITS]", help="bind the grant to a client address or network"
+    )
+    sign.add_argument("--resource", help="the resource pattern the grant covers (may hold * and ?)")
     sign.add_argument("url")
     sign.set_defaults(run=_sign)
 

@@ -35,7 +35,7 @@ def sign_url(
     router: Router | None = None,
 ) -> str:
     """The signed URL; ``not_before``, ``client_ip`` and ``resource`` are for schemes
-    whose signatures can carry them (``cloudfront`` custom policies). A running service
+    whose signatures can carry them (a scheme refuses what it cannot). A running service
     passes its compiled ``router``; without one, it is built from ``settings``."""
     grant = Grant(None, not_before, client_ip, resource)
     return sign(settings, source_name, url, grant, now=now, expires_in=expires_in,
