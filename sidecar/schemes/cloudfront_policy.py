@@ -8,8 +8,10 @@ https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-conte
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
@@ -107,33 +109,22 @@ def _piece_at(piece: str, text: str, start: int) -> bool:
     """``piece`` (which may hold ``?``) matches ``text`` at ``start``."""
     if "?" not in piece:
         return text.startswith(piece, start)
-    if start + len(piece) > len(text):
-        return False
-    window = text[start : start + len(piece)]
-    return all(mark in ("?", char) for mark, char in zip(piece, window, strict=True))
+    return _piece_pattern(piece).match(text, start) is not None
 
 
 def _find_piece(piece: str, text: str, start: int, end: int) -> int:
     """The leftmost place of ``piece`` within ``text[start:end]``, or -1."""
     if "?" not in piece:
         return text.find(piece, start, end)
-    # Anchor on the longest literal run of the piece (str.find is linear), then check
-    # the whole piece there.
-    literal = max(piece.split("?"), key=len)
-    offset = piece.find(literal) if literal else 0
-    candidate = start
-    while candidate + len(piece) <= end:
-        if literal:
-            hit = text.find(literal, candidate + offset, end)
-            if hit < 0:
-                return -1
-            candidate = hit - offset
-            if candidate + len(piece) > end:
-                return -1
-        if _piece_at(piece, text, candidate):
-            return candidate
-        candidate += 1
-    return -1
+    found = _piece_pattern(piece).search(text, start, end)
+    return found.start() if found else -1
+
+
+@functools.lru_cache(maxsize=256)
+def _piece_pattern(piece: str) -> re.Pattern[str]:
+    # A fixed-length pattern (``?`` is one character, no quantifier): searched in C, never
+    # backtracking. Policies repeat across requests, so compiled pieces are kept.
+    return re.compile("".join("." if char == "?" else re.escape(char) for char in piece), re.S)
 
 
 def _policy(tree: Any) -> PolicyStatement | None:
