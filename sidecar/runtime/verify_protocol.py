@@ -89,6 +89,7 @@ class VerifyProtocol(asyncio.Protocol):
         self.partial = False  # bytes of an unanswered request are buffered
         self.partial_since = 0.0  # when that request's first bytes arrived
         self.closing = False
+        self._scrape: asyncio.Task[None] | None = None  # a /metrics answer being rendered
 
     # --- asyncio.Protocol -----------------------------------------------------------
 
@@ -162,11 +163,15 @@ class VerifyProtocol(asyncio.Protocol):
     # --- answering --------------------------------------------------------------------
 
     def _answer(self, message: Any) -> None:
-        if self._transport is None:
-            return  # closed by an earlier request of the same chunk
+        if self._transport is None or self._scrape is not None:
+            return  # closed, or closing after a scrape, by an earlier request of the chunk
         keep_alive = not message.should_close and not self.closing
         if message.chunked or message.headers.get("Content-Length", "0") != "0":
             self._finish(_plain(400, b"", keep_alive=False))  # nginx sends no body here
+            return
+        if self._server.is_scrape(message):
+            self._transport.pause_reading()
+            self._scrape = self._server.loop.create_task(self._answer_scrape(message))
             return
         try:
             answer = self._server.answer(message, keep_alive)
@@ -177,6 +182,14 @@ class VerifyProtocol(asyncio.Protocol):
         self._transport.write(answer)
         if not keep_alive:
             self.close()
+
+    async def _answer_scrape(self, message: Any) -> None:
+        try:
+            answer = await self._server.scrape(head_only=message.method == "HEAD")
+        except Exception as error:  # fail closed, as for any other request
+            self._server.state.log.event("error", error=type(error).__name__)
+            answer = _plain(500, b"", keep_alive=False)
+        self._finish(answer)
 
     def _finish(self, answer: bytes) -> None:
         if self._transport is not None:
@@ -224,12 +237,16 @@ class VerifyServer:
             ready = self.state.ready
             text = b"ready\n" if ready else b"not ready\n"
             return _plain(200 if ready else 503, text if body is None else body, keep_alive)
-        if path == "/metrics" and self.serve_metrics:
-            exposition = self.state.metrics.exposition()
-            return _plain(
-                200, exposition if body is None else body, keep_alive, CONTENT_TYPE_LATEST
-            )
         return _plain(404, b"", keep_alive)
+
+    def is_scrape(self, message: Any) -> bool:
+        return bool(self.serve_metrics and message.path == "/metrics")
+
+    async def scrape(self, head_only: bool) -> bytes:
+        """The metrics answer, rendered off the verify loop (thousands of series cost
+        milliseconds), always closing: nothing pipelined behind it is waited for."""
+        exposition = await self.state.off_loop(self.state.metrics.exposition)
+        return _plain(200, b"" if head_only else exposition, False, CONTENT_TYPE_LATEST)
 
     async def _sweep(self) -> None:
         while True:
