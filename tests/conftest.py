@@ -23,12 +23,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.devtools.demo import png, write_images
 from sidecar.devtools.local_stack import LocalStack
-from tests.figures import FIGURES
+from tests.support.figures import FIGURES
 
 # The shared scheme contract's asserts explain their failures like a test module's (it is
 # imported by the test modules, after this file).
-pytest.register_assert_rewrite("tests.scheme_contract")
+pytest.register_assert_rewrite("tests.support.scheme_contract")
 
+REPO = Path(__file__).resolve().parent.parent  # the repository: docker/, grafana/, fuzz/ ...
 HOST = "image.example.com"  # the example server's server_name in nginx/nginx.conf
 # The Secure Source documentation's own example token: published, not a secret.
 BOOKS_TOKEN = "wakanda123@"

@@ -15,7 +15,7 @@ import pytest
 from sidecar import config
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider, Decision, Outcome, RequestFacts
-from tests.scheme_contract import sign
+from tests.support.scheme_contract import sign
 
 NOW = 1_900_000_000
 SKEW = 30

@@ -32,17 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import md5_signed, metrics_text, request, running_stack, verify
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 import sidecar
 from sidecar.devtools.local_stack import LocalStack, free_port
+from tests.conftest import REPO, md5_signed, metrics_text, request, running_stack, verify
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 DASHBOARD = ROOT / "grafana" / "dashboards" / "signed-url-sidecar.json"
 RULES = ROOT / "grafana" / "alerts" / "signed-url-sidecar.rules.yaml"
 RULES_TEST = ROOT / "grafana" / "alerts" / "signed-url-sidecar.rules.test.yaml"

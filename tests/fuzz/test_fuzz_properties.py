@@ -33,8 +33,8 @@ from sidecar.schemes import cloudfront_keys as keys
 from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.base import KeyMaterial, SourceScheme, VerifyRequest
 from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
-from tests.figures import record
-from tests.scheme_contract import build_source, request_uri, sign
+from tests.support.figures import record
+from tests.support.scheme_contract import build_source, request_uri, sign
 
 NOW = 1_900_000_000
 ORIGIN = "https://cdn.example.com"

@@ -47,9 +47,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidecar.devtools.demo import write_images
 from sidecar.devtools.local_stack import free_port, nginx_binary, wait_for_http, wait_for_port
 from sidecar.policy.proxies import VERIFY_PATH
-from tests.conftest import request
+from tests.conftest import REPO, request
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 DOCKER = ROOT / "docker"
 K8S = ROOT / "deploy" / "kubernetes"
 BIN = Path(sys.executable).parent  # the test venv: kubectl, check-jsonschema, sidecar

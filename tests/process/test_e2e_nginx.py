@@ -15,7 +15,9 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import (
+
+from sidecar.devtools.local_stack import LocalStack
+from tests.conftest import (
     BOOKS_TOKEN,
     HOST,
     REPORT_TOKEN,
@@ -35,8 +37,6 @@ from conftest import (
     start_sidecar,
     verifications_total,
 )
-
-from sidecar.devtools.local_stack import LocalStack
 
 pytestmark = pytest.mark.e2e
 

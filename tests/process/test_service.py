@@ -13,7 +13,10 @@ import time
 import urllib.request
 
 import pytest
-from conftest import (
+
+from sidecar.core.verdict import Reason
+from sidecar.devtools.local_stack import LocalStack
+from tests.conftest import (
     BOOKS_TOKEN,
     HOST,
     REPORT_TOKEN,
@@ -28,9 +31,6 @@ from conftest import (
     samples,
     verify,
 )
-
-from sidecar.core.verdict import Reason
-from sidecar.devtools.local_stack import LocalStack
 
 TOKENS = (BOOKS_TOKEN, SECRET_TOKEN, REPORT_TOKEN)
 REASONS = {reason.value for reason in Reason}

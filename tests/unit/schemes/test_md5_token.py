@@ -14,8 +14,8 @@ from sidecar import schemes
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import KeyMaterial, SourceScheme, SourceSpec
-from tests.scheme_contract import SchemeContract, build_source, request_uri, sign
-from tests.scheme_contract import verify as verify_verdict
+from tests.support.scheme_contract import SchemeContract, build_source, request_uri, sign
+from tests.support.scheme_contract import verify as verify_verdict
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "md5_token.json").read_text("utf-8"))
 REFERENCE_URL = "/books/database-internals.jpg?w=400&h=600&fit=crop"

@@ -22,7 +22,7 @@ import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from tests.conftest import fetch, image_bytes, running_stack, sample, start_sidecar
-from tests.figures import record
+from tests.support.figures import record
 
 pytestmark = pytest.mark.e2e
 

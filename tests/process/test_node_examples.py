@@ -11,17 +11,16 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes import cloudfront_keys as keys
-from tests.conftest import fetch, image_bytes, running_stack
+from tests.conftest import REPO, fetch, image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 
-CLI = Path(__file__).resolve().parent.parent / "examples" / "node" / "cli.mjs"
+CLI = REPO / "examples" / "node" / "cli.mjs"
 ORIGIN = "https://image.example.com"
 TOKEN = "node-example-token-0123456789"
 API_KEY = "node-example-api-key"

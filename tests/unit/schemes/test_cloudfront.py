@@ -24,7 +24,7 @@ from sidecar.schemes import cloudfront_keys as keys
 from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.base import KeyMaterial, SourceScheme
 from sidecar.schemes.cloudfront import b64decode, b64encode
-from tests.scheme_contract import (
+from tests.support.scheme_contract import (
     LIFETIME,
     NOW,
     Presented,

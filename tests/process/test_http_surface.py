@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import BOOKS_TOKEN, HOST, StackFactory, md5_signed
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.runtime.verify_protocol import MAX_FIELD_SIZE, PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
-from tests.figures import record
+from tests.conftest import BOOKS_TOKEN, HOST, StackFactory, md5_signed
+from tests.support.figures import record
 
 pytestmark = pytest.mark.e2e
 

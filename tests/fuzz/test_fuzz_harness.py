@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.figures import record
+from tests.conftest import REPO
+from tests.support.figures import record
 
-FUZZ = Path(__file__).resolve().parent.parent / "fuzz"
+FUZZ = REPO / "fuzz"
 HARNESS = FUZZ / "fuzz_verify.py"
 CORPUS = FUZZ / "corpus"
 ATHERIS_RUNS = 250_000
