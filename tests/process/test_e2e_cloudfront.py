@@ -16,7 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes import cloudfront_keys as keys
-from tests.conftest import fetch, fetch_with_reason, image_bytes, running_stack
+from tests.conftest import (
+    cloudfront_source,
+    fetch,
+    fetch_with_reason,
+    image_bytes,
+    running_stack,
+    sidecar_config,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,22 +37,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         private, public = keys.new_key_pair(kind)
         (folder / f"{name}.pem").write_bytes(private)
         (folder / f"{name}.pub.pem").write_bytes(public)
-    config = f"""\
-[server]
-clock_skew = 0
-
-[[sources]]
-name = "acme"
-scheme = "cloudfront"
-path_prefix = "/secret/"
-public_origin = "{ORIGIN}"
-  [[sources.keys]]
-  id = "KNEWECDSA"
-  public_key_file = "{folder / "new.pub.pem"}"
-  [[sources.keys]]
-  id = "KOLDRSA"
-  public_key_file = "{folder / "old.pub.pem"}"
-"""
+    public_keys = {"KNEWECDSA": str(folder / "new.pub.pem"), "KOLDRSA": str(folder / "old.pub.pem")}
+    config = sidecar_config(
+        cloudfront_source("acme", "/secret/", public_keys, public_origin=ORIGIN),
+        server={"clock_skew": 0},
+    )
     with running_stack(folder, config) as running:
         yield running
 

@@ -5,7 +5,6 @@ Runs the machine's ``node`` (``scripts/setup`` installs it) on ``examples/node/c
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -16,7 +15,16 @@ import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes import cloudfront_keys as keys
-from tests.conftest import REPO, fetch, image_bytes, running_stack
+from tests.conftest import (
+    REPO,
+    cloudfront_source,
+    fetch,
+    image_bytes,
+    md5_source,
+    running_stack,
+    sidecar_config,
+    team_toml,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -50,37 +58,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         private, public = keys.new_key_pair(kind)
         (keys_folder / f"{kind}.pem").write_bytes(private)
         (keys_folder / f"{kind}.pub.pem").write_bytes(public)
-    config = f"""\
-[server]
-clock_skew = 0
-
-[signing]
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "k"
-  secret = "{TOKEN}"
-
-[[sources]]
-name = "acme"
-scheme = "cloudfront"
-path_prefix = "/secret/"
-public_origin = "{ORIGIN}"
-  [[sources.keys]]
-  id = "KRSANODE"
-  public_key_file = "{keys_folder / "rsa.pub.pem"}"
-  [[sources.keys]]
-  id = "KECNODE"
-  public_key_file = "{keys_folder / "ecdsa.pub.pem"}"
-
-[[teams]]
-id = "acme"
-source = "books"
-api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}"]
-"""
+    public_keys = {
+        "KRSANODE": str(keys_folder / "rsa.pub.pem"),
+        "KECNODE": str(keys_folder / "ecdsa.pub.pem"),
+    }
+    config = sidecar_config(
+        md5_source("books", "/books/", {"k": TOKEN}),
+        cloudfront_source("acme", "/secret/", public_keys, public_origin=ORIGIN),
+        server={"clock_skew": 0},
+        signing={},
+        teams=[team_toml("acme", "books", API_KEY)],
+    )
     with running_stack(folder, config) as running:
         yield running
 

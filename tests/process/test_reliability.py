@@ -7,7 +7,6 @@ an image, every request gets an answer, and service returns after the fault.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import signal
@@ -21,7 +20,17 @@ from pathlib import Path
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import fetch, image_bytes, running_stack, sample, start_sidecar
+from tests.conftest import (
+    fetch,
+    image_bytes,
+    md5_signed,
+    md5_source,
+    running_stack,
+    sample,
+    sidecar_config,
+    source_toml,
+    start_sidecar,
+)
 from tests.support.figures import record
 
 pytestmark = pytest.mark.e2e
@@ -31,25 +40,9 @@ NEW_TOKEN = "reliability-new-token-9876543210"
 IMAGE = "/books/x.png"
 
 
-def config(*tokens: str, extra: str = "") -> str:
-    keys = "".join(
-        f'  [[sources.keys]]\n  id = "k{index}"\n  secret = "{token}"\n'
-        for index, token in enumerate(tokens)
-    )
-    return f"""\
-[server]
-clock_skew = 0
-{extra}
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-{keys}"""
-
-
-def signed(uri: str, token: str) -> str:
-    digest = hashlib.md5((uri + token).encode()).hexdigest()
-    return f"{uri}{'&' if '?' in uri else '?'}s={digest}"
+def config(*tokens: str) -> str:
+    keys = {f"k{index}": token for index, token in enumerate(tokens)}
+    return sidecar_config(md5_source("books", "/books/", keys), server={"clock_skew": 0})
 
 
 _serial = itertools.count()
@@ -57,7 +50,7 @@ _serial = itertools.count()
 
 def fresh(token: str) -> str:
     """A URL nobody asked for before (so nginx's auth cache cannot answer it)."""
-    return signed(f"{IMAGE}?n={next(_serial)}&t={time.monotonic_ns()}", token)
+    return md5_signed(f"{IMAGE}?n={next(_serial)}&t={time.monotonic_ns()}", token)
 
 
 def forged(token: str) -> str:
@@ -224,8 +217,11 @@ def test_secret_swapped_like_a_kubernetes_secret_is_picked_up_without_a_signal(
     (secrets / "..2026_11_01" / "token").write_text(OLD_TOKEN + "\n")
     (secrets / "..data").symlink_to("..2026_11_01")
     (secrets / "token").symlink_to("..data/token")
-    text = config(OLD_TOKEN).replace(
-        f'secret = "{OLD_TOKEN}"', f'secret_file = "{secrets / "token"}"'
+    text = sidecar_config(
+        source_toml(
+            "books", "md5-token", "/books/", {"k0": {"secret_file": str(secrets / "token")}}
+        ),
+        server={"clock_skew": 0},
     )
     with running_stack(tmp_path / "stack", text) as stack:
         assert fetch(stack, fresh(OLD_TOKEN))[0] == 200
@@ -279,7 +275,7 @@ def _soak_connection(port: int, numbers: range, failures: list[str]) -> int:
             batch = range(first, min(first + BATCH, numbers.stop))
             requests = []
             for n in batch:
-                uri = signed(f"{IMAGE}?soak={n}", OLD_TOKEN)
+                uri = md5_signed(f"{IMAGE}?soak={n}", OLD_TOKEN)
                 if n % 10 == 0:
                     uri = uri[:-1] + ("1" if uri[-1] == "0" else "0")
                 requests.append(

@@ -24,11 +24,13 @@ from tests.conftest import (
     Reply,
     StackFactory,
     md5_signed,
+    md5_source,
     metrics_text,
     raw_exchange,
     request,
     sample,
     samples,
+    sidecar_config,
     verify,
 )
 
@@ -37,44 +39,13 @@ REASONS = {reason.value for reason in Reason}
 CACHE_TTL = 60
 CLOCK_SKEW = 30
 
-CONFIG = f"""\
-[server]
-clock_skew = {CLOCK_SKEW}
-cache_ttl = {CACHE_TTL}
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-hosts = ["{HOST}"]
-  [[sources.keys]]
-  id = "2026-11"
-  secret = "{BOOKS_TOKEN}"
-
-[[sources]]
-name = "secret"
-scheme = "md5-token"
-path_prefix = "/secret/"
-deny_status = 403
-  [[sources.keys]]
-  id = "s1"
-  secret = "{SECRET_TOKEN}"
-
-[[sources]]
-name = "reports"
-scheme = "md5-token"
-path_prefix = "/reports/"
-mode = "report"
-  [[sources.keys]]
-  id = "r1"
-  secret = "{REPORT_TOKEN}"
-
-[[sources]]
-name = "public"
-scheme = "md5-token"
-path_prefix = "/public/"
-mode = "off"
-"""
+CONFIG = sidecar_config(
+    md5_source("books", "/books/", {"2026-11": BOOKS_TOKEN}, hosts=[HOST]),
+    md5_source("secret", "/secret/", {"s1": SECRET_TOKEN}, deny_status=403),
+    md5_source("reports", "/reports/", {"r1": REPORT_TOKEN}, mode="report"),
+    md5_source("public", "/public/", mode="off"),
+    server={"clock_skew": CLOCK_SKEW, "cache_ttl": CACHE_TTL},
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ it through the real nginx + sidecar."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 import urllib.error
 import urllib.parse
@@ -20,48 +19,36 @@ from sidecar.client import SigningApiError, SigningClient
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import SigningError
 from sidecar.policy.signing import MAX_BATCH, sign_url
-from tests.conftest import fetch, image_bytes, running_stack
+from tests.conftest import (
+    fetch,
+    image_bytes,
+    md5_source,
+    running_stack,
+    sidecar_config,
+    team_toml,
+)
 
 pytestmark = pytest.mark.e2e
 
 API_KEY = "k-" + "a" * 40
 OLD_API_KEY = "k-" + "b" * 40
 ORIGIN = "https://image.example.com"
-CONFIG = f"""\
-[server]
-clock_skew = 0
-
-[signing]
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-default_ttl = 600
-max_ttl = 3600
-  [[sources.keys]]
-  id = "current"
-  secret = "books-token-0123456789"
-
-[[sources]]
-name = "public"
-scheme = "md5-token"
-path_prefix = "/public/"
-  [[sources.keys]]
-  id = "p"
-  secret = "public-token-0123456789"
-
-[[teams]]
-id = "acme"
-source = "books"
-api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}",
-                  "{hashlib.sha256(OLD_API_KEY.encode()).hexdigest()}"]
-
-[[teams]]
-id = "other"
-source = "public"
-api_key_sha256 = ["{hashlib.sha256(b"other-key").hexdigest()}"]
-"""
+CONFIG = sidecar_config(
+    md5_source(
+        "books",
+        "/books/",
+        {"current": "books-token-0123456789"},
+        default_ttl=600,
+        max_ttl=3600,
+    ),
+    md5_source("public", "/public/", {"p": "public-token-0123456789"}),
+    server={"clock_skew": 0},
+    signing={},
+    teams=[
+        team_toml("acme", "books", API_KEY, OLD_API_KEY),
+        team_toml("other", "public", "other-key"),
+    ],
+)
 
 
 @pytest.fixture(scope="module")

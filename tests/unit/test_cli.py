@@ -16,33 +16,23 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import md5_source, sidecar_config, source_toml
+
 REFERENCE = "/books/database-internals.jpg?w=400&h=600&fit=crop"
 REFERENCE_SIGNATURE = "7d0d58f62c945d0ca08269205228bbe7"
 TOKEN = "wakanda123@"
 SKEW = 30
 
-CONFIG = f"""
-[server]
-listen = "127.0.0.1:18080"
-clock_skew = {SKEW}
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "2026-11"
-  secret_file = "books-token"
-  [[sources.keys]]
-  id = "2026-05"
-  secret = "the-old-token"
-
-[[sources]]
-name = "public"
-scheme = "md5-token"
-path_prefix = "/public/"
-mode = "off"
-"""
+CONFIG = sidecar_config(
+    source_toml(
+        "books",
+        "md5-token",
+        "/books/",
+        {"2026-11": {"secret_file": "books-token"}, "2026-05": {"secret": "the-old-token"}},
+    ),
+    md5_source("public", "/public/", mode="off"),
+    server={"listen": "127.0.0.1:18080", "clock_skew": SKEW},
+)
 
 BROKEN = """
 [server]

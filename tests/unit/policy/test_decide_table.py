@@ -15,6 +15,7 @@ import pytest
 from sidecar import config
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider, Decision, Outcome, RequestFacts
+from tests.conftest import md5_source, sidecar_config
 from tests.support.scheme_contract import sign
 
 NOW = 1_900_000_000
@@ -33,57 +34,21 @@ STATIC_HOST = "static.example.com"
 # "/" in off mode, bound to one host: on that host every spelling of a /books/ path must
 # still route to "books" (routing runs on the decoded canonical path), and on other hosts
 # unknown paths still meet no source at all.
-CONFIG = f"""
-[server]
-listen = "127.0.0.1:18080"
-clock_skew = {SKEW}
-cache_ttl = {CACHE_TTL}
-deny_status = 403
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-mode = "enforce"
-  [[sources.keys]]
-  id = "2026-11"
-  secret = "{BOOKS_TOKEN}"
-  [[sources.keys]]
-  id = "2026-05"
-  secret = "{BOOKS_OLD_TOKEN}"
-
-[[sources]]
-name = "gallery"
-scheme = "md5-token"
-path_prefix = "/gallery/"
-mode = "report"
-  [[sources.keys]]
-  id = "g1"
-  secret = "{GALLERY_TOKEN}"
-
-[[sources]]
-name = "public"
-scheme = "md5-token"
-path_prefix = "/public/"
-mode = "off"
-
-[[sources]]
-name = "tenant"
-scheme = "md5-token"
-path_prefix = "/tenant/"
-hosts = ["{TENANT_HOST}"]
-deny_status = 403
-  [[sources.keys]]
-  id = "t1"
-  secret = "{TENANT_TOKEN}"
-
-[[sources]]
-name = "static"
-scheme = "md5-token"
-path_prefix = "/"
-hosts = ["{STATIC_HOST}"]
-mode = "off"
-"""
+CONFIG = sidecar_config(
+    md5_source(
+        "books", "/books/", {"2026-11": BOOKS_TOKEN, "2026-05": BOOKS_OLD_TOKEN}, mode="enforce"
+    ),
+    md5_source("gallery", "/gallery/", {"g1": GALLERY_TOKEN}, mode="report"),
+    md5_source("public", "/public/", mode="off"),
+    md5_source("tenant", "/tenant/", {"t1": TENANT_TOKEN}, hosts=[TENANT_HOST], deny_status=403),
+    md5_source("static", "/", hosts=[STATIC_HOST], mode="off"),
+    server={
+        "listen": "127.0.0.1:18080",
+        "clock_skew": SKEW,
+        "cache_ttl": CACHE_TTL,
+        "deny_status": 403,
+    },
+)
 
 
 def md5_signed(uri: str, token: str = BOOKS_TOKEN, *, expires: int | None = None) -> str:

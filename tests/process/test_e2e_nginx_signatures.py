@@ -1,0 +1,135 @@
+"""End to end through nginx: the reference URL, tampering, the exact file served, modes.
+
+A real nginx (the shipped configs) in front of the real sidecar process; every verdict is
+checked where a client sees it: status, bytes served, and the reason nginx logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from sidecar.devtools.local_stack import LocalStack
+from tests.conftest import (
+    BOOKS_TOKEN,
+    REPORT_TOKEN,
+    SECRET_TOKEN,
+    StackFactory,
+    fetch,
+    fetch_with_reason,
+    image_bytes,
+    md5_signed,
+)
+from tests.process._e2e_support import (
+    MAIN_CONFIG,
+    REFERENCE_SIGNATURE,
+    REFERENCE_UNSIGNED,
+    REFERENCE_URL,
+    assert_denied,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(module_stacks: StackFactory) -> LocalStack:
+    return module_stacks(MAIN_CONFIG)
+
+
+# --- the documented reference value ------------------------------------------------------------
+
+
+def test_reference_signature_is_md5_of_uri_and_token() -> None:
+    digest = hashlib.md5((REFERENCE_UNSIGNED + BOOKS_TOKEN).encode()).hexdigest()
+    assert digest == REFERENCE_SIGNATURE
+    assert md5_signed(REFERENCE_UNSIGNED) == REFERENCE_URL
+
+
+def test_reference_url_is_served_through_nginx(stack: LocalStack) -> None:
+    status, body, reason = fetch_with_reason(stack, REFERENCE_URL)
+    assert (status, reason) == (200, "ok")
+    assert body == image_bytes(stack, "/books/database-internals.jpg")
+
+
+TAMPERED = {
+    "changed parameter": (REFERENCE_URL.replace("w=400", "w=401"), "invalid"),
+    "added parameter": (REFERENCE_URL.replace("&s=", "&dpr=2&s="), "invalid"),
+    "removed parameter": (REFERENCE_URL.replace("&fit=crop", ""), "invalid"),
+    "reordered parameters": (REFERENCE_URL.replace("w=400&h=600", "h=600&w=400"), "invalid"),
+    "other file": (REFERENCE_URL.replace("database-internals.jpg", "x.png"), "invalid"),
+    "path case": (REFERENCE_URL.replace("/books/d", "/books/D"), "invalid"),
+    "wrong signature": (REFERENCE_URL[:-1] + "0", "invalid"),
+    "signature of another token": (md5_signed(REFERENCE_UNSIGNED, SECRET_TOKEN), "invalid"),
+    "truncated signature": (REFERENCE_URL[:-1], "malformed"),
+    "signature too long": (REFERENCE_URL + "0", "malformed"),
+    "signature not hex": (REFERENCE_URL[:-1] + "g", "malformed"),
+    "empty signature": (REFERENCE_UNSIGNED + "&s=", "malformed"),
+    "signature not last": (
+        f"/books/database-internals.jpg?s={REFERENCE_SIGNATURE}&w=400&h=600&fit=crop",
+        "malformed",
+    ),
+    "parameter after signature": (REFERENCE_URL + "&w=800", "malformed"),
+    "unsigned": (REFERENCE_UNSIGNED, "missing"),
+    "unsigned, no query": ("/books/database-internals.jpg", "missing"),
+}
+
+
+@pytest.mark.parametrize(("uri", "reason"), TAMPERED.values(), ids=TAMPERED.keys())
+def test_tampered_reference_url_is_denied(stack: LocalStack, uri: str, reason: str) -> None:
+    status, body, logged = fetch_with_reason(stack, uri)
+    assert_denied(status, body, stack, 401)  # md5-token's default deny status
+    assert logged == reason
+
+
+# --- signed URLs serve the exact file -----------------------------------------------------
+
+SIGNED = {
+    "no query": ("/books/x.png", "/books/x.png"),
+    "query": ("/books/x.png?w=100&fmt=webp", "/books/x.png"),
+    "encoded name": ("/books/caf%C3%A9%20menu.png", "/books/caf\u00e9 menu.png"),
+    "future expiry": ("/books/x.png?expires=4102444800", "/books/x.png"),
+}
+
+
+@pytest.mark.parametrize(("unsigned", "file"), SIGNED.values(), ids=SIGNED.keys())
+def test_signed_url_serves_the_exact_file(stack: LocalStack, unsigned: str, file: str) -> None:
+    status, body, reason = fetch_with_reason(stack, md5_signed(unsigned))
+    assert (status, reason) == (200, "ok")
+    assert body == image_bytes(stack, file)
+
+
+def test_source_deny_status_is_used(stack: LocalStack) -> None:
+    status, body, reason = fetch_with_reason(stack, md5_signed("/secret/x.png", BOOKS_TOKEN))
+    assert_denied(status, body, stack, 403)
+    assert reason == "invalid"
+    status, body = fetch(stack, md5_signed("/secret/x.png", SECRET_TOKEN))
+    assert (status, body) == (200, image_bytes(stack, "/secret/x.png"))
+
+
+# --- modes ----------------------------------------------------------------------------------
+
+REPORTED = {
+    "signed": (md5_signed("/reports/r.png?w=1", REPORT_TOKEN), "ok"),
+    "unsigned": ("/reports/r.png?w=2", "missing"),
+    "wrong token": (md5_signed("/reports/r.png?w=3", BOOKS_TOKEN), "invalid"),
+    "truncated signature": (md5_signed("/reports/r.png?w=4", REPORT_TOKEN)[:-2], "malformed"),
+    "expired": (md5_signed("/reports/r.png?expires=1000000000", REPORT_TOKEN), "expired"),
+}
+
+
+@pytest.mark.parametrize(("uri", "reason"), REPORTED.values(), ids=REPORTED.keys())
+def test_report_mode_serves_and_logs_the_would_be_reason(
+    stack: LocalStack, uri: str, reason: str
+) -> None:
+    status, body, logged = fetch_with_reason(stack, uri)
+    assert status == 200
+    assert body == image_bytes(stack, "/reports/r.png")
+    assert logged == reason
+
+
+@pytest.mark.parametrize("uri", ["/public/x.png", "/public/x.png?w=10&s=junk"])
+def test_off_mode_serves_unsigned(stack: LocalStack, uri: str) -> None:
+    status, body, reason = fetch_with_reason(stack, uri)
+    assert (status, reason) == (200, "unsigned_allowed")
+    assert body == image_bytes(stack, "/public/x.png")
