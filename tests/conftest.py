@@ -257,7 +257,8 @@ def raw_exchange(port: int, data: bytes) -> bytes:
 
 def metrics_text(stack: LocalStack) -> str:
     with urllib.request.urlopen(stack.metrics_url, timeout=5) as response:
-        return response.read().decode()
+        body: bytes = response.read()
+    return body.decode()
 
 
 def samples(stack: LocalStack, name: str) -> dict[frozenset[tuple[str, str]], float]:

@@ -91,7 +91,7 @@ def scheme_under_test(name: str) -> SchemeUnderTest:
         prefix="/acme/",
         settings={"public_origin": ORIGIN},
     )
-    options = {"not_before": NOW - 3600} if policy == "custom" else {}
+    options: dict[str, Any] = {"not_before": NOW - 3600} if policy == "custom" else {}
     if policy == "custom" and kind == "rsa":
         options["client_ip"] = "203.0.113.0/24"
     lengths = (256,) if kind == "rsa" else (70, 71, 72)

@@ -149,4 +149,5 @@ def instruction(keyword: str) -> list[str]:
 
 def healthcheck_command() -> list[str]:
     (healthcheck,) = instruction("HEALTHCHECK")
-    return json.loads(healthcheck.partition(" CMD ")[2])
+    command: list[str] = json.loads(healthcheck.partition(" CMD ")[2])
+    return command

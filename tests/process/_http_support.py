@@ -144,7 +144,7 @@ def exchange(port: int, data: bytes, expected: int = 1) -> tuple[list[Response],
     client = Client(port)
     try:
         client.send(data)
-        answers = []
+        answers: list[Response] = []
         while len(answers) < expected and (answer := client.response()) is not None:
             answers.append(answer)
         return answers, client.closed_by_server(timeout=0.5)

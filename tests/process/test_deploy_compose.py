@@ -27,7 +27,8 @@ from tests.process._deploy_support import (
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    return loaded
 
 
 def test_compose_file_fits_the_compose_spec(tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ def test_envoy_gateway_ext_auth_calls_the_sidecar(rendered: Renders) -> None:
     assert ext_auth["failOpen"] is False
     (backend,) = ext_auth["http"]["backendRefs"]
     url = urllib.parse.urlsplit(service_url(docs, "images"))
+    assert url.hostname is not None
     assert (backend["name"], backend["port"]) == (url.hostname.split(".")[0], url.port)
     # Envoy prefixes the original path with this: the envoy profile strips VERIFY_PATH.
     assert ext_auth["http"]["path"] == VERIFY_PATH

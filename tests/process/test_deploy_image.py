@@ -170,7 +170,9 @@ def test_image_healthcheck_command_passes_and_fails(
         result = run(*command, env={**env, "SIDECAR_HEALTHCHECK_URL": url})
         assert result.returncode == expected, (url, result.stderr)
     (env_line,) = instruction("ENV")
-    default = re.search(r"SIDECAR_HEALTHCHECK_URL=(\S+)", env_line).group(1)
+    found = re.search(r"SIDECAR_HEALTHCHECK_URL=(\S+)", env_line)
+    assert found is not None, env_line
+    default = found.group(1)
     listen = tomllib.loads((DOCKER / "sidecar.toml").read_text())["server"]["listen"]
     assert urllib.parse.urlsplit(default).port == port_of(listen)
 

@@ -15,9 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import config
-from sidecar.client import SigningApiError, SigningClient
+from sidecar.client import SigningClient
 from sidecar.devtools.local_stack import LocalStack
-from sidecar.errors import SigningError
+from sidecar.errors import SigningApiError, SigningError
 from sidecar.policy.signing import MAX_BATCH, sign_url
 from tests.conftest import (
     fetch,

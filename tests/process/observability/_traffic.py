@@ -28,7 +28,7 @@ from tests.process.observability._support import (
 @dataclass
 class Traffic:
     verifications: Counter[Series] = field(default_factory=Counter)
-    key_matches: Counter[tuple[str, str]] = field(default_factory=Counter)
+    key_matches: Counter[tuple[str, ...]] = field(default_factory=Counter)  # source, key
     signing: Counter[tuple[str, str]] = field(default_factory=Counter)
     signatures: set[str] = field(default_factory=set)
     through_nginx: int = 0

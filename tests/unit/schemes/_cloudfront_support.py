@@ -91,7 +91,7 @@ def decide(policy: Decider, url: str, now: int = NOW, ip: str = CLIENT_IP) -> tu
 
 def canned(name: str, path: str, expires: int = NOW + 600) -> str:
     signer, sha256 = botocore_signer(name)
-    url = signer.generate_presigned_url(ORIGIN + path, date_less_than=when(expires))
+    url: str = signer.generate_presigned_url(ORIGIN + path, date_less_than=when(expires))
     return url + ("&Hash-Algorithm=SHA256" if sha256 else "")
 
 
@@ -111,7 +111,7 @@ def custom(
         date_greater_than=when(not_before) if not_before is not None else None,
         ip_address=ip,
     )
-    url = signer.generate_presigned_url(ORIGIN + path, policy=document)
+    url: str = signer.generate_presigned_url(ORIGIN + path, policy=document)
     return url + ("&Hash-Algorithm=SHA256" if sha256 else "")
 
 

@@ -4,6 +4,7 @@ parsing, which happens only after the signature holds."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -73,7 +74,7 @@ def _signed_document(document: bytes, path: str = "/acme/a.jpg") -> str:
             f"&Key-Pair-Id={KEY_IDS['rsa']}")  # fmt: skip
 
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "Resource": f"{ORIGIN}/acme/a.jpg",
     "Condition": {"DateLessThan": {"AWS:EpochTime": NOW + 60}},
 }
