@@ -1,5 +1,5 @@
 #!/bin/sh
-# The install steps of docker/Dockerfile, kept here so that tests/test_deploy.py runs the
+# The install steps of docker/Dockerfile, kept here so that tests/process/test_deploy_image.py runs the
 # very same commands in a clean virtualenv (no Docker engine needed).
 #
 #   install.sh wheel SOURCE_DIR WHEEL_DIR   build stage: the project's wheel, no dependencies

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from sidecar.policy.proxies import EXTRACTORS
+from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, EXTRACTORS
 from tests.conftest import md5_source, request, running_stack, sidecar_config
 
 pytestmark = pytest.mark.e2e
@@ -23,8 +23,10 @@ UNSIGNED = "/books/x.png?w=1"
 
 
 def config(proxy: str) -> str:
+    # ingress-nginx only learns the client's own Host header: no hosts with it (SPEC §11).
+    hosts = {} if proxy in CLIENT_CHOSEN_HOST else {"hosts": ["image.example.com"]}
     return sidecar_config(
-        md5_source("books", "/books/", {"k": TOKEN}, hosts=["image.example.com"]),
+        md5_source("books", "/books/", {"k": TOKEN}, **hosts),
         server={"proxy": proxy},
     )
 
@@ -119,6 +121,19 @@ def test_foreign_headers_change_nothing(proxied: Proxied) -> None:
 
 def test_wrong_host_does_not_reach_a_host_bound_source(proxied: Proxied) -> None:
     stack, profile = proxied
+    if profile in CLIENT_CHOSEN_HOST:
+        # No source is host-bound here: the URL's host (the client's Host header) is never
+        # routed on, whatever it says; the path decides.
+        sent: dict[str, str | bytes] = {**PROFILE_HEADERS[profile](SIGNED)}
+        for evil, answer in (
+            ("evil.example.com", (200, "ok")),
+            ("image.example.com.", (200, "ok")),
+            ("st\u212aatic.example.com", (403, "non_canonical")),  # not ASCII: denied
+        ):
+            sent["X-Original-URL"] = f"https://{evil}{SIGNED}".encode()
+            reply = request(stack.sidecar_port, "/verify", host="127.0.0.1", headers=sent)
+            assert (reply.status, reply.headers.get("x-signature-result")) == answer, evil
+        return
     if profile == "envoy":
         reply = request(stack.sidecar_port, "/verify" + SIGNED, host="evil.example.com",
                         headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip

@@ -1,0 +1,82 @@
+"""URLs whose host is an IPv6 literal (``http://[::1]:8080/…``): the one URL parser gives
+signing (CLI and API) and verification the same host, so they sign and route alike."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sidecar.cli import main
+from tests.conftest import StackFactory, verify
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = "v6-api-key-" + "3" * 30
+CONFIG = f"""\
+[signing]
+
+[[sources]]
+name = "v6"
+scheme = "md5-token"
+path_prefix = "/books/"
+hosts = ["[::1]"]
+  [[sources.keys]]
+  id = "v6"
+  secret = "v6-token-0123456789"
+
+[[sources]]
+name = "named"
+scheme = "md5-token"
+path_prefix = "/books/"
+hosts = ["image.example.com"]
+  [[sources.keys]]
+  id = "named"
+  secret = "named-token-0123456789"
+
+[[teams]]
+id = "v6"
+source = "v6"
+api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}"]
+"""
+URL = "http://[::1]:8080/books/x.png?w=1"
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(list(args)) == 0
+    return capsys.readouterr().out
+
+
+def test_cli_signs_and_verifies_an_ipv6_literal_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sidecar.toml"
+    path.write_text(CONFIG)
+    signed = cli(capsys, "sign", "-c", str(path), "--source", "v6", URL).strip()
+    assert signed.startswith(URL + "&s=")
+    line = json.loads(cli(capsys, "verify", "-c", str(path), "--at", "1900000000", signed))
+    assert (line["source"], line["result"], line["status"]) == ("v6", "ok", 200)
+    # The same path on the other host belongs to the other source.
+    other = signed.replace("[::1]:8080", "image.example.com")
+    line = json.loads(cli(capsys, "verify", "-c", str(path), other))
+    assert (line["source"], line["result"]) == ("named", "invalid")
+
+
+def test_signing_api_signs_it_and_verify_routes_it(fresh_stack: StackFactory) -> None:
+    stack = fresh_stack(CONFIG, nginx=False)
+    query = urllib.parse.urlencode({"url": URL})
+    call = urllib.request.Request(
+        f"{stack.signing_url}/public/team/v6/signUrl?{query}", headers={"X-Api-Key": API_KEY}
+    )
+    with urllib.request.urlopen(call, timeout=5) as answer:
+        signed = json.loads(answer.read())["signedUrl"]
+    assert signed.startswith(URL + "&s=")
+    uri = signed.removeprefix("http://[::1]:8080")
+    reply = verify(stack, uri, host="[::1]:8080")
+    assert (reply.status, reply.headers["x-signature-result"]) == (200, "ok")
+    reply = verify(stack, uri, host="image.example.com")
+    assert (reply.status, reply.headers["x-signature-result"]) == (401, "invalid")
