@@ -19,43 +19,27 @@ from tests.conftest import (
     any_image_in,
     image_bytes,
     md5_signed,
+    md5_source,
     raw_exchange,
     request,
+    sidecar_config,
     verifications_total,
 )
 
 pytestmark = pytest.mark.e2e
 
 TENANT_TOKEN = "tenant-t0ken-7b1d"
-CONFIG = f"""\
-[server]
-proxy = "{{proxy}}"
 
-[[sources]]
-name = "tenant"
-scheme = "md5-token"
-path_prefix = "/books/"
-hosts = ["{HOST}"]
-  [[sources.keys]]
-  id = "t"
-  secret = "{BOOKS_TOKEN}"
 
-[[sources]]
-name = "static"
-scheme = "md5-token"
-path_prefix = "/"
-hosts = ["static.kodak.com"]
-mode = "off"
+def config(proxy: str) -> str:
+    return sidecar_config(
+        md5_source("tenant", "/books/", {"t": BOOKS_TOKEN}, hosts=[HOST]),
+        md5_source("static", "/", hosts=["static.kodak.com"], mode="off"),
+        md5_source("v6", "/books/", {"v": TENANT_TOKEN}, hosts=["[2001:db8::1]"]),
+        server={"proxy": proxy},
+    )
 
-[[sources]]
-name = "v6"
-scheme = "md5-token"
-path_prefix = "/books/"
-hosts = ["[2001:db8::1]"]
-  [[sources.keys]]
-  id = "v"
-  secret = "{TENANT_TOKEN}"
-"""
+
 UNSIGNED = "/books/x.png"
 KELVIN = "\u212a"  # KELVIN SIGN: str.lower() turns it into an ASCII "k"
 
@@ -86,7 +70,7 @@ HOSTS = [
 @pytest.fixture(scope="module")
 def stacks(module_stacks: StackFactory) -> Iterator[dict[str, LocalStack]]:
     yield {
-        proxy: module_stacks(CONFIG.replace("{proxy}", proxy), nginx=proxy == "nginx")
+        proxy: module_stacks(config(proxy), nginx=proxy == "nginx")
         for proxy in ("nginx", "traefik", "envoy")
     }
 

@@ -3,7 +3,6 @@ signing (CLI and API) and verification the same host, so they sign and route ali
 
 from __future__ import annotations
 
-import hashlib
 import json
 import urllib.parse
 import urllib.request
@@ -12,37 +11,19 @@ from pathlib import Path
 import pytest
 
 from sidecar.cli import main
-from tests.conftest import StackFactory, verify
+from tests.conftest import StackFactory, md5_source, sidecar_config, team_toml, verify
 
 pytestmark = pytest.mark.e2e
 
 API_KEY = "v6-api-key-" + "3" * 30
-CONFIG = f"""\
-[signing]
-
-[[sources]]
-name = "v6"
-scheme = "md5-token"
-path_prefix = "/books/"
-hosts = ["[::1]"]
-  [[sources.keys]]
-  id = "v6"
-  secret = "v6-token-0123456789"
-
-[[sources]]
-name = "named"
-scheme = "md5-token"
-path_prefix = "/books/"
-hosts = ["image.example.com"]
-  [[sources.keys]]
-  id = "named"
-  secret = "named-token-0123456789"
-
-[[teams]]
-id = "v6"
-source = "v6"
-api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}"]
-"""
+CONFIG = sidecar_config(
+    md5_source("v6", "/books/", {"v6": "v6-token-0123456789"}, hosts=["[::1]"]),
+    md5_source(
+        "named", "/books/", {"named": "named-token-0123456789"}, hosts=["image.example.com"]
+    ),
+    signing={},
+    teams=[team_toml("v6", "v6", API_KEY)],
+)
 URL = "http://[::1]:8080/books/x.png?w=1"
 
 

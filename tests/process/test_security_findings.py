@@ -3,7 +3,6 @@ sidecar, and the real nginx where nginx is part of the finding."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -24,9 +23,13 @@ from tests.conftest import (
     BOOKS_TOKEN,
     HOST,
     StackFactory,
+    cloudfront_source,
     md5_signed,
+    md5_source,
     raw_exchange,
     request,
+    sidecar_config,
+    team_toml,
     verifications_total,
     verify,
     write_test_images,
@@ -40,23 +43,17 @@ ORIGIN = f"http://{HOST}"
 
 
 def config_text(*, acme_key: str = "") -> str:
-    acme = (
-        f'[[sources]]\nname = "acme"\nscheme = "cloudfront"\npath_prefix = "/secret/"\n'
-        f'public_origin = "{ORIGIN}"\ndefault_ttl = 600\n'
-        f'  [[sources.keys]]\n  id = "KREVIEW4096"\n  public_key_file = "{acme_key}.pub.pem"\n'
-        f'  private_key_file = "{acme_key}"\n'
-        f'[[teams]]\nid = "acme"\nsource = "acme"\n'
-        f'api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}"]\n'
-        if acme_key
-        else ""
-    )
-    return (
-        "[server]\nclock_skew = 0\n[signing]\n"
-        f'[[sources]]\nname = "books"\nscheme = "md5-token"\npath_prefix = "/books/"\n'
-        f'  [[sources.keys]]\n  id = "k"\n  secret = "{BOOKS_TOKEN}"\n'
-        f'[[teams]]\nid = "books"\nsource = "books"\n'
-        f'api_key_sha256 = ["{hashlib.sha256(API_KEY.encode()).hexdigest()}"]\n' + acme
-    )
+    """md5-token images and a team for them; with ``acme_key``, a cloudfront source whose
+    key (a PEM file in the stack's folder, ``.pub.pem`` beside it) signs for team acme."""
+    sources = [md5_source("books", "/books/", {"k": BOOKS_TOKEN})]
+    teams = [team_toml("books", "books", API_KEY)]
+    if acme_key:
+        keys = {"KREVIEW4096": (f"{acme_key}.pub.pem", acme_key)}
+        sources.append(
+            cloudfront_source("acme", "/secret/", keys, public_origin=ORIGIN, default_ttl=600)
+        )
+        teams.append(team_toml("acme", "acme", API_KEY))
+    return sidecar_config(*sources, server={"clock_skew": 0}, signing={}, teams=teams)
 
 
 @contextmanager
@@ -249,8 +246,10 @@ def test_metrics_on_the_verify_listener_are_rendered_off_the_loop(tmp_path: Path
     stack.folder.mkdir()
     address = f"127.0.0.1:{stack.sidecar_port}"
     stack.config_path.write_text(
-        f'[server]\nlisten = "{address}"\nmetrics_listen = "{address}"\n'
-        + config_text().removeprefix("[server]\n").replace("[signing]\n", "")
+        sidecar_config(
+            md5_source("books", "/books/", {"k": BOOKS_TOKEN}),
+            server={"listen": address, "metrics_listen": address},
+        )
     )
     try:
         stack.start_sidecar()
