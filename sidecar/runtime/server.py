@@ -43,8 +43,6 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     offload = Offload()
     state = create_state(settings, registry=CollectorRegistry(), log=log, offload=offload)
     state.metrics.last_reload.set(time.time())
-    verify_server = VerifyServer(state, serve_metrics=shared_listener)
-    await verify_server.start(server.listen.host, server.listen.port, reuse_port=reuse_port)
     runners = []
     if not shared_listener:
         metrics_app = create_metrics_app(state)
@@ -52,6 +50,10 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     if settings.signing_listen is not None:
         signing_app = create_signing_app(state)
         runners.append(await _start(signing_app, settings.signing_listen, reuse_port))
+    # The verify listener (which answers /healthz) starts last: once it answers, every
+    # listener of the process does.
+    verify_server = VerifyServer(state, serve_metrics=shared_listener)
+    await verify_server.start(server.listen.host, server.listen.port, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
