@@ -66,7 +66,9 @@ class Decider:
         if facts.method not in ALLOWED_METHODS:
             verdict = Verdict(Reason.METHOD)
         else:
-            request = VerifyRequest(uri, now, server.clock_skew, facts.client_ip, facts.cookies)
+            request = VerifyRequest(
+                uri, now, server.clock_skew, facts.client_ip, facts.cookies, facts.host
+            )
             verdict = _within_max_ttl(source, source.verifier.verify(request), request)
         if verdict.valid:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)

@@ -5,8 +5,8 @@ the key fields it reads and the key types it can generate; ``build`` turns one s
 keys and settings into a ``SourceScheme`` with the two verbs:
 
 - ``verify(VerifyRequest) -> Verdict``: shown the canonical URI, the cookies the proxy
-  passed, the client address and the clock; a decode error is a ``Verdict``, never an
-  exception.
+  passed, the client address, the routing host and the clock; a decode error is a
+  ``Verdict``, never an exception.
 - ``sign(SignRequest) -> Signed``: one ``Grant`` (expiry, not-before, client address,
   resource or prefix scope) → the signed URL and, for a cookie grant, its cookies.
 
@@ -75,6 +75,7 @@ class VerifyRequest(NamedTuple):
     clock_skew: int = 0
     client_ip: str | None = None
     cookies: str | None = None  # the Cookie header the proxy passed, as sent
+    host: str | None = None  # the host the proxy routed on, in its one spelling
 
 
 @dataclass(frozen=True, slots=True)
