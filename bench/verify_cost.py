@@ -24,6 +24,7 @@ from pathlib import Path
 from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.decide import Decider, RequestFacts
+from sidecar.policy.signing import sign_url
 from sidecar.schemes.base import Grant, sign_request
 from sidecar.schemes.cloudfront_keys import new_key_pair
 
@@ -33,18 +34,46 @@ TOKEN = "bench-token-0123456789"
 LONG = 8000  # bytes of request URI, under nginx's default 8 KB request line
 
 
+# One source per scheme (name, scheme, its own settings and key), each on its own prefix.
+SCHEME_SOURCES = {
+    "imgix": ("imgix", "", f'secret = "{TOKEN}"'),
+    "hmac": ("hmac-sha256", "", f'secret = "{TOKEN}"'),
+    "gcdn": ("gcdn", f'public_origin = "{ORIGIN}"', 'secret = "AAECAwQFBgcICQoLDA0ODw=="'),
+    # secure_link without $remote_addr: allows the auth cache may share, like the others.
+    "link": ("nginx-secure-link", 'secure_link_md5 = "$secure_link_expires$uri $secret"',
+             f'secret = "{TOKEN}"'),
+}  # fmt: skip
+
+
 def build(folder: Path) -> Decider:
     private, public = new_key_pair("rsa")
     (folder / "acme.pem").write_bytes(private)
     (folder / "acme.pub.pem").write_bytes(public)
+    others = "".join(
+        f'[[sources]]\nname = "{name}"\nscheme = "{scheme}"\npath_prefix = "/{name}/"\n'
+        f'{settings}\n[[sources.keys]]\nid = "K{name}"\n{key}\n'
+        for name, (scheme, settings, key) in SCHEME_SOURCES.items()
+    )
     (folder / "sidecar.toml").write_text(
         f'[[sources]]\nname = "books"\nscheme = "md5-token"\npath_prefix = "/books/"\n'
         f'[[sources.keys]]\nid = "k"\nsecret = "{TOKEN}"\n'
         f'[[sources]]\nname = "acme"\nscheme = "cloudfront"\npath_prefix = "/acme/"\n'
         f'public_origin = "{ORIGIN}"\n[[sources.keys]]\nid = "KBENCH"\n'
-        'public_key_file = "acme.pub.pem"\nprivate_key_file = "acme.pem"\n'
+        'public_key_file = "acme.pub.pem"\nprivate_key_file = "acme.pem"\n' + others
     )
     return Decider(config.load(folder / "sidecar.toml"))
+
+
+def scheme_cases(decider: Decider) -> dict[str, tuple[str, str]]:
+    """A typical signed URL of every other scheme, signed by the project's own signer."""
+    return {
+        f"{scheme}, typical": (
+            sign_url(decider.settings, name, f"{ORIGIN}/{name}/photo.jpg?w=400&h=600",
+                     now=NOW, expires_in=3600).removeprefix(ORIGIN),
+            "md5-token",
+        )
+        for name, (scheme, _, _) in SCHEME_SOURCES.items()
+    }  # fmt: skip
 
 
 def md5(uri: str) -> str:
@@ -130,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="verify-cost-"))
     decider = build(folder)
-    table = cases(decider)
+    table = cases(decider) | scheme_cases(decider)
     text = (folder / "sidecar.toml").read_text()
     decisions: dict[str, list[float]] = {name: [] for name in table}
     service: dict[str, list[float]] = {name: [] for name in table}
@@ -150,6 +179,19 @@ def main() -> None:
     report("the decision, in-process", table, decisions, decider)
     report("the service: /verify on loopback, pipelined", table, service, decider)
     print("\ntarget: on the service, every 8 KB case at most 3.00 x its typical case")
+    rates(table, service)
+
+
+def rates(table: dict[str, tuple[str, str]], service: dict[str, list[float]]) -> None:
+    """Each scheme's direct /verify rate, and its ratio to md5-token's, from the same run."""
+    md5_rate = 1 / statistics.median(service["md5-token, typical"])
+    print(
+        f"\ndirect /verify rate by scheme (typical URLs)\n{'scheme':28} {'per s':>8} {'/ md5':>6}"
+    )
+    for name in table:
+        if name.endswith(", typical"):
+            rate = 1 / statistics.median(service[name])
+            print(f"{name.removesuffix(', typical'):28} {rate:8,.0f} {rate / md5_rate:6.2f}")
 
 
 if __name__ == "__main__":

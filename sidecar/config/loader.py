@@ -274,7 +274,9 @@ def _check_unique(sources: list[SourceSettings], problems: Problems) -> None:
         if source.verifier and _scheme_of(source).key_ids_in_url
         for key_id in source.verifier.key_ids
     ]
-    _report_duplicates(url_key_ids, "sources", "Key-Pair-Id used by two sources", problems)
+    _report_duplicates(
+        url_key_ids, "sources", "key id carried in URLs used by two sources", problems
+    )
 
 
 def _scheme_of(source: SourceSettings) -> Scheme:

@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from sidecar.schemes import cloudfront, md5_token
+from sidecar.schemes import cloudfront, gcdn, hmac_sha256, imgix, md5_token, nginx_secure_link
 from sidecar.schemes.base import Scheme
 
 REGISTRY: Mapping[str, Scheme] = MappingProxyType(
     {
         md5_token.SCHEME.name: md5_token.SCHEME,
         cloudfront.SCHEME.name: cloudfront.SCHEME,
+        imgix.SCHEME.name: imgix.SCHEME,
+        hmac_sha256.SCHEME.name: hmac_sha256.SCHEME,
+        gcdn.SCHEME.name: gcdn.SCHEME,
+        nginx_secure_link.SCHEME.name: nginx_secure_link.SCHEME,
     }
 )
 

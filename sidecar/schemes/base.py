@@ -81,7 +81,8 @@ class VerifyRequest(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class Grant:
     """What one signature grants. ``resource`` is a pattern the grant covers instead of
-    the URL itself (CloudFront ``Resource`` wildcards); ``prefix`` scopes a cookie grant;
+    the URL itself (CloudFront ``Resource`` wildcards); ``prefix`` scopes a grant to a
+    path prefix (a cookie grant, or Google's ``URLPrefix`` URLs);
     ``cookies`` asks for the grant as cookies rather than in the URL."""
 
     expires: int | None = None

@@ -1,0 +1,274 @@
+"""Scheme ``gcdn``: Google Cloud CDN signed URLs, and their ``URLPrefix`` form.
+
+``Signature = base64url(HMAC-SHA1(key, string))``, base64url *with* its ``=`` padding
+(Python's ``urlsafe_b64encode``, Go's ``base64.URLEncoding``), the key 16 bytes given as
+Google shows it (base64url, padded: 24 characters), ``KeyName`` naming it:
+
+- a URL: ``<full URL>?…&Expires=<unix>&KeyName=<name>&Signature=<sig>``; the string is
+  the full URL (scheme, host, path, query) up to ``&KeyName=<name>``;
+- a URL prefix: ``<any URL>?…&URLPrefix=<base64url(prefix)>&Expires=…&KeyName=…&Signature=…``;
+  the string is ``URLPrefix=…&Expires=…&KeyName=…`` and the URL (query included) must
+  start with the decoded prefix, a full ``http(s)://`` URL without a query.
+https://cloud.google.com/cdn/docs/using-signed-urls
+https://github.com/GoogleCloudPlatform/golang-samples/blob/main/cdn/signedurls/signurl.go
+
+The signed string begins with the scheme and host, so a source needs ``public_origin``:
+the full URL is ``public_origin`` + the raw request URI. Strictly one spelling: the
+signing parameters in this order, last, each once; padded base64url with zero unused
+bits; ``Expires`` without leading zeros. A prefix must be a canonical URL of this source
+(``public_origin`` + ``path_prefix`` + …); anything wider is refused, when verifying and
+when signing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from sidecar.core import canonical
+from sidecar.core.canonical import QueryParam
+from sidecar.core.encodings import URLSAFE, parse_epoch
+from sidecar.core.urls import is_origin, parse_url
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError, UrlError
+from sidecar.schemes.base import (
+    SECRET,
+    KeyMaterial,
+    NewKey,
+    Setting,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    refuse_unexpressible,
+)
+
+NAME = "gcdn"
+URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE = "URLPrefix", "Expires", "KeyName", "Signature"
+SIGNING_PARAMS = frozenset({URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE})
+KEY_SIZE = 16  # "A 128-bit secret key is used for signing the URLs" (gcloud compute sign-url)
+_DIGEST_SIZE = 20  # HMAC-SHA1
+# Google's rule for key names; it also keeps KeyName free of anything needing encoding.
+KEY_NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+b64encode = URLSAFE.encode
+b64decode = URLSAFE.decode  # strict: exact padding, zero unused bits, '-' and '_' only
+
+
+def signature(key: bytes, string: bytes) -> bytes:
+    return hmac.new(key, string, hashlib.sha1).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    id: str
+    key: bytes = field(repr=False)
+    text: bytes = field(repr=False)  # as configured (Google's spelling), for "Show Token"
+
+
+@dataclass(frozen=True, slots=True)
+class _Presented:
+    """The signing parameters of one request, in their one place: the last three (four)."""
+
+    expires: QueryParam
+    key_name: QueryParam
+    signature: QueryParam
+    url_prefix: QueryParam | None
+
+
+@dataclass(frozen=True, slots=True)
+class GcdnSource:
+    keys: tuple[_Key, ...]
+    public_origin: str
+    path_prefix: str
+    _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key.id for key in self.keys)
+
+    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple((key.id, key.text) for key in self.keys)
+
+    # --- verify ---------------------------------------------------------------------------
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        uri = request.uri
+        found = _presented(uri.params)
+        if isinstance(found, Reason):
+            return deny(found)
+        presented = b64decode(found.signature.value)
+        expires = parse_epoch(found.expires.value)
+        if presented is None or len(presented) != _DIGEST_SIZE or expires is None:
+            return deny(Reason.MALFORMED)
+        prefix = _decoded_prefix(found.url_prefix) if found.url_prefix is not None else None
+        if found.url_prefix is not None and prefix is None:
+            return deny(Reason.MALFORMED)
+        key = self._by_id.get(found.key_name.value)
+        if key is None:
+            return deny(Reason.UNKNOWN_KEY)
+        end = found.signature.start - 1  # the '&' before Signature
+        if found.url_prefix is None:
+            string = self.public_origin + uri.raw[:end]
+        else:
+            string = uri.raw[found.url_prefix.start : end]
+        if not hmac.compare_digest(signature(key.key, string.encode()), presented):
+            return deny(Reason.INVALID)
+        # A genuine prefix grants only URLs of this source that start with it.
+        if prefix is not None and not self._grants(prefix, self.public_origin + uri.raw):
+            return deny(Reason.INVALID)
+        if request.now >= expires + request.clock_skew:
+            return deny(Reason.EXPIRED)
+        return allow(key.id, expires, shareable=True)
+
+    def _grants(self, prefix: str, url: str) -> bool:
+        return self.prefix_problem(prefix) is None and url.startswith(prefix)
+
+    def prefix_problem(self, prefix: str) -> str | None:
+        """What keeps ``prefix`` from being a URL prefix of this source (None: nothing)."""
+        try:
+            parsed = parse_url(prefix, require_absolute=True)
+        except UrlError as error:
+            return str(error)
+        if parsed.origin != self.public_origin:
+            return f"URL prefix must start with the source's public_origin {self.public_origin}"
+        if "?" in parsed.uri:
+            return "URL prefix must not carry a query"
+        uri = canonical.parse(parsed.uri)
+        if uri is None:
+            return "URL prefix is not canonical"
+        # Segment boundaries, as routing: a prefix reaches at least the source's folder.
+        scope = self.path_prefix.rstrip("/") + "/"
+        if not uri.path.startswith(scope):
+            return f"URL prefix must lie under the source's path_prefix {scope}"
+        return None
+
+    # --- sign -----------------------------------------------------------------------------
+
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=frozenset({"prefix"}))
+        if grant.expires is None or parse_epoch(str(grant.expires)) is None:
+            raise SchemeError("gcdn URLs need an expiry (unix seconds)")
+        url = self._sign_target(request)
+        separator = "&" if "?" in url else "?"
+        key = self.keys[0]  # the newest key signs
+        tail = f"{EXPIRES}={grant.expires}&{KEY_NAME}={key.id}"
+        if grant.prefix is None:
+            string = f"{url}{separator}{tail}"
+            head = string
+        else:
+            prefix = self._sign_prefix(grant.prefix, url)
+            string = f"{URL_PREFIX}={b64encode(prefix.encode())}&{tail}"
+            head = f"{url}{separator}{string}"
+        digest = b64encode(signature(key.key, string.encode()))
+        return Signed(f"{head}&{SIGNATURE}={digest}")
+
+    def _sign_target(self, request: SignRequest) -> str:
+        origin = request.url.origin
+        if origin and origin != self.public_origin:
+            raise SchemeError(
+                f"URL must start with the source's public_origin {self.public_origin}"
+            )
+        if any(param.name in SIGNING_PARAMS for param in request.uri.params):
+            raise SchemeError("URL already carries Cloud CDN signing parameters")
+        uri = request.url.uri
+        # A bare '?' is no query: the signed URL keeps one '?', as Google's samples do.
+        return self.public_origin + (uri[:-1] if request.uri.query == "" else uri)
+
+    def _sign_prefix(self, prefix: str, url: str) -> str:
+        """The grant's prefix as a full URL: a path under the source (``/books/``) or a
+        full URL starting with ``public_origin``; it must cover the URL being signed."""
+        full = self.public_origin + prefix if prefix.startswith("/") else prefix
+        problem = self.prefix_problem(full)
+        if problem is not None:
+            raise SchemeError(problem)
+        if not url.startswith(full):
+            raise SchemeError("URL is not under the grant's URL prefix")
+        return full
+
+
+def _presented(params: tuple[QueryParam, ...]) -> _Presented | Reason:
+    """The signing parameters, each at most once, last and in Google's order."""
+    seen: set[str] = set()
+    for param in params:  # one pass: this is the hot path
+        if param.name in SIGNING_PARAMS:
+            if param.name in seen:
+                return Reason.NON_CANONICAL
+            seen.add(param.name)
+    if SIGNATURE not in seen:
+        return Reason.MISSING
+    count = 4 if URL_PREFIX in seen else 3
+    tail = params[-count:]
+    order = (URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE)[-count:]
+    if len(tail) != count or len(seen) != count:
+        return Reason.MALFORMED
+    # The raw names too: an encoded spelling (%53ignature) is a second spelling.
+    if any(param.raw_name != name for param, name in zip(tail, order, strict=True)):
+        return Reason.MALFORMED
+    expires, key_name, signed = tail[-3:]
+    return _Presented(expires, key_name, signed, tail[0] if count == 4 else None)
+
+
+def _decoded_prefix(param: QueryParam) -> str | None:
+    """The URLPrefix text: strict padded base64url of UTF-8, or None."""
+    decoded = b64decode(param.value)
+    if decoded is None:
+        return None
+    try:
+        return decoded.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _origin_problem(value: str) -> str | None:
+    return None if is_origin(value) else "must be http(s)://host[:port]"
+
+
+def _load_key(material: KeyMaterial, problems: list[str]) -> _Key | None:
+    where = f"key '{material.id}'"
+    if not KEY_NAME_RULE.fullmatch(material.id):
+        problems.append(f"{where}: a KeyName is 1-63 of A-Z a-z 0-9 _ -")
+        return None
+    text = material.secret or b""
+    key = b64decode(text.decode("ascii", errors="replace"))
+    if key is None or len(key) != KEY_SIZE:
+        problems.append(
+            f"{where}: secret must be the 16-byte key in padded base64url"
+            " (24 characters, as Google shows it)"
+        )
+        return None
+    return _Key(material.id, key, text)
+
+
+@dataclass(frozen=True, slots=True)
+class GcdnScheme:
+    name: str = NAME
+    default_deny_status: int = 403
+    key_fields: frozenset[str] = frozenset({SECRET})
+    settings: tuple[Setting, ...] = (Setting("public_origin", str, check=_origin_problem),)
+    key_types: tuple[str, ...] = ("gcdn",)
+    key_ids_in_url: bool = True  # KeyName
+
+    def build(self, spec: SourceSpec) -> GcdnSource:
+        problems: list[str] = []
+        origin = spec.settings.get("public_origin")
+        if not origin:
+            problems.append("gcdn needs public_origin (signed strings begin with the origin)")
+        loaded = [_load_key(key, problems) for key in spec.keys]
+        if problems:
+            raise SchemeError("; ".join(problems))
+        keys = tuple(key for key in loaded if key is not None)
+        return GcdnSource(keys, origin or "", spec.path_prefix)
+
+    def new_key(self, key_type: str) -> NewKey:
+        # What `head -c 16 /dev/urandom | base64 | tr +/ -_` makes (Google's instructions).
+        return NewKey(secret=b64encode(secrets.token_bytes(KEY_SIZE)))
+
+
+SCHEME = GcdnScheme()

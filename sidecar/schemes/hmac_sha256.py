@@ -1,0 +1,152 @@
+"""Scheme ``hmac-sha256``: our recommended format for new signers (SPEC §9).
+
+The format, in full (RFC 2104 HMAC with SHA-256; RFC 4648 §5 base64url)::
+
+    unsigned = path + "?" + query + ("&" if query else "") + "expires=E&kid=K"
+    sig      = base64url_nopad(HMAC_SHA256(secret, unsigned))   # 43 characters
+    url      = unsigned + "&sig=" + sig
+
+- ``path`` and ``query`` are the request URI exactly as it will be sent (already
+  percent-encoded; the signature covers those bytes, UTF-8), without a bare trailing
+  ``?``. ``E`` is the expiry in unix seconds (required), ``K`` the key id (letters, digits,
+  ``_ . -``) naming which secret signed, so the verifier looks one key up.
+- The verifier takes the request URI as received, requires ``sig`` to be the LAST
+  parameter and recomputes the HMAC over everything before ``&sig=``; ``expires`` and
+  ``kid`` may stand anywhere before it, each exactly once.
+- Base64url without padding, one spelling: no ``=``, no ``+``/``/``, zero unused bits.
+
+Answers: no ``expires``, ``kid`` or ``sig`` → ``missing``; a duplicated one →
+``non_canonical``; ``sig`` not last, an encoded parameter name, a bad base64url or
+epoch → ``malformed``; an unknown ``kid`` → ``unknown_key``; a wrong HMAC →
+``invalid``; now >= expires + clock skew → ``expired``. A source's ``max_ttl`` is
+enforced on verify by the policy layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+
+from sidecar.core.canonical import QueryParam
+from sidecar.core.encodings import URLSAFE_NOPAD, parse_epoch
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError
+from sidecar.schemes.base import (
+    SECRET,
+    NewKey,
+    Setting,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    new_token,
+    refuse_unexpressible,
+)
+
+NAME = "hmac-sha256"
+EXPIRES, KEY_ID, SIGNATURE = "expires", "kid", "sig"
+SIGNING_PARAMS = frozenset({EXPIRES, KEY_ID, SIGNATURE})
+_DIGEST_SIZE = 32
+# A key id travels in the URL unencoded: the config's id rule, nothing to escape.
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# Shorter HMAC keys are guessable offline from one signed URL.
+MIN_SECRET_BYTES = 16
+
+
+def signature(secret: bytes, unsigned_uri: bytes) -> bytes:
+    return hmac.new(secret, unsigned_uri, hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    id: str
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class HmacSha256Source:
+    keys: tuple[_Key, ...]
+    _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key.id for key in self.keys)
+
+    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple((key.id, key.secret) for key in self.keys)
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        uri = request.uri
+        found: dict[str, QueryParam] = {}
+        for param in uri.params:  # one pass: each signing parameter at most once
+            if param.name in SIGNING_PARAMS:
+                if param.name in found:
+                    return deny(Reason.NON_CANONICAL)
+                found[param.name] = param
+        if len(found) != len(SIGNING_PARAMS):
+            return deny(Reason.MISSING)
+        if uri.params[-1] is not found[SIGNATURE]:
+            return deny(Reason.MALFORMED)  # the signature must be the last parameter
+        if any(param.raw_name != name for name, param in found.items()):
+            return deny(Reason.MALFORMED)  # an encoded spelling of a signing parameter
+        presented = URLSAFE_NOPAD.decode(found[SIGNATURE].value)
+        expires = parse_epoch(found[EXPIRES].value)
+        if presented is None or len(presented) != _DIGEST_SIZE or expires is None:
+            return deny(Reason.MALFORMED)
+        key = self._by_id.get(found[KEY_ID].value)
+        if key is None:
+            return deny(Reason.UNKNOWN_KEY)
+        unsigned = uri.raw[: found[SIGNATURE].start - 1].encode()
+        if not hmac.compare_digest(signature(key.secret, unsigned), presented):
+            return deny(Reason.INVALID)
+        # Checked only once the signature holds: a forgery never learns its expiry failed.
+        if request.now >= expires + request.clock_skew:
+            return deny(Reason.EXPIRED)
+        return allow(key.id, expires, shareable=True)
+
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=frozenset())
+        if grant.expires is None:
+            raise SchemeError("hmac-sha256 URLs need an expiry")
+        if any(request.uri.get(name) for name in SIGNING_PARAMS):
+            raise SchemeError("URL already carries 'expires', 'kid' or 'sig'")
+        key = self.keys[0]  # the newest key signs
+        uri = request.url.uri
+        unsigned = uri.rstrip("?") if request.uri.query == "" else uri
+        separator = "&" if "?" in unsigned else "?"
+        unsigned += f"{separator}{EXPIRES}={grant.expires}&{KEY_ID}={key.id}"
+        sig = URLSAFE_NOPAD.encode(signature(key.secret, unsigned.encode()))
+        return Signed(f"{request.url.origin}{unsigned}&{SIGNATURE}={sig}")
+
+
+@dataclass(frozen=True, slots=True)
+class HmacSha256Scheme:
+    name: str = NAME
+    default_deny_status: int = 403
+    key_fields: frozenset[str] = frozenset({SECRET})
+    settings: tuple[Setting, ...] = ()
+    key_types: tuple[str, ...] = ("token",)
+    key_ids_in_url: bool = True  # kid
+
+    def build(self, spec: SourceSpec) -> HmacSha256Source:
+        problems = []
+        for key in spec.keys:
+            if not _KEY_ID.fullmatch(key.id):
+                problems.append(f"key '{key.id}': a kid is letters, digits, '_', '.', '-'")
+            if key.secret is None or len(key.secret) < MIN_SECRET_BYTES:
+                problems.append(f"key '{key.id}': needs a secret of {MIN_SECRET_BYTES}+ bytes")
+        if problems:
+            raise SchemeError("; ".join(problems))
+        return HmacSha256Source(tuple(_Key(key.id, key.secret or b"") for key in spec.keys))
+
+    def new_key(self, key_type: str) -> NewKey:
+        return new_token()
+
+
+SCHEME = HmacSha256Scheme()

@@ -1,0 +1,154 @@
+"""Scheme ``imgix``: imgix's secure URLs (SPEC §9).
+
+``s = md5_hex(token + path + ("?" + query if any))``: the token comes FIRST (``md5-token``
+puts it last), path and query exactly as they appear in the URL (imgix's libraries
+percent-encode the path and the parameters before they sign, so the signed text is the
+encoded text), and ``s`` is appended as the last parameter, 32 lowercase hex digits.
+An optional ``expires`` parameter (unix seconds) is one more signed parameter, anywhere
+in the query (imgix's libraries sort the parameters); it is enforced with clock skew.
+https://docs.imgix.com/setup/securing-images ·
+https://github.com/imgix/imgix-blueprint#securing-urls
+
+Hex case: imgix documents and every official library emits lowercase hex, and nothing
+says imgix's servers take uppercase, so lowercase is the one spelling (uppercase is
+``malformed``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+
+from sidecar.core.canonical import CanonicalURI, QueryParam
+from sidecar.core.encodings import parse_epoch
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError
+from sidecar.schemes.base import (
+    SECRET,
+    NewKey,
+    Setting,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    new_token,
+    refuse_unexpressible,
+)
+
+NAME = "imgix"
+SIGNATURE_PARAM = "s"
+EXPIRES_PARAM = "expires"
+_LOWER_HEX_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+def signature(token: bytes, unsigned_uri: bytes) -> bytes:
+    """imgix's MD5 over the token, then the path and query as sent."""
+    return hashlib.md5(token + unsigned_uri, usedforsecurity=False).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    id: str
+    token: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ImgixSource:
+    keys: tuple[_Key, ...]
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(key.id for key in self.keys)
+
+    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple((key.id, key.token) for key in self.keys)
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        uri = request.uri
+        signatures = 0
+        expiry: QueryParam | None = None
+        for param in uri.params:  # one pass: this is the hot path
+            if param.name == SIGNATURE_PARAM:
+                signatures += 1
+            elif param.name == EXPIRES_PARAM:
+                if expiry is not None:
+                    return deny(Reason.NON_CANONICAL)
+                expiry = param
+        if signatures != 1:
+            return deny(Reason.NON_CANONICAL if signatures else Reason.MISSING)
+        last = uri.params[-1]
+        if last.raw_name != SIGNATURE_PARAM or not _LOWER_HEX_MD5.fullmatch(last.value):
+            return deny(Reason.MALFORMED)  # not last, an encoded name, or not lowercase hex
+        expires_at = None
+        if expiry is not None:
+            expires_at = parse_epoch(expiry.value)
+            if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
+                return deny(Reason.MALFORMED)
+        matched = self._match(uri.raw[: last.start - 1].encode(), bytes.fromhex(last.value))
+        if matched is None:
+            return deny(Reason.INVALID)
+        # Checked only once the signature holds: a forgery never learns its expiry failed.
+        if expires_at is not None and request.now >= expires_at + request.clock_skew:
+            return deny(Reason.EXPIRED)
+        return allow(matched, expires_at, shareable=True)
+
+    def _match(self, unsigned: bytes, presented: bytes) -> str | None:
+        # Every key is tried, with no early exit, so timing says nothing about which.
+        matched = None
+        for key in self.keys:
+            if hmac.compare_digest(signature(key.token, unsigned), presented) and matched is None:
+                matched = key.id
+        return matched
+
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=frozenset())
+        if request.uri.get(SIGNATURE_PARAM):
+            raise SchemeError(f"URL already carries '{SIGNATURE_PARAM}'")
+        uri = request.url.uri
+        unsigned = uri.rstrip("?") if request.uri.query == "" else uri
+        if _carried_expiry(request.uri) is not None:
+            # imgix's libraries take ``expires`` as one more parameter: signed as it is.
+            if grant.expires is not None:
+                raise SchemeError(f"URL already carries '{EXPIRES_PARAM}'")
+        elif grant.expires is not None:
+            unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={grant.expires}"
+        digest = signature(self.keys[0].token, unsigned.encode()).hex()
+        separator = "&" if "?" in unsigned else "?"
+        return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
+
+
+def _carried_expiry(uri: CanonicalURI) -> int | None:
+    """The ``expires`` a URL to sign already carries; ``SchemeError`` for one that would
+    never verify (duplicated, an encoded name, not unix seconds in their one spelling)."""
+    found = [param for param in uri.params if param.name == EXPIRES_PARAM]
+    if not found:
+        return None
+    expires = parse_epoch(found[0].value)
+    if len(found) > 1 or found[0].raw_name != EXPIRES_PARAM or expires is None:
+        raise SchemeError(f"URL carries an '{EXPIRES_PARAM}' that would never verify")
+    return expires
+
+
+@dataclass(frozen=True, slots=True)
+class ImgixScheme:
+    name: str = NAME
+    default_deny_status: int = 403
+    key_fields: frozenset[str] = frozenset({SECRET})
+    settings: tuple[Setting, ...] = ()
+    key_types: tuple[str, ...] = ("token",)
+    key_ids_in_url: bool = False
+
+    def build(self, spec: SourceSpec) -> ImgixSource:
+        problems = [f"key '{key.id}': needs a secret" for key in spec.keys if not key.secret]
+        if problems:
+            raise SchemeError("; ".join(problems))
+        return ImgixSource(tuple(_Key(key.id, key.secret or b"") for key in spec.keys))
+
+    def new_key(self, key_type: str) -> NewKey:
+        return new_token()
+
+
+SCHEME = ImgixScheme()
