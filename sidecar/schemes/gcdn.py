@@ -22,7 +22,6 @@ when signing.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -58,7 +57,7 @@ b64decode = URLSAFE.decode  # strict: exact padding, zero unused bits, '-' and '
 
 
 def signature(key: bytes, string: bytes) -> bytes:
-    return hmac.new(key, string, hashlib.sha1).digest()
+    return hmac.digest(key, string, "sha1")  # the one-shot C path: no HMAC object per URL
 
 
 @dataclass(frozen=True, slots=True)

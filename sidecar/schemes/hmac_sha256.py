@@ -24,7 +24,6 @@ enforced on verify by the policy layer.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ MIN_SECRET_BYTES = 16
 
 
 def signature(secret: bytes, unsigned_uri: bytes) -> bytes:
-    return hmac.new(secret, unsigned_uri, hashlib.sha256).digest()
+    return hmac.digest(secret, unsigned_uri, "sha256")  # one-shot C path: no HMAC object
 
 
 @dataclass(frozen=True, slots=True)
