@@ -12,10 +12,12 @@ from pathlib import Path
 
 from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
+from sidecar.policy.settings import Settings
 from sidecar.policy.signing import sign_url
 
 # The Secure Source documentation's own example token, so its reference URL reproduces.
 DEMO_TOKEN = "wakanda123@"  # noqa: S105 (a published example, not a secret)
+GCDN_ORIGIN = "https://cdn.example.com"
 DEMO_CONFIG = f"""\
 [server]
 clock_skew = 30
@@ -34,7 +36,45 @@ name = "public"
 scheme = "md5-token"
 path_prefix = "/public/"
 mode = "off"
+
+# The other schemes teams bring their signers for, one folder each (published demo keys).
+[[sources]]
+name = "imgix"
+scheme = "imgix"
+path_prefix = "/imgix/"
+  [[sources.keys]]
+  id = "demo"
+  secret = "demo-imgix-token"
+
+[[sources]]
+name = "hmac"
+scheme = "hmac-sha256"
+path_prefix = "/hmac/"
+max_ttl = 86400
+  [[sources.keys]]
+  id = "demo-2026"
+  secret = "demo-hmac-secret-0123456789"
+
+[[sources]]
+name = "gcdn"
+scheme = "gcdn"
+path_prefix = "/gcdn/"
+public_origin = "{GCDN_ORIGIN}"
+  [[sources.keys]]
+  id = "demo-key"
+  secret = "ZGVtby1rZXktMTYtYnl0ZQ=="
+
+[[sources]]
+name = "secure-link"
+scheme = "nginx-secure-link"
+path_prefix = "/link/"
+secure_link = "$arg_md5,$arg_expires"
+secure_link_md5 = "$secure_link_expires$uri $secret"
+  [[sources.keys]]
+  id = "demo"
+  secret = "demo-secure-link-secret"
 """
+OTHER_SCHEMES = ("imgix", "hmac", "gcdn", "secure-link")
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -58,6 +98,10 @@ def write_images(root: Path) -> dict[str, bytes]:
         "/books/database-internals.png": png(40, 60, (200, 80, 40)),
         "/books/caf\u00e9 menu.png": png(30, 30, (40, 160, 90)),
         "/public/logo.png": png(16, 16, (30, 60, 220)),
+        "/imgix/photo.png": png(20, 14, (220, 180, 30)),
+        "/hmac/photo.png": png(20, 14, (30, 180, 220)),
+        "/gcdn/photo.png": png(20, 14, (120, 200, 60)),
+        "/link/photo.png": png(20, 14, (200, 60, 160)),
     }
     for path, data in files.items():
         target = root / path.lstrip("/")
@@ -93,6 +137,15 @@ def run(*, keep: bool) -> int:
     return 0
 
 
+def _signed_other(settings: Settings, source: str, nginx_url: str, now: float) -> str:
+    """A URL of ``source``'s folder signed with its scheme, to fetch through the demo."""
+    prefix = "/link/" if source == "secure-link" else f"/{source}/"
+    origin = GCDN_ORIGIN if source == "gcdn" else nginx_url
+    signed = sign_url(settings, source, f"{origin}{prefix}photo.png?w=400", now=now,
+                      expires_in=300)  # fmt: skip
+    return nginx_url + signed.removeprefix(origin)
+
+
 def _show(stack: LocalStack) -> None:
     settings = config.load(stack.config_path)
     now = time.time()
@@ -111,6 +164,10 @@ def _show(stack: LocalStack) -> None:
         ("a source with signing off", f"{stack.nginx_url}/public/logo.png"),
         ("no source owns the path", f"{stack.nginx_url}/private/logo.png"),
     ]
+    for source in OTHER_SCHEMES:
+        url = _signed_other(settings, source, stack.nginx_url, now)
+        cases.append((f"{source}: signed by its own scheme", url))
+        cases.append((f"{source}: one byte of the path changed", url.replace("photo", "phoTo")))
     print(f"nginx on {stack.nginx_url}, sidecar on {stack.sidecar_url}, "
           f"metrics on {stack.metrics_url}\n")  # fmt: skip
     for label, url in cases:
