@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sidecar.core.canonical import QueryParam
 from sidecar.core.encodings import URLSAFE_NOPAD, parse_epoch
@@ -43,6 +43,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
+from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
 
 NAME = "hmac-sha256"
 EXPIRES, KEY_ID, SIGNATURE = "expires", "kid", "sig"
@@ -59,25 +60,8 @@ def signature(secret: bytes, unsigned_uri: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Key:
-    id: str
-    secret: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class HmacSha256Source:
-    keys: tuple[_Key, ...]
-    _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
-
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.id for key in self.keys)
-
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple((key.id, key.secret) for key in self.keys)
+class HmacSha256Source(KeyringSource):
+    keyring: Keyring
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -97,7 +81,7 @@ class HmacSha256Source:
         expires = parse_epoch(found[EXPIRES].value)
         if presented is None or len(presented) != _DIGEST_SIZE or expires is None:
             return deny(Reason.MALFORMED)
-        key = self._by_id.get(found[KEY_ID].value)
+        key = self.keyring.get(found[KEY_ID].value)
         if key is None:
             return deny(Reason.UNKNOWN_KEY)
         unsigned = uri.raw[: found[SIGNATURE].start - 1].encode()
@@ -115,7 +99,7 @@ class HmacSha256Source:
             raise SchemeError("hmac-sha256 URLs need an expiry")
         if any(request.uri.get(name) for name in SIGNING_PARAMS):
             raise SchemeError("URL already carries 'expires', 'kid' or 'sig'")
-        key = self.keys[0]  # the newest key signs
+        key = self.keyring.newest
         uri = request.url.uri
         unsigned = uri.rstrip("?") if request.uri.query == "" else uri
         separator = "&" if "?" in unsigned else "?"
@@ -134,15 +118,14 @@ class HmacSha256Scheme:
     key_ids_in_url: bool = True  # kid
 
     def build(self, spec: SourceSpec) -> HmacSha256Source:
-        problems = []
-        for key in spec.keys:
-            if not _KEY_ID.fullmatch(key.id):
-                problems.append(f"key '{key.id}': a kid is letters, digits, '_', '.', '-'")
-            if key.secret is None or len(key.secret) < MIN_SECRET_BYTES:
-                problems.append(f"key '{key.id}': needs a secret of {MIN_SECRET_BYTES}+ bytes")
-        if problems:
-            raise SchemeError("; ".join(problems))
-        return HmacSha256Source(tuple(_Key(key.id, key.secret or b"") for key in spec.keys))
+        keyring, problems = secret_keyring(spec, min_bytes=MIN_SECRET_BYTES)
+        problems += [
+            f"key '{key.id}': a kid is letters, digits, '_', '.', '-'"
+            for key in spec.keys
+            if not _KEY_ID.fullmatch(key.id)
+        ]
+        require(problems)
+        return HmacSha256Source(keyring)
 
     def new_key(self, key_type: str) -> NewKey:
         return new_token()

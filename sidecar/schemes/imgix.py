@@ -17,9 +17,8 @@ says imgix's servers take uppercase, so lowercase is the one spelling (uppercase
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sidecar.core.canonical import CanonicalURI, QueryParam
 from sidecar.core.encodings import parse_epoch
@@ -36,6 +35,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
+from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
 
 NAME = "imgix"
 SIGNATURE_PARAM = "s"
@@ -49,21 +49,8 @@ def signature(token: bytes, unsigned_uri: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Key:
-    id: str
-    token: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ImgixSource:
-    keys: tuple[_Key, ...]
-
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.id for key in self.keys)
-
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple((key.id, key.token) for key in self.keys)
+class ImgixSource(KeyringSource):
+    keyring: Keyring
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -86,21 +73,15 @@ class ImgixSource:
             expires_at = parse_epoch(expiry.value)
             if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
                 return deny(Reason.MALFORMED)
-        matched = self._match(uri.raw[: last.start - 1].encode(), bytes.fromhex(last.value))
+        unsigned = uri.raw[: last.start - 1].encode()
+        presented = bytes.fromhex(last.value)
+        matched = self.keyring.match(presented, lambda token: signature(token, unsigned))
         if matched is None:
             return deny(Reason.INVALID)
         # Checked only once the signature holds: a forgery never learns its expiry failed.
         if expires_at is not None and request.now >= expires_at + request.clock_skew:
             return deny(Reason.EXPIRED)
         return allow(matched, expires_at, shareable=True)
-
-    def _match(self, unsigned: bytes, presented: bytes) -> str | None:
-        # Every key is tried, with no early exit, so timing says nothing about which.
-        matched = None
-        for key in self.keys:
-            if hmac.compare_digest(signature(key.token, unsigned), presented) and matched is None:
-                matched = key.id
-        return matched
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
@@ -115,7 +96,7 @@ class ImgixSource:
                 raise SchemeError(f"URL already carries '{EXPIRES_PARAM}'")
         elif grant.expires is not None:
             unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={grant.expires}"
-        digest = signature(self.keys[0].token, unsigned.encode()).hex()
+        digest = signature(self.keyring.newest.secret, unsigned.encode()).hex()
         separator = "&" if "?" in unsigned else "?"
         return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
 
@@ -142,10 +123,9 @@ class ImgixScheme:
     key_ids_in_url: bool = False
 
     def build(self, spec: SourceSpec) -> ImgixSource:
-        problems = [f"key '{key.id}': needs a secret" for key in spec.keys if not key.secret]
-        if problems:
-            raise SchemeError("; ".join(problems))
-        return ImgixSource(tuple(_Key(key.id, key.secret or b"") for key in spec.keys))
+        keyring, problems = secret_keyring(spec)
+        require(problems)
+        return ImgixSource(keyring)
 
     def new_key(self, key_type: str) -> NewKey:
         return new_token()

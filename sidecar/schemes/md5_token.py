@@ -10,8 +10,7 @@ string and enforced.
 from __future__ import annotations
 
 import hashlib
-import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sidecar.core.encodings import parse_epoch, parse_hex
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -27,6 +26,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
+from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
 
 NAME = "md5-token"
 SIGNATURE_PARAM = "s"
@@ -39,22 +39,9 @@ def signature(unsigned_uri: bytes, token: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Key:
-    id: str
-    token: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Md5TokenSource:
-    keys: tuple[_Key, ...]
+class Md5TokenSource(KeyringSource):
+    keyring: Keyring
     require_expires: bool = False  # a URL without ``expires`` is ``missing``
-
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.id for key in self.keys)
-
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple((key.id, key.token) for key in self.keys)
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -82,20 +69,13 @@ class Md5TokenSource:
                 return deny(Reason.MALFORMED)
         elif self.require_expires:
             return deny(Reason.MISSING)
-        matched = self._match(uri.raw[: last.start - 1].encode(), presented)
+        unsigned = uri.raw[: last.start - 1].encode()
+        matched = self.keyring.match(presented, lambda token: signature(unsigned, token))
         if matched is None:
             return deny(Reason.INVALID)
         if expires_at is not None and request.now >= expires_at + request.clock_skew:
             return deny(Reason.EXPIRED)
         return allow(matched, expires_at, shareable=True)
-
-    def _match(self, unsigned: bytes, presented: bytes) -> str | None:
-        # Every key is tried, with no early exit, so timing says nothing about which.
-        matched = None
-        for key in self.keys:
-            if hmac.compare_digest(signature(unsigned, key.token), presented) and matched is None:
-                matched = key.id
-        return matched
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
@@ -108,7 +88,7 @@ class Md5TokenSource:
         unsigned = uri.rstrip("?") if request.uri.query == "" else uri
         if grant.expires is not None:
             unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={grant.expires}"
-        digest = signature(unsigned.encode(), self.keys[0].token).hex()
+        digest = signature(unsigned.encode(), self.keyring.newest.secret).hex()
         separator = "&" if "?" in unsigned else "?"
         return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
 
@@ -123,11 +103,9 @@ class Md5TokenScheme:
     key_ids_in_url: bool = False
 
     def build(self, spec: SourceSpec) -> Md5TokenSource:
-        problems = [f"key '{key.id}': needs a secret" for key in spec.keys if not key.secret]
-        if problems:
-            raise SchemeError("; ".join(problems))
-        keys = tuple(_Key(key.id, key.secret or b"") for key in spec.keys)
-        return Md5TokenSource(keys, require_expires=bool(spec.settings.get("require_expires")))
+        keyring, problems = secret_keyring(spec)
+        require(problems)
+        return Md5TokenSource(keyring, require_expires=bool(spec.settings.get("require_expires")))
 
     def new_key(self, key_type: str) -> NewKey:
         return new_token()

@@ -30,10 +30,9 @@ than one spelling allows, this module refuses (fail closed, never the other way)
 from __future__ import annotations
 
 import hashlib
-import hmac
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from sidecar.core import canonical
@@ -52,6 +51,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
+from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
 
 NAME = "nginx-secure-link"
 DEFAULT_SECURE_LINK = "$arg_md5,$arg_expires"
@@ -161,21 +161,11 @@ def _check_secure_link(text: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Key:
-    id: str
-    secret: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class SecureLinkSource:
-    keys: tuple[_Key, ...]
+class SecureLinkSource(KeyringSource):
+    keyring: Keyring
     hash_arg: str
     expires_arg: str | None
     template: tuple[Part, ...]
-
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.id for key in self.keys)
 
     @property
     def uses_client_ip(self) -> bool:
@@ -187,9 +177,6 @@ class SecureLinkSource:
         covered = {part.text for part in self.template if part.kind == ARG}
         expiry = {self.expires_arg} if self.expires_arg is not None else set()
         return frozenset({self.hash_arg, *covered, *expiry})
-
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple((key.id, key.secret) for key in self.keys)
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -218,21 +205,12 @@ class SecureLinkSource:
         values = {URI: uri.path, REMOTE_ADDR: request.client_ip or "", HOST: request.host or "",
                   EXPIRES: expires_text}  # fmt: skip
         pieces = _render(self.template, values, found)
-        matched = self._match(pieces, presented)
+        matched = self.keyring.match(presented, lambda secret: _digest(pieces, secret))
         if matched is None:
             return deny(Reason.INVALID)
         if expires_at is not None and request.now >= expires_at + request.clock_skew:
             return deny(Reason.EXPIRED)
         return allow(matched, expires_at, shareable=not self.uses_client_ip)
-
-    def _match(self, pieces: tuple[bytes | None, ...], presented: bytes) -> str | None:
-        # Every key is tried, with no early exit, so timing says nothing about which.
-        matched = None
-        for key in self.keys:
-            digest = _digest(pieces, key.secret)
-            if hmac.compare_digest(digest, presented) and matched is None:
-                matched = key.id
-        return matched
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
@@ -256,7 +234,7 @@ class SecureLinkSource:
                               "the signature covers")  # fmt: skip
         values = {URI: parsed.path, REMOTE_ADDR: client_ip, HOST: request.url.host or "",
                   EXPIRES: "" if grant.expires is None else str(grant.expires)}  # fmt: skip
-        digest = _digest(_render(self.template, values, found), self.keys[0].secret)
+        digest = _digest(_render(self.template, values, found), self.keyring.newest.secret)
         signed = f"{unsigned}{separator}{self.hash_arg}={URLSAFE_NOPAD.encode(digest)}"
         return Signed(request.url.origin + signed + ("&" + expiry if expiry else ""))
 
@@ -345,7 +323,7 @@ class SecureLinkScheme:
     key_ids_in_url: bool = False
 
     def build(self, spec: SourceSpec) -> SecureLinkSource:
-        problems = [f"key '{key.id}': needs a secret" for key in spec.keys if not key.secret]
+        keyring, problems = secret_keyring(spec)
         try:
             hash_arg, expires_arg = _parse_secure_link(
                 str(spec.settings.get("secure_link", DEFAULT_SECURE_LINK))
@@ -356,10 +334,8 @@ class SecureLinkScheme:
         except SchemeError as error:
             raise SchemeError("; ".join([*problems, str(error)])) from None
         problems += _template_problems(template, hash_arg, expires_arg)
-        if problems:
-            raise SchemeError("; ".join(problems))
-        keys = tuple(_Key(key.id, key.secret or b"") for key in spec.keys)
-        return SecureLinkSource(keys, hash_arg, expires_arg, template)
+        require(problems)
+        return SecureLinkSource(keyring, hash_arg, expires_arg, template)
 
     def new_key(self, key_type: str) -> NewKey:
         return new_token()
