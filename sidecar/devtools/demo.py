@@ -94,15 +94,25 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
 
 def write_images(root: Path) -> dict[str, bytes]:
-    files = {
+    """The sample images of the seed sources (also the compose stack's ``docker/images``)."""
+    return _write(root, {
         "/books/database-internals.png": png(40, 60, (200, 80, 40)),
         "/books/caf\u00e9 menu.png": png(30, 30, (40, 160, 90)),
         "/public/logo.png": png(16, 16, (30, 60, 220)),
+    })  # fmt: skip
+
+
+def write_scheme_images(root: Path) -> dict[str, bytes]:
+    """One image in the folder of each other scheme's demo source."""
+    return _write(root, {
         "/imgix/photo.png": png(20, 14, (220, 180, 30)),
         "/hmac/photo.png": png(20, 14, (30, 180, 220)),
         "/gcdn/photo.png": png(20, 14, (120, 200, 60)),
         "/link/photo.png": png(20, 14, (200, 60, 160)),
-    }
+    })  # fmt: skip
+
+
+def _write(root: Path, files: dict[str, bytes]) -> dict[str, bytes]:
     for path, data in files.items():
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +135,7 @@ def run(*, keep: bool) -> int:
         folder = Path(temp)
         images = folder / "images"
         write_images(images)
+        write_scheme_images(images)
         with LocalStack(folder, DEMO_CONFIG, images) as stack:
             _show(stack)
             if keep:
