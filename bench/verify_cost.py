@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sidecar import config
+from sidecar import config, schemes
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.policy.signing import sign_url
@@ -42,6 +42,8 @@ SCHEME_SOURCES = {
     # secure_link without $remote_addr: allows the auth cache may share, like the others.
     "link": ("nginx-secure-link", 'secure_link_md5 = "$secure_link_expires$uri $secret"',
              f'secret = "{TOKEN}"'),
+    "akamai": ("akamai", "", f'secret = "{TOKEN.encode().hex()}"'),
+    "thumbs": ("thumbor", "", f'secret = "{TOKEN}"'),
 }  # fmt: skip
 
 
@@ -68,12 +70,17 @@ def scheme_cases(decider: Decider) -> dict[str, tuple[str, str]]:
     """A typical signed URL of every other scheme, signed by the project's own signer."""
     return {
         f"{scheme}, typical": (
-            sign_url(decider.settings, name, f"{ORIGIN}/{name}/photo.jpg?w=400&h=600",
-                     now=NOW, expires_in=3600).removeprefix(ORIGIN),
+            sign_url(decider.settings, name, f"{ORIGIN}/{name}/photo.jpg?w=400&h=600", now=NOW,
+                     expires_in=3600 if _expiring(scheme) else None).removeprefix(ORIGIN),
             "md5-token",
         )
         for name, (scheme, _, _) in SCHEME_SOURCES.items()
     }  # fmt: skip
+
+
+def _expiring(scheme: str) -> bool:
+    found = schemes.get(scheme)
+    return found is not None and found.expiring
 
 
 def md5(uri: str) -> str:

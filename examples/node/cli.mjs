@@ -6,6 +6,8 @@
 //   node cli.mjs imgix URL TOKEN [EXPIRES]
 //   node cli.mjs hmac-sha256 URL KID SECRET EXPIRES
 //   node cli.mjs gcdn URL KEY_NAME BASE64_KEY EXPIRES [URL_PREFIX]
+//   node cli.mjs thumbor SECURITY_KEY REST    (prints /<signature>/<REST>; REST like 300x200/smart/books/a.jpg)
+//   node cli.mjs akamai URL HEX_KEY EXPIRES [ACL]
 import { readFileSync } from 'node:fs';
 import { signMd5Token, signCloudFront } from './signing.mjs';
 import { signUrlViaApi } from './api.mjs';
@@ -37,7 +39,15 @@ if (command === 'md5') {
   const { signGcdn } = await import('./gcdn.mjs');
   const [url, keyName, base64Key, expires, urlPrefix] = args;
   console.log(signGcdn(url, { keyName, base64Key, expires: Number(expires), urlPrefix }));
+} else if (command === 'akamai') {
+  const { signAkamai } = await import('./akamai.mjs');
+  const [url, hexKey, expires, acl] = args;
+  console.log(signAkamai(url, { hexKey, expires: Number(expires), acl }));
+} else if (command === 'thumbor') {
+  const { signThumbor } = await import('./thumbor.mjs');
+  const [securityKey, rest] = args;
+  console.log(signThumbor(rest, securityKey));
 } else {
-  console.error('usage: node cli.mjs md5|cloudfront|imgix|hmac-sha256|gcdn|secure-link|api ...');
+  console.error('usage: node cli.mjs md5|cloudfront|imgix|hmac-sha256|gcdn|secure-link|akamai|thumbor|api ...');
   process.exit(2);
 }

@@ -151,6 +151,9 @@ def _source(
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
     scheme_settings = _scheme_settings(table, scheme)
     default_ttl, max_ttl = _ttls(table)
+    if scheme is not None and not scheme.expiring:
+        for lifetime in ("default_ttl", "max_ttl"):
+            table.check(lifetime, lifetime not in table.data, f"{scheme.name} URLs never expire")
     keys, keys_ok = load_keys(table, folder, env, scheme.key_fields if scheme else frozenset())
     verifier = None
     # Built even when some key failed, so the scheme's own problems are reported too.

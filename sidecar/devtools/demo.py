@@ -65,6 +65,22 @@ public_origin = "{GCDN_ORIGIN}"
   secret = "ZGVtby1rZXktMTYtYnl0ZQ=="
 
 [[sources]]
+name = "akamai"
+scheme = "akamai"
+path_prefix = "/akamai/"
+  [[sources.keys]]
+  id = "demo"
+  secret = "64656d6f2d616b616d61692d6b65792d3132333435"
+
+[[sources]]
+name = "thumbor"
+scheme = "thumbor"
+path_prefix = "/thumbs/"
+  [[sources.keys]]
+  id = "demo"
+  secret = "demo-thumbor-security-key"
+
+[[sources]]
 name = "secure-link"
 scheme = "nginx-secure-link"
 path_prefix = "/link/"
@@ -74,7 +90,9 @@ secure_link_md5 = "$secure_link_expires$uri $secret"
   id = "demo"
   secret = "demo-secure-link-secret"
 """
-OTHER_SCHEMES = ("imgix", "hmac", "gcdn", "secure-link")
+OTHER_SCHEMES = ("imgix", "hmac", "gcdn", "akamai", "thumbor", "secure-link")
+# The folder each demo source serves (thumbor's images sit under their signature segment).
+FOLDERS = {"secure-link": "/link/", "thumbor": "/thumbs/"}
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -109,6 +127,7 @@ def write_scheme_images(root: Path) -> dict[str, bytes]:
         "/hmac/photo.png": png(20, 14, (30, 180, 220)),
         "/gcdn/photo.png": png(20, 14, (120, 200, 60)),
         "/link/photo.png": png(20, 14, (200, 60, 160)),
+        "/akamai/photo.png": png(20, 14, (90, 90, 200)),
     })  # fmt: skip
 
 
@@ -148,13 +167,17 @@ def run(*, keep: bool) -> int:
     return 0
 
 
-def _signed_other(settings: Settings, source: str, nginx_url: str, now: float) -> str:
+def _signed_other(stack: LocalStack, settings: Settings, source: str, now: float) -> str:
     """A URL of ``source``'s folder signed with its scheme, to fetch through the demo."""
-    prefix = "/link/" if source == "secure-link" else f"/{source}/"
-    origin = GCDN_ORIGIN if source == "gcdn" else nginx_url
-    signed = sign_url(settings, source, f"{origin}{prefix}photo.png?w=400", now=now,
-                      expires_in=300)  # fmt: skip
-    return nginx_url + signed.removeprefix(origin)
+    prefix = FOLDERS.get(source, f"/{source}/")
+    origin = GCDN_ORIGIN if source == "gcdn" else stack.nginx_url
+    lifetime = None if source == "thumbor" else 300  # thumbor URLs never expire
+    signed = sign_url(settings, source, f"{origin}{prefix}300x200/photo.png"
+                      if source == "thumbor" else f"{origin}{prefix}photo.png?w=400",
+                      now=now, expires_in=lifetime).removeprefix(origin)  # fmt: skip
+    if source == "thumbor":  # nginx serves the file at the signed path itself
+        _write(stack.images, {signed: png(20, 14, (160, 120, 40))})
+    return stack.nginx_url + signed
 
 
 def _show(stack: LocalStack) -> None:
@@ -176,7 +199,7 @@ def _show(stack: LocalStack) -> None:
         ("no source owns the path", f"{stack.nginx_url}/private/logo.png"),
     ]
     for source in OTHER_SCHEMES:
-        url = _signed_other(settings, source, stack.nginx_url, now)
+        url = _signed_other(stack, settings, source, now)
         cases.append((f"{source}: signed by its own scheme", url))
         cases.append((f"{source}: one byte of the path changed", url.replace("photo", "phoTo")))
     print(f"nginx on {stack.nginx_url}, sidecar on {stack.sidecar_url}, "

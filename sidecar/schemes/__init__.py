@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from sidecar.schemes import cloudfront, gcdn, hmac_sha256, imgix, md5_token, nginx_secure_link
+from sidecar.schemes import (
+    akamai,
+    cloudfront,
+    gcdn,
+    hmac_sha256,
+    imgix,
+    md5_token,
+    nginx_secure_link,
+    thumbor,
+)
 from sidecar.schemes.base import Scheme
 
 REGISTRY: Mapping[str, Scheme] = MappingProxyType(
@@ -20,6 +29,8 @@ REGISTRY: Mapping[str, Scheme] = MappingProxyType(
         hmac_sha256.SCHEME.name: hmac_sha256.SCHEME,
         gcdn.SCHEME.name: gcdn.SCHEME,
         nginx_secure_link.SCHEME.name: nginx_secure_link.SCHEME,
+        thumbor.SCHEME.name: thumbor.SCHEME,
+        akamai.SCHEME.name: akamai.SCHEME,
     }
 )
 

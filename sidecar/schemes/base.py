@@ -159,6 +159,12 @@ class Scheme(Protocol):
         of one source across the whole config."""
         ...
 
+    @property
+    def expiring(self) -> bool:
+        """False when the format has no expiry (thumbor): a source of it may not set
+        ``default_ttl`` or ``max_ttl``, which would refuse every URL it signs or serves."""
+        ...
+
     def build(self, spec: SourceSpec) -> SourceScheme:
         """Raise ``SchemeError`` listing every problem with the keys or settings."""
         ...

@@ -247,6 +247,7 @@ class CloudFrontScheme:
     settings: tuple[Setting, ...] = (Setting("public_origin", str, check=_origin_problem),)
     key_types: tuple[str, ...] = ("rsa", "ecdsa")
     key_ids_in_url: bool = True  # Key-Pair-Id
+    expiring: bool = True
 
     def build(self, spec: SourceSpec) -> CloudFrontSource:
         problems: list[str] = []

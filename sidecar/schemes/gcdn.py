@@ -253,6 +253,7 @@ class GcdnScheme:
     settings: tuple[Setting, ...] = (Setting("public_origin", str, check=_origin_problem),)
     key_types: tuple[str, ...] = ("gcdn",)
     key_ids_in_url: bool = True  # KeyName
+    expiring: bool = True
 
     def build(self, spec: SourceSpec) -> GcdnSource:
         problems: list[str] = []

@@ -116,6 +116,7 @@ class HmacSha256Scheme:
     settings: tuple[Setting, ...] = ()
     key_types: tuple[str, ...] = ("token",)
     key_ids_in_url: bool = True  # kid
+    expiring: bool = True
 
     def build(self, spec: SourceSpec) -> HmacSha256Source:
         keyring, problems = secret_keyring(spec, min_bytes=MIN_SECRET_BYTES)

@@ -121,6 +121,7 @@ class ImgixScheme:
     settings: tuple[Setting, ...] = ()
     key_types: tuple[str, ...] = ("token",)
     key_ids_in_url: bool = False
+    expiring: bool = True
 
     def build(self, spec: SourceSpec) -> ImgixSource:
         keyring, problems = secret_keyring(spec)

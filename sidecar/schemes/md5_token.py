@@ -101,6 +101,7 @@ class Md5TokenScheme:
     settings: tuple[Setting, ...] = (Setting("require_expires", bool, default=False),)
     key_types: tuple[str, ...] = ("token",)
     key_ids_in_url: bool = False
+    expiring: bool = True
 
     def build(self, spec: SourceSpec) -> Md5TokenSource:
         keyring, problems = secret_keyring(spec)

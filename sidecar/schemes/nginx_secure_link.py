@@ -321,6 +321,7 @@ class SecureLinkScheme:
     )
     key_types: tuple[str, ...] = ("token",)
     key_ids_in_url: bool = False
+    expiring: bool = True
 
     def build(self, spec: SourceSpec) -> SecureLinkSource:
         keyring, problems = secret_keyring(spec)

@@ -22,11 +22,11 @@ EXPECTED = {
     "no source owns the path": (403, "no_source"),
     **{
         f"{source}: signed by its own scheme": (200, "ok")
-        for source in ("imgix", "hmac", "gcdn", "secure-link")
+        for source in ("imgix", "hmac", "gcdn", "akamai", "thumbor", "secure-link")
     },
     **{
         f"{source}: one byte of the path changed": (403, "invalid")
-        for source in ("imgix", "hmac", "gcdn", "secure-link")
+        for source in ("imgix", "hmac", "gcdn", "akamai", "thumbor", "secure-link")
     },
 }
 ANSWER = re.compile(r"-> nginx (\d+), (.+) \(sidecar said: (\w+)\)")

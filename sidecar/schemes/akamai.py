@@ -1,0 +1,374 @@
+"""Scheme ``akamai``: Akamai EdgeAuth 2.0 tokens (Token Authorization), SPEC §9.
+
+The token travels in one query parameter (``token_name``, default ``__token__``) and is
+``field~field~…~hmac=<hex>``, the fields in this order, each at most once::
+
+    ip=<client address>  st=<unix start>  exp=<unix end>  acl=<glob!glob…>
+    id=<session id>  data=<payload>  hmac=<hex>
+
+``exp`` and ``hmac`` are required. A token with ``acl`` grants every path one of its
+globs covers (``*`` any run of characters, ``/`` included; ``?`` exactly one); a token
+without ``acl`` is a URL token, bound to the request path, which is signed but not
+carried. ``hmac = HMAC(bytes.fromhex(key), algorithm, string)``, lowercase hex, where the
+string is the token before ``~hmac=``, then ``~url=<path>`` for a URL token, then
+``~salt=<salt>`` when the source has a salt (``~`` standing for ``field_delimiter``).
+With ``escape_early`` the signer writes ``ip``, ``id``, ``data`` and the signed ``url``
+through ``quote_plus`` with lowercase escapes; ``acl`` is never escaped.
+https://techdocs.akamai.com/property-mgr/docs/auth-token-2-0-verification ·
+https://github.com/akamai/EdgeAuth-Token-Python (``akamai-edgeauth`` on PyPI: the
+reference signer the tests check against).
+
+One spelling: the token is read exactly as sent (the raw query value: its hmac covers
+those bytes), the parameter once and spelled as configured, the fields in order, none
+empty or unknown, ``hmac`` in lowercase hex of the algorithm's exact length, epochs
+without leading zeros, ``ip`` in its canonical text. The path a token is matched against
+is the canonical decoded path. ACLs are matched only once the hmac holds, in linear
+time (``cloudfront_policy.matches``: the same ``*``/``?`` glob).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import NamedTuple
+from urllib.parse import quote_plus, unquote_plus
+
+from sidecar.core.canonical import QueryParam
+from sidecar.core.encodings import parse_epoch
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError
+from sidecar.schemes.base import (
+    SECRET,
+    NewKey,
+    Setting,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    refuse_unexpressible,
+)
+from sidecar.schemes.cloudfront_policy import matches
+from sidecar.schemes.keyring import Keyring, KeyringSource, SecretKey, require
+
+NAME = "akamai"
+IP, START, EXPIRES, ACL, SESSION_ID, DATA, HMAC = "ip", "st", "exp", "acl", "id", "data", "hmac"
+_RANK = {name: rank for rank, name in enumerate((IP, START, EXPIRES, ACL, SESSION_ID, DATA, HMAC))}
+DIGEST_SIZES = {"sha256": 32, "sha1": 20, "md5": 16}
+KEY_SIZE = 32  # what ``new_key`` makes (64 hex digits)
+# Shorter HMAC keys are guessable offline from one token.
+MIN_KEY_BYTES = 16
+_HEX_KEY = re.compile(r"(?:[0-9a-f]{2})+|(?:[0-9A-F]{2})+")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Delimiters that cannot occur in an address, an epoch, a path or an escaped value, and
+# that travel unencoded in a query value.
+DELIMITERS = "~!,;|^$'()@"
+# What an ACL we sign may hold: it travels raw in the query, so printable ASCII without
+# the characters a query value cannot carry as themselves.
+_ACL_TEXT = re.compile(r"[!-~]+")
+_NOT_IN_ACL = frozenset(" #%&\\")
+_GRANT_PARTS = frozenset({"not_before", "client_ip", "resource", "prefix"})
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def escape(text: str) -> str:
+    """``escape_early``: ``quote_plus`` with its escapes lowercased, as EdgeAuth writes it."""
+    return re.sub(r"%[0-9A-F]{2}", lambda found: found.group(0).lower(), quote_plus(text))
+
+
+class Token(NamedTuple):
+    """A token's fields by name (raw text), and the text its hmac covers."""
+
+    fields: dict[str, str]
+    head: str  # everything before the delimiter that precedes ``hmac=``
+
+
+def parse_token(text: str, delimiter: str) -> Token | None:
+    """The fields in EdgeAuth's order, each once, non-empty, ``exp`` and ``hmac`` present
+    (``hmac`` last); None for anything else."""
+    fields: dict[str, str] = {}
+    last = -1
+    for part in text.split(delimiter):
+        name, equals, value = part.partition("=")
+        rank = _RANK.get(name, -1)
+        if not equals or not value or rank <= last:
+            return None  # unknown, empty, repeated or out of order
+        fields[name] = value
+        last = rank
+    if last != _RANK[HMAC] or EXPIRES not in fields:
+        return None
+    head = text[: len(text) - len(HMAC) - 1 - len(fields[HMAC]) - len(delimiter)]
+    return Token(fields, head)
+
+
+class _Times(NamedTuple):
+    start: int | None
+    expires: int
+
+
+def _times(fields: dict[str, str]) -> _Times | None:
+    """``st`` and ``exp``: positive epochs in their one spelling, ``exp`` after ``st``."""
+    expires = parse_epoch(fields[EXPIRES])
+    start = parse_epoch(fields[START]) if START in fields else None
+    if not expires or (START in fields and not start):
+        return None  # EdgeAuth never writes 0: it means "absent" to the signer
+    if start is not None and expires <= start:
+        return None
+    return _Times(start, expires)
+
+
+@dataclass(frozen=True, slots=True)
+class AkamaiSource(KeyringSource):
+    keyring: Keyring  # the decoded keys
+    configured: tuple[tuple[str, bytes], ...] = field(repr=False)  # hex, as written
+    algorithm: str = "sha256"
+    token_name: str = "__token__"  # noqa: S105  (a parameter name, not a secret)
+    field_delimiter: str = "~"
+    acl_delimiter: str = "!"
+    escape_early: bool = False
+    salt: str | None = field(default=None, repr=False)
+
+    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
+        return self.configured  # "Show Token" shows the hex key as Akamai's console does
+
+    # --- verify ---------------------------------------------------------------------------
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        found = self._token_param(request.uri.params)
+        if isinstance(found, Reason):
+            return deny(found)
+        token = parse_token(found.value, self.field_delimiter)
+        if token is None:
+            return deny(Reason.MALFORMED)
+        fields = token.fields
+        times = _times(fields)
+        acls = self._acls(fields.get(ACL))
+        address = self._address(fields.get(IP))
+        presented = self._presented(fields[HMAC])
+        if times is None or acls == () or isinstance(address, Reason) or presented is None:
+            return deny(Reason.MALFORMED)
+        message = self._message(token.head, None if ACL in fields else request.uri.path)
+        matched = self.keyring.match(presented, lambda key: self._digest(key, message))
+        if matched is None:
+            return deny(Reason.INVALID)
+        # Only once the hmac holds: a forgery learns nothing, and only a genuine token
+        # (bounded by the URI's length) costs the glob matching.
+        if acls is not None and not any(matches(acl, request.uri.path) for acl in acls):
+            return deny(Reason.INVALID)
+        return _conditions(request, matched, times, address)
+
+    def _token_param(self, params: tuple[QueryParam, ...]) -> QueryParam | Reason:
+        found = None
+        for param in params:  # one pass: this is the hot path
+            if param.name == self.token_name:
+                if found is not None:
+                    return Reason.NON_CANONICAL
+                found = param
+        if found is None:
+            return Reason.MISSING
+        # An encoded spelling of the name (%5F_token__) is a second spelling.
+        return found if found.raw_name == self.token_name else Reason.MALFORMED
+
+    def _acls(self, text: str | None) -> tuple[str, ...] | None:
+        """The ACL's globs (``()`` when one is empty), None for a URL token."""
+        if text is None:
+            return None
+        globs = tuple(text.split(self.acl_delimiter))
+        return () if "" in globs else globs
+
+    def _address(self, text: str | None) -> Address | Reason | None:
+        """The ``ip`` field's address; None when absent, ``malformed`` when it is not its
+        one spelling (``str(ip_address(…))``, escaped with ``escape_early``)."""
+        if text is None:
+            return None
+        plain = unquote_plus(text) if self.escape_early else text
+        try:
+            address = ipaddress.ip_address(plain)
+        except ValueError:
+            return Reason.MALFORMED
+        return address if self._ip_text(address) == text else Reason.MALFORMED
+
+    def _ip_text(self, address: Address) -> str:
+        return escape(str(address)) if self.escape_early else str(address)
+
+    def _presented(self, text: str) -> bytes | None:
+        """The hmac: lowercase hex (EdgeAuth's ``hexdigest``) of the exact digest length."""
+        if len(text) != 2 * DIGEST_SIZES[self.algorithm] or not _LOWER_HEX.fullmatch(text):
+            return None
+        return bytes.fromhex(text)
+
+    def _message(self, head: str, url: str | None) -> bytes:
+        """What the hmac covers: the token's head, the URL of a URL token, the salt."""
+        parts = [head]
+        if url is not None:
+            parts.append("url=" + (escape(url) if self.escape_early else url))
+        if self.salt:
+            parts.append("salt=" + self.salt)
+        return self.field_delimiter.join(parts).encode()
+
+    def _digest(self, key: bytes, message: bytes) -> bytes:
+        return hmac.digest(key, message, self.algorithm)
+
+    # --- sign -----------------------------------------------------------------------------
+
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=_GRANT_PARTS)
+        if grant.expires is None or grant.expires <= 0:
+            raise SchemeError("akamai tokens need an expiry (unix seconds)")
+        if grant.not_before is not None and not 0 < grant.not_before < grant.expires:
+            raise SchemeError("not_before must be positive and before the expiry")
+        if request.uri.get(self.token_name) is not None:
+            raise SchemeError(f"URL already carries '{self.token_name}'")
+        acl = self._grant_acl(grant.resource, grant.prefix, request.uri.path)
+        fields = []
+        if grant.client_ip is not None:
+            fields.append(f"{IP}={self._ip_text(_client_address(grant.client_ip))}")
+        if grant.not_before is not None:
+            fields.append(f"{START}={grant.not_before}")
+        fields.append(f"{EXPIRES}={grant.expires}")
+        if acl is not None:
+            fields.append(f"{ACL}={acl}")
+        head = self.field_delimiter.join(fields)
+        message = self._message(head, None if acl is not None else request.uri.path)
+        digest = self._digest(self.keyring.newest.secret, message).hex()
+        token = f"{head}{self.field_delimiter}{HMAC}={digest}"
+        uri = request.url.uri
+        unsigned = uri.rstrip("?") if request.uri.query == "" else uri
+        separator = "&" if "?" in unsigned else "?"
+        return Signed(f"{request.url.origin}{unsigned}{separator}{self.token_name}={token}")
+
+    def _grant_acl(self, resource: str | None, prefix: str | None, path: str) -> str | None:
+        """The ACL glob of a grant (``prefix`` ``/books/`` → ``/books/*``), None for a URL
+        token; refused when it would not travel raw or would not cover ``path``."""
+        if resource is not None and prefix is not None:
+            raise SchemeError("a grant has either a resource or a prefix")
+        acl = resource if resource is not None else (prefix + "*" if prefix else None)
+        if acl is None:
+            return None
+        if (
+            not _ACL_TEXT.fullmatch(acl)
+            or _NOT_IN_ACL.intersection(acl)
+            or self.field_delimiter in acl
+            or self.acl_delimiter in acl
+        ):
+            raise SchemeError(
+                "an ACL must be printable ASCII without space, '#', '%', '&', '\\' "
+                "or the source's delimiters"
+            )
+        if not matches(acl, path):
+            raise SchemeError("the grant's ACL does not cover the URL being signed")
+        return acl
+
+
+def _conditions(
+    request: VerifyRequest,
+    key_id: str,
+    times: _Times,
+    address: Address | None,
+) -> Verdict:
+    """The token's time window and address, checked once its hmac holds."""
+    if request.now >= times.expires + request.clock_skew:
+        return deny(Reason.EXPIRED)
+    if times.start is not None and request.now + request.clock_skew < times.start:
+        return deny(Reason.NOT_YET_VALID)
+    if address is not None and not _same_address(request.client_ip, address):
+        return deny(Reason.IP_MISMATCH)
+    # An allow bound to the client's address must never be served to another client.
+    return allow(key_id, times.expires, shareable=address is None)
+
+
+def _same_address(client_ip: str | None, address: Address) -> bool:
+    if not client_ip:
+        return False
+    try:
+        return ipaddress.ip_address(client_ip) == address
+    except ValueError:
+        return False
+
+
+def _client_address(text: str) -> Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise SchemeError(f"'{text}' is not an IP address (akamai binds one address)") from None
+
+
+# --- settings and keys ------------------------------------------------------------------------
+
+
+def _algorithm_problem(value: str) -> str | None:
+    return None if value in DIGEST_SIZES else "must be sha256, sha1 or md5"
+
+
+def _token_name_problem(value: str) -> str | None:
+    return None if _TOKEN_NAME.fullmatch(value) else "must be 1-64 of A-Z a-z 0-9 _ . -"
+
+
+def _delimiter_problem(value: str) -> str | None:
+    return None if len(value) == 1 and value in DELIMITERS else f"must be one of {DELIMITERS}"
+
+
+def _salt_problem(value: str) -> str | None:
+    # Never echo the value: a salt is a secret.
+    return None if value else "must not be empty (leave it out for no salt)"
+
+
+def _load_keys(spec: SourceSpec) -> tuple[Keyring, tuple[tuple[str, bytes], ...]]:
+    problems: list[str] = []
+    keys = []
+    for material in spec.keys:
+        text = (material.secret or b"").decode("ascii", errors="replace").strip()
+        if not _HEX_KEY.fullmatch(text) or len(text) < 2 * MIN_KEY_BYTES:
+            problems.append(
+                f"key '{material.id}': secret must be the key in hex"
+                f" ({2 * MIN_KEY_BYTES}+ digits, an even number, one letter case)"
+            )
+            continue
+        keys.append((SecretKey(material.id, bytes.fromhex(text)), (material.id, text.encode())))
+    require(problems)
+    return Keyring(tuple(key for key, _ in keys)), tuple(text for _, text in keys)
+
+
+@dataclass(frozen=True, slots=True)
+class AkamaiScheme:
+    name: str = NAME
+    default_deny_status: int = 403
+    key_fields: frozenset[str] = frozenset({SECRET})
+    settings: tuple[Setting, ...] = (
+        Setting("algorithm", str, "sha256", _algorithm_problem),
+        Setting("token_name", str, "__token__", _token_name_problem),
+        Setting("field_delimiter", str, "~", _delimiter_problem),
+        Setting("acl_delimiter", str, "!", _delimiter_problem),
+        Setting("escape_early", bool, False),
+        Setting("salt", str, None, _salt_problem),
+    )
+    key_types: tuple[str, ...] = ("akamai",)
+    key_ids_in_url: bool = False
+    expiring: bool = True
+
+    def build(self, spec: SourceSpec) -> AkamaiSource:
+        values = {setting.name: spec.settings.get(setting.name, setting.default)
+                  for setting in self.settings}  # fmt: skip
+        problems = [
+            f"{setting.name}: {problem}"
+            for setting in self.settings
+            if setting.check is not None and values[setting.name] is not None
+            and (problem := setting.check(values[setting.name])) is not None
+        ]  # fmt: skip
+        if values["field_delimiter"] == values["acl_delimiter"]:
+            problems.append("field_delimiter and acl_delimiter must differ")
+        require(problems)
+        keyring, configured = _load_keys(spec)
+        return AkamaiSource(keyring, configured, values["algorithm"], values["token_name"],
+                            values["field_delimiter"], values["acl_delimiter"],
+                            bool(values["escape_early"]), values["salt"])  # fmt: skip
+
+    def new_key(self, key_type: str) -> NewKey:
+        return NewKey(secret=secrets.token_bytes(KEY_SIZE).hex())
+
+
+SCHEME = AkamaiScheme()

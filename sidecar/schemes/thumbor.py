@@ -1,0 +1,185 @@
+"""Scheme ``thumbor``: thumbor's signed URLs (SPEC §9).
+
+A signed thumbor URL is ``<path_prefix><signature>/<rest>``: the signature is the FIRST
+path segment after the source's prefix, ``base64url(HMAC-SHA1(security key, rest))``
+WITH its ``=`` padding (28 characters for the 20 bytes), and ``rest`` is the request URI
+after ``<signature>/`` exactly as sent: thumbor's options, then the image path, already
+percent-encoded (``300x200/smart/books/a.jpg``).
+https://thumbor.readthedocs.io/en/latest/security.html · libthumbor ``crypto.py`` (the
+reference signer) · thumbor ``handlers/imaging.py`` and ``url_signers/base64_hmac_sha1.py``
+(the server's check).
+
+Answers: the first segment after the prefix is the signature whenever another segment
+follows it (thumbor's server reads any first segment so: ``(?P<hash>.+?)/``), so an
+unsigned options URL (``/thumbs/300x200/a.jpg``) is ``malformed``; ``unsafe/`` or a single
+segment (nothing after the signature's place) is ``missing``; a prefix spelled otherwise
+than in the config (``/th%75mbs/``: the signature does not cover it) is ``malformed``; a
+wrong HMAC, under every key, is ``invalid``.
+
+Where this module and thumbor's server differ, it is stricter (fail closed):
+
+- the query: thumbor's server signs tornado's ``request.path``, the path alone, so a query
+  is not covered there; here the query, when there is one, is part of ``rest`` (what
+  libthumbor signs when its ``image_url`` carries one): a query added or changed after
+  signing is ``invalid``, never served;
+- the signature's spelling: the server also takes ``%3D`` for ``=``; here only the
+  28-character base64url text (``-`` and ``_``, one ``=``) is read, anything else in that
+  segment is ``malformed``;
+- ``unsafe/`` (thumbor's unsigned form, when ``ALLOW_UNSAFE_URL`` is on) is never allowed:
+  it is ``missing``, like a URL with nothing after the signature's place;
+- the server removes EVERY ``/<signature>/`` (and its ``%3D`` spelling) from the path before
+  it checks (``str.replace``: GHSA-mw3h-qjxj-6xg9, CVE-2026-53501, a signature bypass), so
+  a ``rest`` holding the signature as a segment is a different text there than here: such
+  a URL is ``malformed`` (a thumbor behind this sidecar never sees one), and never signed;
+- the key: the server encodes a text key as UTF-8 (``BaseUrlSigner``), which is what the
+  config loader hands this module; libthumbor's ``CryptoURL`` encodes a text key as
+  Latin-1 (``six.b``), so for a non-ASCII key only libthumbor given the UTF-8 bytes agrees
+  with the server (and with us).
+
+thumbor URLs carry no expiry: a grant with one is refused (``sign``), an allow has none.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from sidecar.core.canonical import CanonicalURI
+from sidecar.core.encodings import URLSAFE
+from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.errors import SchemeError
+from sidecar.schemes.base import (
+    SECRET,
+    NewKey,
+    Setting,
+    Signed,
+    SignRequest,
+    SourceSpec,
+    VerifyRequest,
+    new_token,
+    refuse_unexpressible,
+)
+from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
+
+NAME = "thumbor"
+UNSAFE = "unsafe"
+SIGNATURE_LENGTH = 28  # base64 of HMAC-SHA1's 20 bytes, with its one "="
+_DIGEST_SIZE = 20
+# Every printable ASCII character but "%": quoting a prefix with these safe encodes only
+# its non-ASCII characters, the way clients send them (%XX, uppercase hex).
+_PRINTABLE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
+
+
+def signature(key: bytes, rest: bytes) -> bytes:
+    return hmac.digest(key, rest, "sha1")  # one-shot C path: no HMAC object
+
+
+def encode(digest: bytes) -> str:
+    return URLSAFE.encode(digest)
+
+
+def _decode(text: str) -> bytes | None:
+    """The 20 HMAC bytes of a 28-character padded base64url segment, or None."""
+    if len(text) != SIGNATURE_LENGTH:
+        return None
+    data = URLSAFE.decode(text)
+    return data if data is not None and len(data) == _DIGEST_SIZE else None
+
+
+def _holds_segment(rest_path: str, segment: str) -> bool:
+    """True when ``segment`` (or thumbor's quoted spelling of it) is a whole segment of
+    ``rest_path``: thumbor's server would cut it out before checking."""
+    wrapped = f"/{rest_path}/"
+    return f"/{segment}/" in wrapped or f"/{segment.replace('=', '%3D')}/" in wrapped
+
+
+@dataclass(frozen=True, slots=True)
+class ThumborSource(KeyringSource):
+    keyring: Keyring
+    base: str  # the source's path_prefix, ending in exactly one "/"
+    prefixes: frozenset[str]  # its raw spellings: as written, and non-ASCII %-encoded
+
+    def _after_prefix(self, uri: CanonicalURI) -> tuple[str, str] | None:
+        """The raw path after the prefix and the raw query part ("?..." as sent, or ""),
+        or None when the prefix is not spelled one of its ways (the signature does not
+        cover the prefix: a re-spelled one, ``/th%75mbs/``, would be a second URL)."""
+        raw_path = uri.raw_path
+        for spelling in self.prefixes:
+            if (raw_path + "/").startswith(spelling):
+                return raw_path[len(spelling) :], uri.raw[len(raw_path) :]
+        return None
+
+    def verify(self, request: VerifyRequest) -> Verdict:
+        found = self._after_prefix(request.uri)
+        if found is None:
+            return deny(Reason.MALFORMED)  # not under this source's prefix at all
+        after, query = found
+        presented_text, slash, rest_path = after.partition("/")
+        if not slash or presented_text == UNSAFE:
+            return deny(Reason.MISSING)  # no signature segment, or thumbor's unsigned form
+        presented = _decode(presented_text)
+        if presented is None:
+            return deny(Reason.MALFORMED)
+        if not rest_path or _holds_segment(rest_path, presented_text):
+            return deny(Reason.MALFORMED)
+        message = (rest_path + query).encode()
+        matched = self.keyring.match(presented, lambda key: signature(key, message))
+        if matched is None:
+            return deny(Reason.INVALID)
+        return allow(matched, None, shareable=True)
+
+    def sign(self, request: SignRequest) -> Signed:
+        grant = request.grant
+        refuse_unexpressible(NAME, grant, supported=frozenset())
+        if grant.expires is not None:
+            raise SchemeError(
+                "thumbor URLs do not expire: sign without an expiry "
+                "(a thumbor source must not set default_ttl or max_ttl)"
+            )
+        after, query = self._to_sign(request.uri)
+        rest = after + ("" if query == "?" else query)
+        digest = encode(signature(self.keyring.newest.secret, rest.encode()))
+        if _holds_segment(after, digest):
+            raise SchemeError("the signature would appear in the path it signs: rename the image")
+        head = request.url.uri[: len(request.url.uri) - len(after + query)]
+        return Signed(f"{request.url.origin}{head}{digest}/{rest}")
+
+    def _to_sign(self, uri: CanonicalURI) -> tuple[str, str]:
+        """The path after the prefix (thumbor's options and image path) and the query of
+        a URL to sign; ``SchemeError`` for what could never verify."""
+        found = self._after_prefix(uri)
+        if found is None:
+            raise SchemeError(f"URL is not under the source's prefix '{self.base}'")
+        after, query = found
+        first, slash, _ = after.partition("/")
+        if not after:
+            raise SchemeError("nothing to sign after the source's prefix: give the image path")
+        if first == UNSAFE and slash:
+            raise SchemeError("remove 'unsafe/': a signed thumbor URL carries a signature instead")
+        if slash and _decode(first) is not None:
+            raise SchemeError("URL is already signed")
+        return after, query
+
+
+@dataclass(frozen=True, slots=True)
+class ThumborScheme:
+    name: str = NAME
+    default_deny_status: int = 403
+    key_fields: frozenset[str] = frozenset({SECRET})
+    settings: tuple[Setting, ...] = ()
+    key_types: tuple[str, ...] = ("token",)
+    key_ids_in_url: bool = False
+    expiring: bool = False  # thumbor URLs never expire
+
+    def build(self, spec: SourceSpec) -> ThumborSource:
+        keyring, problems = secret_keyring(spec)
+        require(problems)
+        base = spec.path_prefix.rstrip("/") + "/"
+        return ThumborSource(keyring, base, frozenset({base, quote(base, safe=_PRINTABLE)}))
+
+    def new_key(self, key_type: str) -> NewKey:
+        return new_token()
+
+
+SCHEME = ThumborScheme()
