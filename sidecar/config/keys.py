@@ -49,7 +49,7 @@ def _key(
         if table.check(
             "secret", len(given) == 1, "give exactly one of secret_file, secret_env, secret"
         ):
-            secret = _secret(table, given[0], folder, env)
+            secret = read_secret(table, given[0], folder, env)
     elif given:
         table.check(given[0], False, "not used by this scheme")
     public = _pem(table, "public_key_file", folder, required=PUBLIC_KEY in accepted)
@@ -64,13 +64,15 @@ def _key(
     return KeyMaterial(key_id, secret=secret, public_key_pem=public, private_key_pem=private)
 
 
-def _secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> bytes | None:
+def read_secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> bytes | None:
+    """The secret a field names: ``…_file`` a file (relative to the config's folder),
+    ``…_env`` an environment variable, otherwise the value itself."""
     value = table.get(kind, str)
     if value is None:
         return None
-    if kind == "secret_file":
+    if kind.endswith("_file"):
         secret = read_file(table, kind, folder / value)
-    elif kind == "secret_env":
+    elif kind.endswith("_env"):
         found = env.get(value)
         table.check(kind, found is not None, f"environment variable '{value}' is not set")
         secret = found.encode() if found is not None else None

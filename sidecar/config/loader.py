@@ -16,7 +16,7 @@ from typing import Any
 
 from sidecar import schemes
 from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, file_mark, ranged
-from sidecar.config.keys import load_keys
+from sidecar.config.keys import load_keys, read_secret
 from sidecar.core import canonical
 from sidecar.core.urls import config_host
 from sidecar.errors import ConfigError, SchemeError
@@ -149,7 +149,7 @@ def _source(
     mode = Mode(mode_text) if mode_text in Mode.__members__.values() else None
     table.check("mode", mode is not None, "must be enforce, report or off")
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
-    scheme_settings = _scheme_settings(table, scheme)
+    scheme_settings = _scheme_settings(table, scheme, folder, env)
     default_ttl, max_ttl = _ttls(table)
     if scheme is not None and not scheme.expiring:
         for lifetime in ("default_ttl", "max_ttl"):
@@ -174,20 +174,46 @@ def _source(
 def _setting_names(scheme: Scheme | None) -> set[str]:
     # With an unknown scheme, any scheme's setting is not reported as a second problem.
     known = [scheme] if scheme is not None else list(schemes.REGISTRY.values())
-    return {setting.name for entry in known for setting in entry.settings}
+    names = set()
+    for setting in (setting for entry in known for setting in entry.settings):
+        names.add(setting.name)
+        if setting.secret:
+            names |= {f"{setting.name}_file", f"{setting.name}_env"}
+    return names
 
 
-def _scheme_settings(table: Table, scheme: Scheme | None) -> dict[str, Any]:
+def _scheme_settings(
+    table: Table, scheme: Scheme | None, folder: Path, env: dict[str, str]
+) -> dict[str, Any]:
     """The scheme's own settings, type-checked and validated, defaults filled in."""
     values: dict[str, Any] = {}
     for setting in scheme.settings if scheme is not None else ():
-        value = table.get(setting.name, setting.kind)
+        value: object
+        if setting.secret:
+            value = _secret_setting(table, setting.name, folder, env)
+        else:
+            value = table.get(setting.name, setting.kind)
         if value is not None and setting.check is not None:
             problem = setting.check(value)
             if not table.check(setting.name, problem is None, problem or ""):
                 value = None
         values[setting.name] = setting.default if value is None else value
     return values
+
+
+def _secret_setting(table: Table, name: str, folder: Path, env: dict[str, str]) -> str | None:
+    """A secret setting from at most one of ``name_file``, ``name_env`` or ``name``."""
+    given = [field for field in (f"{name}_file", f"{name}_env", name) if field in table.data]
+    if not table.check(name, len(given) <= 1, f"give one of {name}_file, {name}_env, {name}"):
+        return None
+    secret = read_secret(table, given[0], folder, env) if given else None
+    if secret is None:
+        return None
+    try:
+        return secret.decode("utf-8")
+    except UnicodeDecodeError:
+        table.check(given[0], False, "is not UTF-8 text")
+        return None
 
 
 def _ttls(table: Table) -> tuple[int | None, int | None]:

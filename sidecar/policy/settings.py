@@ -48,7 +48,8 @@ class SourceSettings:
     mode: Mode
     deny_status: int
     verifier: SourceScheme | None  # None only for mode = "off" with no keys
-    settings: Mapping[str, Any] = field(default_factory=dict)  # the scheme's own settings
+    # The scheme's own settings; hidden from repr: some are secrets (an Akamai salt).
+    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
     max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
 

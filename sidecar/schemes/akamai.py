@@ -344,7 +344,7 @@ class AkamaiScheme:
         Setting("field_delimiter", str, "~", _delimiter_problem),
         Setting("acl_delimiter", str, "!", _delimiter_problem),
         Setting("escape_early", bool, False),
-        Setting("salt", str, None, _salt_problem),
+        Setting("salt", str, None, _salt_problem, secret=True),
     )
     key_types: tuple[str, ...] = ("akamai",)
     key_ids_in_url: bool = False

@@ -48,13 +48,16 @@ class Setting:
     """A scheme-specific key of the ``[[sources]]`` table.
 
     ``check`` returns what is wrong with a value of the right type (None when it is
-    fine); the config loader reports it with the file, source and field.
+    fine); the config loader reports it with the file, source and field. A ``secret``
+    setting (a string) may also be given as ``<name>_file`` (a mounted file, read first
+    in the docs) or ``<name>_env``, like a key's secret, and is never shown.
     """
 
     name: str
     kind: type[str] | type[int] | type[bool]
     default: Any = None
     check: Callable[[Any], str | None] | None = None
+    secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)

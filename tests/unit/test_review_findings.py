@@ -272,3 +272,57 @@ def test_the_spellings_a_signed_cloudfront_url_still_has(tmp_path: Path) -> None
     assert decide(policy, url.replace(params["Signature"], twin)) is Reason.OK
     # And a spelling no signer makes: a repeated signing parameter.
     assert decide(policy, url + "&Expires=" + params["Expires"]) is Reason.NON_CANONICAL
+
+
+# --- SPEC §9: a scheme's secret setting (Akamai's salt) from a file, the environment or inline
+
+
+def akamai_source(salt_line: str) -> str:
+    return (
+        '[[sources]]\nname = "edge"\nscheme = "akamai"\npath_prefix = "/books/"\n'
+        f"{salt_line}\n"
+        '[[sources.keys]]\nid = "k"\nsecret = "00112233445566778899aabbccddeeff"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("salt_line", "environ"),
+    [
+        ('salt = "s4lt-value"', {}),
+        ('salt_file = "salt.txt"', {}),
+        ('salt_env = "EDGE_SALT"', {"EDGE_SALT": "s4lt-value"}),
+    ],
+)
+def test_secret_setting_from_a_file_the_environment_or_inline(
+    tmp_path: Path, salt_line: str, environ: dict[str, str]
+) -> None:
+    (tmp_path / "salt.txt").write_text("s4lt-value\n")  # a mounted file's newline is dropped
+    settings = config.load(write(tmp_path, akamai_source(salt_line)), environ=environ)
+    edge = settings.source("edge")
+    assert edge is not None and edge.settings["salt"] == "s4lt-value"
+    assert "s4lt-value" not in repr(settings)
+    if "salt_file" in salt_line:  # watched like a key file: a new salt reloads
+        assert str(tmp_path / "salt.txt") in settings.files
+
+
+@pytest.mark.parametrize(
+    ("salt_line", "problem"),
+    [
+        ('salt = "a"\nsalt_env = "X"', ".salt: give one of salt_file, salt_env, salt"),
+        ('salt_file = "missing.txt"', ".salt_file: cannot read"),
+        ('salt_env = "UNSET_SALT"', ".salt_env: environment variable 'UNSET_SALT' is not set"),
+        ('salt = ""', ".salt: is empty"),
+    ],
+)
+def test_secret_setting_problems_name_the_field_never_the_value(
+    tmp_path: Path, salt_line: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, akamai_source(salt_line)), environ={})
+    assert any(problem in found for found in caught.value.problems), caught.value.problems
+
+
+def test_secret_setting_of_another_scheme_is_unknown(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, md5_source('salt_file = "salt.txt"')), environ={})
+    assert any("unknown field 'salt_file'" in problem for problem in caught.value.problems)

@@ -364,7 +364,7 @@ def akamai_config(tmp_path: Path, key: str = KEY, **settings: Any) -> Path:
         (KEY, {"acl_delimiter": "~~"}, "must be one of"),
         (KEY, {"acl_delimiter": "~"}, "must differ"),
         (KEY, {"token_name": "a b"}, "A-Z"),
-        (KEY, {"salt": ""}, "must not be empty"),
+        (KEY, {"salt": ""}, "is empty"),
         (KEY, {"escape_early": "yes"}, "bool"),
     ],
 )
