@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         "--client-ip", metavar="IP[/BITS]", help="bind the grant to a client address or network"
     )
     sign.add_argument("--resource", help="the resource pattern the grant covers (may hold * and ?)")
+    sign.add_argument(
+        "--prefix", metavar="PATH", help="grant a whole path prefix (gcdn URLPrefix, akamai ACL)"
+    )
     sign.add_argument("url")
     sign.set_defaults(run=_sign)
 
@@ -141,6 +144,7 @@ def _sign(args: argparse.Namespace) -> int:
         not_before=args.not_before,
         client_ip=args.client_ip,
         resource=args.resource,
+        prefix=args.prefix,
     )
     print(signed)
     return EXIT_OK

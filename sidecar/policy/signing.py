@@ -32,12 +32,13 @@ def sign_url(
     not_before: int | None = None,
     client_ip: str | None = None,
     resource: str | None = None,
+    prefix: str | None = None,
     router: Router | None = None,
 ) -> str:
-    """The signed URL; ``not_before``, ``client_ip`` and ``resource`` are for schemes
-    whose signatures can carry them (a scheme refuses what it cannot). A running service
-    passes its compiled ``router``; without one, it is built from ``settings``."""
-    grant = Grant(None, not_before, client_ip, resource)
+    """The signed URL; ``not_before``, ``client_ip``, ``resource`` and ``prefix`` are for
+    schemes whose signatures can carry them (a scheme refuses what it cannot). A running
+    service passes its compiled ``router``; without one, it is built from ``settings``."""
+    grant = Grant(None, not_before, client_ip, resource, prefix)
     return sign(settings, source_name, url, grant, now=now, expires_in=expires_in,
                 require_absolute=require_absolute, router=router).url  # fmt: skip
 

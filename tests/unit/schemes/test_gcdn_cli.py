@@ -113,8 +113,26 @@ def test_config_problems_are_reported(tmp_path: Path, old: str, new: str, proble
     assert KEY_TEXT.rstrip("=") not in str(raised.value)  # never the secret
 
 
+def test_sidecar_sign_prefix_makes_the_url_prefix_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = gcdn_config(tmp_path)
+    url = f"{ORIGIN}/books/x.png?w=1"
+    args = ["sign", "-c", str(path), "--source", "gbooks", "--expires-in", "60"]
+    assert main([*args, "--prefix", "/books/", url]) == 0
+    signed = capsys.readouterr().out.strip()
+    prefix = base64.urlsafe_b64encode(f"{ORIGIN}/books/".encode()).decode()
+    assert signed.startswith(f"{url}&URLPrefix={prefix}&Expires=")
+    verdicts = {}
+    for uri in ("/books/y.png", "/secret/x.png", "/books-other/x.png"):
+        assert main(["verify", "-c", str(path), signed.replace("/books/x.png", uri)]) == 0
+        verdicts[uri] = json.loads(capsys.readouterr().out)["result"]
+    assert verdicts["/books/y.png"] == "ok"  # the whole prefix is granted
+    assert verdicts["/secret/x.png"] != "ok" and verdicts["/books-other/x.png"] != "ok"
+
+
 def test_policy_sign_makes_url_prefix_grants(tmp_path: Path) -> None:
-    # No CLI flag carries a prefix yet: applications pass a Grant to sidecar.policy.signing.
+    # Applications pass a Grant to sidecar.policy.signing (sidecar sign --prefix does too).
     settings = config.load(gcdn_config(tmp_path))
     url = f"{ORIGIN}/books/x.png?w=1"
     grant = Grant(prefix="/books/")
