@@ -21,8 +21,8 @@ from sidecar.errors import ConfigError, SidecarError, UrlError
 from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
 from sidecar.policy.proxies import HOST_TRUST_NOTES
 from sidecar.policy.settings import Settings, SourceSettings
-from sidecar.policy.signing import sign_url
-from sidecar.schemes.base import Scheme
+from sidecar.policy.signing import sign
+from sidecar.schemes.base import Grant, Scheme
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -65,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("--resource", help="the resource pattern the grant covers (may hold * and ?)")
     sign.add_argument(
         "--prefix", metavar="PATH", help="grant a whole path prefix (gcdn URLPrefix, akamai ACL)"
+    )
+    sign.add_argument(
+        "--cookies",
+        action="store_true",
+        help="the grant as signed cookies: prints the URL, then Set-Cookie lines",
     )
     sign.add_argument("url")
     sign.set_defaults(run=_sign)
@@ -135,18 +140,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    signed = sign_url(
-        config.load(args.config),
-        args.source,
-        args.url,
-        now=time.time(),
-        expires_in=args.expires_in,
-        not_before=args.not_before,
-        client_ip=args.client_ip,
-        resource=args.resource,
-        prefix=args.prefix,
-    )
-    print(signed)
+    grant = Grant(None, args.not_before, args.client_ip, args.resource, args.prefix,
+                  cookies=args.cookies)  # fmt: skip
+    settings = config.load(args.config)
+    signed = sign(settings, args.source, args.url, grant, now=time.time(),
+                  expires_in=args.expires_in)  # fmt: skip
+    print(signed.url)
+    for cookie in signed.cookies:  # a cookie grant: what the application sets
+        print(f"Set-Cookie: {cookie}")
     return EXIT_OK
 
 

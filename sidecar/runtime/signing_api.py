@@ -1,7 +1,8 @@
 """The signing API (Pixelstack-compatible), on its own listener.
 
-``GET /public/team/{teamId}/signUrl?url=…[&expiresIn=S]`` with ``X-Api-Key`` →
-``200 {"signedUrl": "…"}``; ``POST /public/team/{teamId}/signUrls`` with a JSON list →
+``GET /public/team/{teamId}/signUrl?url=…[&expiresIn=S][&cookies=true]`` with ``X-Api-Key``
+→ ``200 {"signedUrl": "…"}`` (with ``cookies=true``, also ``"cookies": [Set-Cookie values]``,
+for sources whose scheme signs cookies); ``POST /public/team/{teamId}/signUrls`` with a JSON list →
 ``200 {"signedUrls": […]}``. Errors are ``{"error": "…"}``: 401 missing or wrong key,
 404 unknown team, 400 a URL that cannot be signed for the team's source, 503 when too
 many signing calls are already in flight (signing runs off the verify loop, bounded).
@@ -10,6 +11,7 @@ API keys are compared in constant time against their SHA-256, never stored in cl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -23,8 +25,9 @@ from aiohttp import web
 from sidecar.errors import SigningError
 from sidecar.policy.decide import NO_SOURCE, Decider
 from sidecar.policy.settings import TeamSettings
-from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign_url
+from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign
 from sidecar.runtime.state import STATE, State
+from sidecar.schemes.base import Grant, Signed
 
 MAX_BODY = 256 * 1024
 MAX_PENDING = 16  # signing calls waiting for or using the offload pool, per process
@@ -69,8 +72,11 @@ async def _sign_one(request: web.Request, team: TeamSettings) -> dict[str, Any]:
     url = request.query.get("url")
     if not url:
         raise _ApiError(400, "bad_request", "the 'url' query parameter is required")
-    signed = await _sign_off_loop(request, team, [url], single=True)
-    return {"signedUrl": signed[0]}
+    cookies = _cookies(request)
+    signed = (await _sign_off_loop(request, team, [url], single=True, cookies=cookies))[0]
+    if cookies:  # a cookie grant: the Set-Cookie values the application hands on
+        return {"signedUrl": signed.url, "cookies": list(signed.cookies)}
+    return {"signedUrl": signed.url}
 
 
 async def _sign_batch(request: web.Request, team: TeamSettings) -> dict[str, Any]:
@@ -82,12 +88,18 @@ async def _sign_batch(request: web.Request, team: TeamSettings) -> dict[str, Any
         raise _ApiError(400, "bad_request", "the body must be a JSON list of URLs")
     if not 1 <= len(urls) <= MAX_BATCH:
         raise _ApiError(400, "bad_request", f"a batch holds 1 to {MAX_BATCH} URLs")
-    return {"signedUrls": await _sign_off_loop(request, team, urls, single=False)}
+    signed = await _sign_off_loop(request, team, urls, single=False)
+    return {"signedUrls": [one.url for one in signed]}
 
 
 async def _sign_off_loop(
-    request: web.Request, team: TeamSettings, urls: list[str], *, single: bool
-) -> list[str]:
+    request: web.Request,
+    team: TeamSettings,
+    urls: list[str],
+    *,
+    single: bool,
+    cookies: bool = False,
+) -> list[Signed]:
     """Sign in the offload pool: an RSA-4096 batch must not hold the verify loop. At most
     ``MAX_PENDING`` signing calls wait or run at once; more are refused (503, retry)."""
     state = request.app[STATE]
@@ -98,23 +110,34 @@ async def _sign_off_loop(
     in_flight.count += 1
     try:
         decider = state.decider  # the config of this moment, for every URL of the batch
-        return await state.off_loop(_sign_all, decider, team, urls, expires_in, single)
+        job = functools.partial(
+            _sign_all, decider, team, urls, expires_in=expires_in, single=single, cookies=cookies
+        )
+        return await state.off_loop(job)
     finally:
         in_flight.count -= 1
 
 
 def _sign_all(
-    decider: Decider, team: TeamSettings, urls: list[str], expires_in: int | None, single: bool
-) -> list[str]:
+    decider: Decider,
+    team: TeamSettings,
+    urls: list[str],
+    *,
+    expires_in: int | None,
+    single: bool,
+    cookies: bool,
+) -> list[Signed]:
     now = time.time()
+    grant = Grant(cookies=cookies)
     signed = []
     for index, url in enumerate(urls):
         try:
             signed.append(
-                sign_url(
+                sign(
                     decider.settings,
                     team.source,
                     url,
+                    grant,
                     now=now,
                     expires_in=expires_in,
                     require_absolute=True,
@@ -125,6 +148,13 @@ def _sign_all(
             where = "" if single else f"url {index}: "
             raise _ApiError(400, "bad_request", f"{where}{error}") from None
     return signed
+
+
+def _cookies(request: web.Request) -> bool:
+    text = request.query.get("cookies")
+    if text not in (None, "true"):
+        raise _ApiError(400, "bad_request", "cookies must be 'true' when given")
+    return text == "true"
 
 
 def _expires_in(request: web.Request) -> int | None:

@@ -24,6 +24,18 @@ empty or unknown, ``hmac`` in lowercase hex of the algorithm's exact length, epo
 without leading zeros, ``ip`` in its canonical text. The path a token is matched against
 is the canonical decoded path. ACLs are matched only once the hmac holds, in linear
 time (``cloudfront_policy.matches``: the same ``*``/``?`` glob).
+
+Signed cookies (SPEC §10), on a source with ``accept_cookies = true``: the same token in
+the cookie called ``token_name``, read only when the query carries no ``token_name``
+parameter (a broken URL token is never rescued by a cookie). Every ACL glob of a cookie
+token must lie under the source's ``path_prefix`` (a cookie never widens one source's
+grant to another's); a URL token in a cookie binds to the request path as usual. An allow
+won by a cookie is never shareable (the auth cache key holds no cookie). Signing a cookie
+grant makes an ACL token for the grant's prefix (by default the source's folder) and
+returns the unsigned URL with one ``Set-Cookie`` scoped to that path, its end an
+``Expires`` date (the scheme has no clock to compute a ``Max-Age`` from).
+https://techdocs.akamai.com/property-mgr/docs/auth-token-2-0-verification (cookie
+location).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from typing import NamedTuple
 from urllib.parse import quote_plus, unquote_plus
 
 from sidecar.core.canonical import QueryParam
+from sidecar.core.cookies import grant_cookies
 from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
@@ -51,6 +64,7 @@ from sidecar.schemes.base import (
     refuse_unexpressible,
 )
 from sidecar.schemes.cloudfront_policy import matches
+from sidecar.schemes.gcdn import grant_cookie
 from sidecar.schemes.keyring import Keyring, KeyringSource, SecretKey, require
 
 NAME = "akamai"
@@ -70,6 +84,7 @@ DELIMITERS = "~!,;|^$'()@"
 # the characters a query value cannot carry as themselves.
 _ACL_TEXT = re.compile(r"[!-~]+")
 _NOT_IN_ACL = frozenset(" #%&\\")
+_WILDCARDS = frozenset("*?")
 _GRANT_PARTS = frozenset({"not_before", "client_ip", "resource", "prefix"})
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -130,6 +145,8 @@ class AkamaiSource(KeyringSource):
     acl_delimiter: str = "!"
     escape_early: bool = False
     salt: str | None = field(default=None, repr=False)
+    path_prefix: str = "/"
+    accept_cookies: bool = False
 
     def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
         return self.configured  # "Show Token" shows the hex key as Akamai's console does
@@ -138,9 +155,23 @@ class AkamaiSource(KeyringSource):
 
     def verify(self, request: VerifyRequest) -> Verdict:
         found = self._token_param(request.uri.params)
+        if found is Reason.MISSING and self.accept_cookies:
+            return self._verify_cookie(request)
         if isinstance(found, Reason):
             return deny(found)
-        token = parse_token(found.value, self.field_delimiter)
+        return self._verify_token(request, found.value, cookie=False)
+
+    def _verify_cookie(self, request: VerifyRequest) -> Verdict:
+        found = grant_cookies(request.cookies, (self.token_name,))
+        if isinstance(found, Reason):
+            return deny(found)
+        value = found.get(self.token_name)
+        if value is None:
+            return deny(Reason.MISSING)
+        return self._verify_token(request, value, cookie=True)
+
+    def _verify_token(self, request: VerifyRequest, text: str, *, cookie: bool) -> Verdict:
+        token = parse_token(text, self.field_delimiter)
         if token is None:
             return deny(Reason.MALFORMED)
         fields = token.fields
@@ -158,7 +189,15 @@ class AkamaiSource(KeyringSource):
         # (bounded by the URI's length) costs the glob matching.
         if acls is not None and not any(matches(acl, request.uri.path) for acl in acls):
             return deny(Reason.INVALID)
-        return _conditions(request, matched, times, address)
+        if cookie and acls is not None and not all(map(self._in_source, acls)):
+            return deny(Reason.INVALID)
+        return _conditions(request, matched, times, address, cookie=cookie)
+
+    def _in_source(self, acl: str) -> bool:
+        """Whether a glob covers only paths of this source: it starts with the source's
+        folder (segment boundaries, as routing), written out without wildcards."""
+        scope = self.path_prefix.rstrip("/") + "/"
+        return acl.startswith(scope) and not _WILDCARDS.intersection(scope)
 
     def _token_param(self, params: tuple[QueryParam, ...]) -> QueryParam | Reason:
         found = None
@@ -216,14 +255,17 @@ class AkamaiSource(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=_GRANT_PARTS)
+        refuse_unexpressible(NAME, grant, supported=_GRANT_PARTS | {"cookies"})
         if grant.expires is None or grant.expires <= 0:
             raise SchemeError("akamai tokens need an expiry (unix seconds)")
         if grant.not_before is not None and not 0 < grant.not_before < grant.expires:
             raise SchemeError("not_before must be positive and before the expiry")
         if request.uri.get(self.token_name) is not None:
             raise SchemeError(f"URL already carries '{self.token_name}'")
-        acl = self._grant_acl(grant.resource, grant.prefix, request.uri.path)
+        prefix = grant.prefix
+        if grant.cookies:
+            prefix = self._cookie_prefix(grant.resource, prefix)
+        acl = self._grant_acl(grant.resource, prefix, request.uri.path)
         fields = []
         if grant.client_ip is not None:
             fields.append(f"{IP}={self._ip_text(_client_address(grant.client_ip))}")
@@ -238,8 +280,24 @@ class AkamaiSource(KeyringSource):
         token = f"{head}{self.field_delimiter}{HMAC}={digest}"
         uri = request.url.uri
         unsigned = uri.rstrip("?") if request.uri.query == "" else uri
+        if grant.cookies and prefix is not None:
+            cookie = grant_cookie(self.token_name, token, path=prefix, expires=grant.expires)
+            return Signed(f"{request.url.origin}{unsigned}", (cookie,))
         separator = "&" if "?" in unsigned else "?"
         return Signed(f"{request.url.origin}{unsigned}{separator}{self.token_name}={token}")
+
+    def _cookie_prefix(self, resource: str | None, prefix: str | None) -> str:
+        """The path a cookie grant covers (and its cookie is sent for): the grant's prefix
+        or the source's folder, never outside the source."""
+        if resource is not None:
+            raise SchemeError("a cookie grant is scoped by a prefix, not a resource")
+        chosen = prefix if prefix is not None else self.path_prefix.rstrip("/") + "/"
+        if not chosen.endswith("/") or not self._in_source(chosen):
+            raise SchemeError(
+                "a cookie prefix must be a folder (ending in '/') under the source's "
+                f"path_prefix {self.path_prefix}"
+            )
+        return chosen
 
     def _grant_acl(self, resource: str | None, prefix: str | None, path: str) -> str | None:
         """The ACL glob of a grant (``prefix`` ``/books/`` → ``/books/*``), None for a URL
@@ -269,6 +327,8 @@ def _conditions(
     key_id: str,
     times: _Times,
     address: Address | None,
+    *,
+    cookie: bool,
 ) -> Verdict:
     """The token's time window and address, checked once its hmac holds."""
     if request.now >= times.expires + request.clock_skew:
@@ -277,8 +337,9 @@ def _conditions(
         return deny(Reason.NOT_YET_VALID)
     if address is not None and not _same_address(request.client_ip, address):
         return deny(Reason.IP_MISMATCH)
-    # An allow bound to the client's address must never be served to another client.
-    return allow(key_id, times.expires, shareable=address is None)
+    # An allow bound to the client's address, or won by a cookie, must never be served
+    # (from the auth cache, keyed by the URI alone) to another request.
+    return allow(key_id, times.expires, shareable=address is None and not cookie)
 
 
 def _same_address(client_ip: str | None, address: Address) -> bool:
@@ -345,6 +406,7 @@ class AkamaiScheme:
         Setting("acl_delimiter", str, "!", _delimiter_problem),
         Setting("escape_early", bool, False),
         Setting("salt", str, None, _salt_problem, secret=True),
+        Setting("accept_cookies", bool, False),
     )
     key_types: tuple[str, ...] = ("akamai",)
     key_ids_in_url: bool = False
@@ -365,7 +427,8 @@ class AkamaiScheme:
         keyring, configured = _load_keys(spec)
         return AkamaiSource(keyring, configured, values["algorithm"], values["token_name"],
                             values["field_delimiter"], values["acl_delimiter"],
-                            bool(values["escape_early"]), values["salt"])  # fmt: skip
+                            bool(values["escape_early"]), values["salt"], spec.path_prefix,
+                            bool(values["accept_cookies"]))  # fmt: skip
 
     def new_key(self, key_type: str) -> NewKey:
         return NewKey(secret=secrets.token_bytes(KEY_SIZE).hex())

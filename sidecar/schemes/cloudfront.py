@@ -6,11 +6,23 @@ the policy JSON, SHA-1 unless ``Hash-Algorithm=SHA256``, base64 with ``+``→``-
 ``=``→``_``, ``/``→``~``. A canned policy is rebuilt byte for byte from the request; a
 custom policy is verified over its decoded bytes before it is parsed.
 https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-signed-urls.html
+
+Signed cookies (SPEC §10, source setting ``accept_cookies``): the same grant carried by
+``CloudFront-Policy`` (or canned ``CloudFront-Expires``), ``CloudFront-Signature``,
+``CloudFront-Key-Pair-Id`` and the optional ``CloudFront-Hash-Algorithm``. A canned cookie's
+Resource is the request's own URL; a custom one's is usually a prefix wildcard.
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-signed-cookies.html
+A URL that carries any signing parameter is decided by the URL alone: a cookie never rescues
+a broken URL signature, and an allow won by a cookie is never shareable (the auth cache key
+holds no cookie). Cookies are signed for a prefix that ends at a segment boundary (``/``),
+never for ``/books*``, which would also open ``/books-other/``.
 """
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -18,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sidecar.core.canonical import QueryParam
+from sidecar.core.cookies import grant_cookies
 from sidecar.core.encodings import CLOUDFRONT, parse_epoch
 from sidecar.core.urls import is_origin
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -25,6 +38,7 @@ from sidecar.errors import SchemeError
 from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.base import (
     PUBLIC_KEY,
+    Grant,
     KeyMaterial,
     NewKey,
     Setting,
@@ -42,6 +56,11 @@ POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
 )  # fmt: skip
 SIGNING_PARAMS = (POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM)
 SIGNING_SET = frozenset(SIGNING_PARAMS)
+# The cookie carrying each signing parameter (AWS: the names are case-sensitive).
+COOKIE_NAMES = {f"CloudFront-{name}": name for name in SIGNING_PARAMS}
+# What a Set-Cookie value may hold (RFC 6265 cookie-octet): CloudFront's base64 always does;
+# a Key-Pair-Id is checked when signing.
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 # Hash and padding objects are immutable: made once, not per request.
 _HASHES: dict[str, hashes.HashAlgorithm] = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256()}  # noqa: S303
 _PKCS1 = padding.PKCS1v15()
@@ -85,6 +104,8 @@ class _Key:
 class CloudFrontSource:
     keys: tuple[_Key, ...]
     public_origin: str
+    path_prefix: str = "/"
+    accept_cookies: bool = False
     _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -111,43 +132,101 @@ class CloudFrontSource:
                 found[param.name] = param
             else:
                 own.append(pair)
-        if SIGNATURE not in found or KEY_PAIR_ID not in found:
-            return deny(Reason.MISSING)
-        if (POLICY in found) == (EXPIRES in found):
-            return deny(Reason.MISSING if POLICY not in found else Reason.MALFORMED)
+        resource = self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
+        if not found and self.accept_cookies:
+            return self._verify_cookies(resource, request)
+        values = {name: param.value for name, param in found.items()}
+        problem = _incomplete(values)
+        if problem is not None:
+            return problem
         if any(param.raw_name != name for name, param in found.items()):
             return deny(Reason.MALFORMED)  # an encoded spelling of a signing parameter
-        key = self._by_id.get(found[KEY_PAIR_ID].value)
+        return self._verify_grant(values, resource, request)
+
+    def _verify_cookies(self, resource: str, request: VerifyRequest) -> Verdict:
+        """The grant carried by cookies: only reached when the URL carries no signing
+        parameter at all. Whatever it grants is never shared through the auth cache."""
+        cookies = grant_cookies(request.cookies, COOKIE_NAMES)
+        if isinstance(cookies, Reason):
+            return deny(cookies)
+        values = {COOKIE_NAMES[name]: value for name, value in cookies.items()}
+        verdict = _incomplete(values) or self._verify_grant(values, resource, request)
+        return verdict._replace(shareable=False) if verdict.valid else verdict
+
+    def _verify_grant(
+        self, values: dict[str, str], resource: str, request: VerifyRequest
+    ) -> Verdict:
+        key = self._by_id.get(values[KEY_PAIR_ID])
         if key is None:
             return deny(Reason.UNKNOWN_KEY)
-        algorithm = found[HASH_ALGORITHM].value if HASH_ALGORITHM in found else "SHA1"
-        signature = b64decode(found[SIGNATURE].value)
+        algorithm = values.get(HASH_ALGORITHM, "SHA1")
+        signature = b64decode(values[SIGNATURE])
         if algorithm not in _HASHES or signature is None:
             return deny(Reason.MALFORMED)
         signed = _Signed(key, signature, _HASHES[algorithm])
-        resource = self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
-        if EXPIRES in found:
-            return _verify_canned(signed, resource, found[EXPIRES].value, request)
-        return _verify_custom(signed, resource, found[POLICY].value, request)
+        if EXPIRES in values:
+            return _verify_canned(signed, resource, values[EXPIRES], request)
+        return _verify_custom(signed, resource, values[POLICY], request)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=_GRANT_PARTS)
+        supported = _COOKIE_GRANT_PARTS if grant.cookies else _GRANT_PARTS
+        refuse_unexpressible(NAME, grant, supported=supported)
         if grant.expires is None:
             raise SchemeError("cloudfront URLs need an expiry")
         target = self._sign_target(request)
+        if grant.cookies:
+            return self._sign_cookies(request, target)
         network = _parse_network(grant.client_ip) if grant.client_ip else None
         custom = grant.not_before is not None or network is not None or grant.resource is not None
         statement = PolicyStatement(
             grant.expires, grant.resource or target, grant.not_before, network
         )
-        document = policies.build(statement)
-        key = next((k for k in self.keys if k.private is not None), self.keys[0])
-        # SHA-1 is what CloudFront and botocore use unless Hash-Algorithm says otherwise.
-        signature = b64encode(key.sign(document, hashes.SHA1()))  # noqa: S303
+        key, document, signature = self._signature(statement)
         first = f"{POLICY}={b64encode(document)}" if custom else f"{EXPIRES}={grant.expires}"
         separator = "&" if "?" in target else "?"
         return Signed(f"{target}{separator}{first}&{SIGNATURE}={signature}&{KEY_PAIR_ID}={key.id}")
+
+    def _signature(self, statement: PolicyStatement) -> tuple[_Key, bytes, str]:
+        document = policies.build(statement)
+        key = next((k for k in self.keys if k.private is not None), self.keys[0])
+        # SHA-1 is what CloudFront and botocore use unless Hash-Algorithm says otherwise.
+        return key, document, b64encode(key.sign(document, hashes.SHA1()))  # noqa: S303
+
+    def _sign_cookies(self, request: SignRequest, target: str) -> Signed:
+        """The unsigned URL, and the three cookies granting every URL under the prefix
+        (the grant's, else the source's): a custom policy with Resource
+        ``public_origin + prefix + "*"``, the cookies scoped to ``Path=prefix``."""
+        grant = request.grant
+        prefix = self._cookie_prefix(grant, request.url.uri)
+        network = _parse_network(grant.client_ip) if grant.client_ip else None
+        statement = PolicyStatement(
+            grant.expires or 0, self.public_origin + prefix + "*", grant.not_before, network
+        )
+        key, document, signature = self._signature(statement)
+        if not _COOKIE_VALUE.fullmatch(key.id):
+            raise SchemeError(f"key id '{key.id}' cannot be carried in a cookie")
+        ends = email.utils.formatdate(grant.expires, usegmt=True)
+        values = ((POLICY, b64encode(document)), (SIGNATURE, signature), (KEY_PAIR_ID, key.id))
+        return Signed(
+            target, tuple(_set_cookie(name, value, prefix, ends) for name, value in values)
+        )
+
+    def _cookie_prefix(self, grant: Grant, uri: str) -> str:
+        """The cookie grant's prefix: a path under the source's own prefix, ending at a
+        segment boundary (``/books*`` would also open ``/books-other/``), without
+        CloudFront wildcards, and holding the URL being signed."""
+        scope = self.path_prefix.rstrip("/") + "/"
+        prefix = grant.prefix or scope
+        if not prefix.startswith(scope):
+            raise SchemeError(f"cookie prefix must lie under the source's path_prefix {scope}")
+        if not prefix.endswith("/"):
+            raise SchemeError("cookie prefix must end at a path segment boundary ('/')")
+        if "*" in prefix or "?" in prefix or not _COOKIE_VALUE.fullmatch(prefix):
+            raise SchemeError("cookie prefix must be a plain path (no wildcards, no ';')")
+        if not uri.startswith(prefix):
+            raise SchemeError(f"URL is not under the cookie prefix {prefix}")
+        return prefix
 
     def _sign_target(self, request: SignRequest) -> str:
         origin = request.url.origin
@@ -237,6 +316,23 @@ def _origin_problem(value: str) -> str | None:
 
 
 _GRANT_PARTS = frozenset({"not_before", "client_ip", "resource"})
+# A cookie grant's scope is its prefix; a free Resource pattern could end mid-segment.
+_COOKIE_GRANT_PARTS = frozenset({"not_before", "client_ip", "prefix", "cookies"})
+
+
+def _incomplete(values: dict[str, str]) -> Verdict | None:
+    """``missing`` without a signature, key id, or policy/expiry; ``malformed`` with both."""
+    if SIGNATURE not in values or KEY_PAIR_ID not in values:
+        return deny(Reason.MISSING)
+    if (POLICY in values) == (EXPIRES in values):
+        return deny(Reason.MISSING if POLICY not in values else Reason.MALFORMED)
+    return None
+
+
+def _set_cookie(name: str, value: str, path: str, ends: str) -> str:
+    # Expires (an HTTP-date of the grant's end) rather than Max-Age: signing has no clock.
+    # The cookie dies with its policy; CloudFront itself enforces DateLessThan regardless.
+    return f"CloudFront-{name}={value}; Path={path}; Expires={ends}; Secure; HttpOnly; SameSite=Lax"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +340,10 @@ class CloudFrontScheme:
     name: str = NAME
     default_deny_status: int = 403
     key_fields: frozenset[str] = frozenset({PUBLIC_KEY})
-    settings: tuple[Setting, ...] = (Setting("public_origin", str, check=_origin_problem),)
+    settings: tuple[Setting, ...] = (
+        Setting("public_origin", str, check=_origin_problem),
+        Setting("accept_cookies", bool, default=False),
+    )
     key_types: tuple[str, ...] = ("rsa", "ecdsa")
     key_ids_in_url: bool = True  # Key-Pair-Id
     expiring: bool = True
@@ -257,7 +356,12 @@ class CloudFrontScheme:
         loaded = [_load_key(key, problems) for key in spec.keys]
         if problems:
             raise SchemeError("; ".join(problems))
-        return CloudFrontSource(tuple(key for key in loaded if key is not None), origin or "")
+        return CloudFrontSource(
+            tuple(key for key in loaded if key is not None),
+            origin or "",
+            spec.path_prefix,
+            bool(spec.settings.get("accept_cookies", False)),
+        )
 
     def new_key(self, key_type: str) -> NewKey:
         private, public = new_key_pair(key_type)

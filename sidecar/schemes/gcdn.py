@@ -18,6 +18,18 @@ signing parameters in this order, last, each once; padded base64url with zero un
 bits; ``Expires`` without leading zeros. A prefix must be a canonical URL of this source
 (``public_origin`` + ``path_prefix`` + …); anything wider is refused, when verifying and
 when signing.
+
+Signed cookies (SPEC §10), on a source with ``accept_cookies = true``: the cookie
+``Cloud-CDN-Cookie`` is ``URLPrefix=<b64url prefix>:Expires=<unix>:KeyName=<name>:
+Signature=<b64url HMAC-SHA1>``, the HMAC over the value before ``:Signature=`` (Google's
+``sign_cookie`` samples: python-docs-samples ``cdn/snippets.py``, golang-samples
+``cdn/signedcookies``). https://cloud.google.com/cdn/docs/using-signed-cookies
+A URL carrying any signing parameter decides alone: the cookie is read only for a URL
+with none, so a broken URL signature is never rescued by a cookie. A cookie's prefix
+obeys the URLPrefix rules above; an allow it wins is never shareable (the auth cache key
+holds no cookie). Signing a cookie grant returns the unsigned URL and one ``Set-Cookie``
+scoped to the prefix's path; its end is an ``Expires`` date (the scheme has no clock to
+turn the grant's end into a ``Max-Age``).
 """
 
 from __future__ import annotations
@@ -26,9 +38,11 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 from sidecar.core import canonical
 from sidecar.core.canonical import QueryParam
+from sidecar.core.cookies import grant_cookies
 from sidecar.core.encodings import URLSAFE, parse_epoch
 from sidecar.core.urls import is_origin, parse_url
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -48,12 +62,15 @@ from sidecar.schemes.base import (
 NAME = "gcdn"
 URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE = "URLPrefix", "Expires", "KeyName", "Signature"
 SIGNING_PARAMS = frozenset({URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE})
+COOKIE = "Cloud-CDN-Cookie"
+_COOKIE_ORDER = (URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE)
 KEY_SIZE = 16  # "A 128-bit secret key is used for signing the URLs" (gcloud compute sign-url)
 _DIGEST_SIZE = 20  # HMAC-SHA1
 # Google's rule for key names; it also keeps KeyName free of anything needing encoding.
 KEY_NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 b64encode = URLSAFE.encode
 b64decode = URLSAFE.decode  # strict: exact padding, zero unused bits, '-' and '_' only
+_COOKIE_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # RFC 6265 path-value, no space
 
 
 def signature(key: bytes, string: bytes) -> bytes:
@@ -82,6 +99,7 @@ class GcdnSource:
     keys: tuple[_Key, ...]
     public_origin: str
     path_prefix: str
+    accept_cookies: bool = False
     _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -97,6 +115,11 @@ class GcdnSource:
     # --- verify ---------------------------------------------------------------------------
 
     def verify(self, request: VerifyRequest) -> Verdict:
+        if self.accept_cookies and not any(p.name in SIGNING_PARAMS for p in request.uri.params):
+            return self._verify_cookie(request)
+        return self._verify_url(request)
+
+    def _verify_url(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
         found = _presented(uri.params)
         if isinstance(found, Reason):
@@ -125,6 +148,38 @@ class GcdnSource:
             return deny(Reason.EXPIRED)
         return allow(key.id, expires, shareable=True)
 
+    def _verify_cookie(self, request: VerifyRequest) -> Verdict:
+        found = grant_cookies(request.cookies, (COOKIE,))
+        if isinstance(found, Reason):
+            return deny(found)
+        value = found.get(COOKIE)
+        if value is None:
+            return deny(Reason.MISSING)
+        fields = _cookie_fields(value)
+        if fields is None:
+            return deny(Reason.MALFORMED)
+        encoded_prefix, expires_text, key_name, signature_text = fields
+        presented = b64decode(signature_text)
+        expires = parse_epoch(expires_text)
+        prefix = _decoded(encoded_prefix)
+        if presented is None or len(presented) != _DIGEST_SIZE or expires is None:
+            return deny(Reason.MALFORMED)
+        if prefix is None:
+            return deny(Reason.MALFORMED)
+        key = self._by_id.get(key_name)
+        if key is None:
+            return deny(Reason.UNKNOWN_KEY)
+        string = value[: len(value) - len(signature_text) - len(SIGNATURE) - 2]
+        if not hmac.compare_digest(signature(key.key, string.encode()), presented):
+            return deny(Reason.INVALID)
+        # A genuine cookie grants only URLs of this source under its prefix.
+        if not self._grants(prefix, self.public_origin + request.uri.raw):
+            return deny(Reason.INVALID)
+        if request.now >= expires + request.clock_skew:
+            return deny(Reason.EXPIRED)
+        # The auth cache is keyed by the URI alone: it must never answer for a cookie.
+        return allow(key.id, expires, shareable=False)
+
     def _grants(self, prefix: str, url: str) -> bool:
         return self.prefix_problem(prefix) is None and url.startswith(prefix)
 
@@ -151,10 +206,12 @@ class GcdnSource:
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=frozenset({"prefix"}))
+        refuse_unexpressible(NAME, grant, supported=frozenset({"prefix", "cookies"}))
         if grant.expires is None or parse_epoch(str(grant.expires)) is None:
             raise SchemeError("gcdn URLs need an expiry (unix seconds)")
         url = self._sign_target(request)
+        if grant.cookies:
+            return self._sign_cookie(url, grant.prefix, grant.expires)
         separator = "&" if "?" in url else "?"
         key = self.keys[0]  # the newest key signs
         tail = f"{EXPIRES}={grant.expires}&{KEY_NAME}={key.id}"
@@ -167,6 +224,16 @@ class GcdnSource:
             head = f"{url}{separator}{string}"
         digest = b64encode(signature(key.key, string.encode()))
         return Signed(f"{head}&{SIGNATURE}={digest}")
+
+    def _sign_cookie(self, url: str, prefix: str | None, expires: int) -> Signed:
+        """The unsigned URL and a ``Cloud-CDN-Cookie`` for the grant's prefix (by default
+        the source's folder), as Google's ``sign_cookie`` writes it."""
+        full = self._sign_prefix(prefix or self.path_prefix.rstrip("/") + "/", url)
+        key = self.keys[0]  # the newest key signs
+        string = f"{URL_PREFIX}={b64encode(full.encode())}:{EXPIRES}={expires}:{KEY_NAME}={key.id}"
+        value = f"{string}:{SIGNATURE}={b64encode(signature(key.key, string.encode()))}"
+        path = full[len(self.public_origin) :]
+        return Signed(url, (grant_cookie(COOKIE, value, path=path, expires=expires),))
 
     def _sign_target(self, request: SignRequest) -> str:
         origin = request.url.origin
@@ -214,9 +281,41 @@ def _presented(params: tuple[QueryParam, ...]) -> _Presented | Reason:
     return _Presented(expires, key_name, signed, tail[0] if count == 4 else None)
 
 
+def _cookie_fields(value: str) -> tuple[str, str, str, str] | None:
+    """The four values of a ``Cloud-CDN-Cookie``, each once, non-empty, in Google's order."""
+    parts = value.split(":")
+    if len(parts) != len(_COOKIE_ORDER):
+        return None
+    values = []
+    for part, expected in zip(parts, _COOKIE_ORDER, strict=True):
+        name, equals, text = part.partition("=")
+        if name != expected or not equals or not text:
+            return None
+        values.append(text)
+    return values[0], values[1], values[2], values[3]
+
+
+def grant_cookie(name: str, value: str, *, path: str, expires: int) -> str:
+    """A ``Set-Cookie`` value for a cookie grant: scoped to ``path``, only over HTTPS, out
+    of scripts' reach, not sent on cross-site subresource requests, gone at ``expires``
+    (an HTTP-date: a pure scheme has no clock to compute a ``Max-Age`` from)."""
+    if grant_cookies(f"{name}={value}", (name,)) != {name: value}:
+        raise SchemeError(f"cookie {name} would carry characters a cookie cannot")
+    if not _COOKIE_PATH.fullmatch(path):
+        raise SchemeError("a cookie's Path must be printable ASCII without ';'")
+    return (
+        f"{name}={value}; Path={path}; Expires={formatdate(expires, usegmt=True)}; "
+        "Secure; HttpOnly; SameSite=Lax"
+    )
+
+
 def _decoded_prefix(param: QueryParam) -> str | None:
-    """The URLPrefix text: strict padded base64url of UTF-8, or None."""
-    decoded = b64decode(param.value)
+    return _decoded(param.value)
+
+
+def _decoded(text: str) -> str | None:
+    """A URLPrefix text: strict padded base64url of UTF-8, or None."""
+    decoded = b64decode(text)
     if decoded is None:
         return None
     try:
@@ -250,7 +349,10 @@ class GcdnScheme:
     name: str = NAME
     default_deny_status: int = 403
     key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = (Setting("public_origin", str, check=_origin_problem),)
+    settings: tuple[Setting, ...] = (
+        Setting("public_origin", str, check=_origin_problem),
+        Setting("accept_cookies", bool, False),
+    )
     key_types: tuple[str, ...] = ("gcdn",)
     key_ids_in_url: bool = True  # KeyName
     expiring: bool = True
@@ -264,7 +366,8 @@ class GcdnScheme:
         if problems:
             raise SchemeError("; ".join(problems))
         keys = tuple(key for key in loaded if key is not None)
-        return GcdnSource(keys, origin or "", spec.path_prefix)
+        accept = bool(spec.settings.get("accept_cookies", False))
+        return GcdnSource(keys, origin or "", spec.path_prefix, accept)
 
     def new_key(self, key_type: str) -> NewKey:
         # What `head -c 16 /dev/urandom | base64 | tr +/ -_` makes (Google's instructions).
