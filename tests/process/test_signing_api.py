@@ -250,3 +250,15 @@ def test_signing_requests_are_counted_by_team_and_result(tmp_path: Path) -> None
     assert counts[("other", "ok")] == 0  # initialised from the config, never from requests
     assert "ghost" not in text
     assert API_KEY not in text
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "True", ""])
+def test_cookies_takes_one_spelling(stack: LocalStack, value: str) -> None:
+    status, body = call(stack, "acme", f"{ORIGIN}/books/x.png", cookies=value)
+    assert (status, body) == (400, {"error": "cookies must be 'true' when given"})
+
+
+def test_cookies_for_a_scheme_without_cookie_grants_is_a_400(stack: LocalStack) -> None:
+    status, body = call(stack, "acme", f"{ORIGIN}/books/x.png", cookies="true")
+    assert status == 400
+    assert "cannot carry cookies" in str(body["error"])
