@@ -8,6 +8,7 @@
 //   node cli.mjs gcdn URL KEY_NAME BASE64_KEY EXPIRES [URL_PREFIX]
 //   node cli.mjs thumbor SECURITY_KEY REST    (prints /<signature>/<REST>; REST like 300x200/smart/books/a.jpg)
 //   node cli.mjs akamai URL HEX_KEY EXPIRES [ACL]
+//   node cli.mjs cloudfront-cookies ORIGIN PREFIX KEY_PAIR_ID PRIVATE_KEY_FILE EXPIRES   (three Set-Cookie values, one a line)
 import { readFileSync } from 'node:fs';
 import { signMd5Token, signCloudFront } from './signing.mjs';
 import { signUrlViaApi } from './api.mjs';
@@ -43,11 +44,16 @@ if (command === 'md5') {
   const { signAkamai } = await import('./akamai.mjs');
   const [url, hexKey, expires, acl] = args;
   console.log(signAkamai(url, { hexKey, expires: Number(expires), acl }));
+} else if (command === 'cloudfront-cookies') {
+  const { signCloudFrontCookies } = await import('./cloudfront_cookies.mjs');
+  const [origin, prefix, keyPairId, keyFile, expires] = args;
+  const privateKeyPem = readFileSync(keyFile, 'utf8');
+  console.log(signCloudFrontCookies(origin, prefix, { keyPairId, privateKeyPem, expires: Number(expires) }).join('\n'));
 } else if (command === 'thumbor') {
   const { signThumbor } = await import('./thumbor.mjs');
   const [securityKey, rest] = args;
   console.log(signThumbor(rest, securityKey));
 } else {
-  console.error('usage: node cli.mjs md5|cloudfront|imgix|hmac-sha256|gcdn|secure-link|akamai|thumbor|api ...');
+  console.error('usage: node cli.mjs md5|cloudfront|cloudfront-cookies|imgix|hmac-sha256|gcdn|secure-link|akamai|thumbor|api ...');
   process.exit(2);
 }

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from email.utils import formatdate
 
 from sidecar.core.verdict import Reason
+from sidecar.errors import SchemeError
 
 MAX_COOKIE_HEADER = 8192
 # RFC 6265 cookie-octet: visible ASCII but for DQUOTE, comma, semicolon and backslash.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
+# RFC 6265 path-value: printable ASCII but ';' (and no space).
+_COOKIE_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")
 
 
 def grant_cookies(header: str | None, names: Collection[str]) -> dict[str, str] | Reason:
@@ -42,13 +46,14 @@ def grant_cookies(header: str | None, names: Collection[str]) -> dict[str, str] 
     return found
 
 
-def set_cookie(name: str, value: str, *, path: str, max_age: int, domain: str | None = None) -> str:
+def set_cookie(name: str, value: str, *, path: str, expires: int) -> str:
     """A ``Set-Cookie`` value for a grant: scoped to ``path``, only over HTTPS, out of
-    scripts' reach, not sent on cross-site subresource requests, gone at the grant's end."""
-    if not _COOKIE_VALUE.fullmatch(value) or not value:
-        raise ValueError(f"cookie {name} has a value a cookie cannot carry")
-    domain_attribute = f"; Domain={domain}" if domain else ""
-    return (
-        f"{name}={value}; Path={path}{domain_attribute}; Max-Age={max(0, max_age)}; "
-        "Secure; HttpOnly; SameSite=Lax"
-    )
+    scripts' reach, not sent on cross-site subresource requests, gone at ``expires`` (an
+    HTTP-date: signing is pure, with no clock to count a ``Max-Age`` from). ``SchemeError``
+    for a value or path a cookie cannot carry."""
+    if not value or not _COOKIE_VALUE.fullmatch(value):
+        raise SchemeError(f"cookie {name} would carry characters a cookie cannot")
+    if not _COOKIE_PATH.fullmatch(path):
+        raise SchemeError("a cookie's Path must be printable ASCII without ';'")
+    ends = formatdate(expires, usegmt=True)
+    return f"{name}={value}; Path={path}; Expires={ends}; Secure; HttpOnly; SameSite=Lax"

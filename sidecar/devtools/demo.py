@@ -13,7 +13,8 @@ from pathlib import Path
 from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.settings import Settings
-from sidecar.policy.signing import sign_url
+from sidecar.policy.signing import sign, sign_url
+from sidecar.schemes.base import Grant
 
 # The Secure Source documentation's own example token, so its reference URL reproduces.
 DEMO_TOKEN = "wakanda123@"  # noqa: S105 (a published example, not a secret)
@@ -63,6 +64,17 @@ public_origin = "{GCDN_ORIGIN}"
   [[sources.keys]]
   id = "demo-key"
   secret = "ZGVtby1rZXktMTYtYnl0ZQ=="
+
+# A gallery: one signed cookie (Google Cloud CDN's) grants a whole folder.
+[[sources]]
+name = "gallery"
+scheme = "gcdn"
+path_prefix = "/gallery/"
+public_origin = "{GCDN_ORIGIN}"
+accept_cookies = true
+  [[sources.keys]]
+  id = "gallery-key"
+  secret = "Z2FsbGVyeS1rZXktMTZieQ=="
 
 [[sources]]
 name = "akamai"
@@ -128,6 +140,8 @@ def write_scheme_images(root: Path) -> dict[str, bytes]:
         "/gcdn/photo.png": png(20, 14, (120, 200, 60)),
         "/link/photo.png": png(20, 14, (200, 60, 160)),
         "/akamai/photo.png": png(20, 14, (90, 90, 200)),
+        **{f"/gallery/summer/{n}.png": png(12, 12, (40 * n, 150, 90)) for n in (1, 2, 3)},
+        "/gallery/winter/1.png": png(12, 12, (200, 200, 250)),
     })  # fmt: skip
 
 
@@ -139,9 +153,12 @@ def _write(root: Path, files: dict[str, bytes]) -> dict[str, bytes]:
     return files
 
 
-def fetch(url: str, host: str = "image.example.com") -> tuple[int, int, str]:
+def fetch(
+    url: str, host: str = "image.example.com", cookie: str | None = None
+) -> tuple[int, int, str]:
     """Status, body length and nginx's request id (X-Request-ID) of a GET through nginx."""
-    request = urllib.request.Request(url, headers={"Host": host})  # noqa: S310 (loopback)
+    headers = {"Host": host} | ({"Cookie": cookie} if cookie else {})
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (loopback)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
             return response.status, len(response.read()), response.headers["X-Request-ID"]
@@ -205,7 +222,29 @@ def _show(stack: LocalStack) -> None:
     print(f"nginx on {stack.nginx_url}, sidecar on {stack.sidecar_url}, "
           f"metrics on {stack.metrics_url}\n")  # fmt: skip
     for label, url in cases:
-        status, size, request_id = fetch(url)
-        served = f"{size} bytes of image" if status == 200 else "no image"
-        reason = stack.result_for(request_id)
-        print(f"{label}\n  {url}\n  -> nginx {status}, {served} (sidecar said: {reason})\n")
+        _report(stack, label, url)
+    _gallery(stack, settings, now)
+
+
+def _report(stack: LocalStack, label: str, url: str, cookie: str | None = None) -> None:
+    status, size, request_id = fetch(url, cookie=cookie)
+    served = f"{size} bytes of image" if status == 200 else "no image"
+    reason = stack.result_for(request_id)
+    print(f"{label}\n  {url}\n  -> nginx {status}, {served} (sidecar said: {reason})\n")
+
+
+def _gallery(stack: LocalStack, settings: Settings, now: float) -> None:
+    """One signed cookie for /gallery/summer/: every image there served, none elsewhere."""
+    grant = Grant(cookies=True, prefix="/gallery/summer/")
+    signed = sign(settings, "gallery", f"{GCDN_ORIGIN}/gallery/summer/", grant, now=now,
+                  expires_in=300)  # fmt: skip
+    cookie = signed.cookies[0].partition(";")[0]
+    print(f"gallery: one signed cookie for /gallery/summer/\n  Set-Cookie: {signed.cookies[0]}\n")
+    for n in (1, 2, 3):
+        url = f"{stack.nginx_url}/gallery/summer/{n}.png"
+        _report(stack, f"gallery: summer/{n}.png with the cookie", url, cookie)
+    outside = f"{stack.nginx_url}/gallery/winter/1.png"
+    _report(stack, "gallery: winter/1.png with the cookie (outside its prefix)", outside, cookie)
+    _report(
+        stack, "gallery: summer/1.png without the cookie", f"{stack.nginx_url}/gallery/summer/1.png"
+    )

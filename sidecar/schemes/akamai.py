@@ -49,7 +49,7 @@ from typing import NamedTuple
 from urllib.parse import quote_plus, unquote_plus
 
 from sidecar.core.canonical import QueryParam
-from sidecar.core.cookies import grant_cookies
+from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
@@ -64,7 +64,6 @@ from sidecar.schemes.base import (
     refuse_unexpressible,
 )
 from sidecar.schemes.cloudfront_policy import matches
-from sidecar.schemes.gcdn import grant_cookie
 from sidecar.schemes.keyring import Keyring, KeyringSource, SecretKey, require
 
 NAME = "akamai"
@@ -281,7 +280,7 @@ class AkamaiSource(KeyringSource):
         uri = request.url.uri
         unsigned = uri.rstrip("?") if request.uri.query == "" else uri
         if grant.cookies and prefix is not None:
-            cookie = grant_cookie(self.token_name, token, path=prefix, expires=grant.expires)
+            cookie = set_cookie(self.token_name, token, path=prefix, expires=grant.expires)
             return Signed(f"{request.url.origin}{unsigned}", (cookie,))
         separator = "&" if "?" in unsigned else "?"
         return Signed(f"{request.url.origin}{unsigned}{separator}{self.token_name}={token}")

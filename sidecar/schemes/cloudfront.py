@@ -20,7 +20,6 @@ never for ``/books*``, which would also open ``/books-other/``.
 
 from __future__ import annotations
 
-import email.utils
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from sidecar.core.canonical import QueryParam
-from sidecar.core.cookies import grant_cookies
+from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import CLOUDFRONT, parse_epoch
 from sidecar.core.urls import is_origin
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -58,8 +57,7 @@ SIGNING_PARAMS = (POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM)
 SIGNING_SET = frozenset(SIGNING_PARAMS)
 # The cookie carrying each signing parameter (AWS: the names are case-sensitive).
 COOKIE_NAMES = {f"CloudFront-{name}": name for name in SIGNING_PARAMS}
-# What a Set-Cookie value may hold (RFC 6265 cookie-octet): CloudFront's base64 always does;
-# a Key-Pair-Id is checked when signing.
+# A cookie grant's prefix: a plain path a Set-Cookie Path can carry (RFC 6265 cookie-octet).
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
 # Hash and padding objects are immutable: made once, not per request.
 _HASHES: dict[str, hashes.HashAlgorithm] = {"SHA1": hashes.SHA1(), "SHA256": hashes.SHA256()}  # noqa: S303
@@ -150,7 +148,10 @@ class CloudFrontSource:
         if isinstance(cookies, Reason):
             return deny(cookies)
         values = {COOKIE_NAMES[name]: value for name, value in cookies.items()}
-        verdict = _incomplete(values) or self._verify_grant(values, resource, request)
+        problem = _incomplete(values)
+        if problem is not None:
+            return problem
+        verdict = self._verify_grant(values, resource, request)
         return verdict._replace(shareable=False) if verdict.valid else verdict
 
     def _verify_grant(
@@ -204,13 +205,12 @@ class CloudFrontSource:
             grant.expires or 0, self.public_origin + prefix + "*", grant.not_before, network
         )
         key, document, signature = self._signature(statement)
-        if not _COOKIE_VALUE.fullmatch(key.id):
-            raise SchemeError(f"key id '{key.id}' cannot be carried in a cookie")
-        ends = email.utils.formatdate(grant.expires, usegmt=True)
         values = ((POLICY, b64encode(document)), (SIGNATURE, signature), (KEY_PAIR_ID, key.id))
-        return Signed(
-            target, tuple(_set_cookie(name, value, prefix, ends) for name, value in values)
-        )
+        expires = grant.expires or 0
+        return Signed(target, tuple(
+            set_cookie(f"CloudFront-{name}", value, path=prefix, expires=expires)
+            for name, value in values
+        ))  # fmt: skip
 
     def _cookie_prefix(self, grant: Grant, uri: str) -> str:
         """The cookie grant's prefix: a path under the source's own prefix, ending at a
@@ -218,10 +218,10 @@ class CloudFrontSource:
         CloudFront wildcards, and holding the URL being signed."""
         scope = self.path_prefix.rstrip("/") + "/"
         prefix = grant.prefix or scope
-        if not prefix.startswith(scope):
-            raise SchemeError(f"cookie prefix must lie under the source's path_prefix {scope}")
         if not prefix.endswith("/"):
             raise SchemeError("cookie prefix must end at a path segment boundary ('/')")
+        if not prefix.startswith(scope):
+            raise SchemeError(f"cookie prefix must lie under the source's path_prefix {scope}")
         if "*" in prefix or "?" in prefix or not _COOKIE_VALUE.fullmatch(prefix):
             raise SchemeError("cookie prefix must be a plain path (no wildcards, no ';')")
         if not uri.startswith(prefix):
@@ -327,12 +327,6 @@ def _incomplete(values: dict[str, str]) -> Verdict | None:
     if (POLICY in values) == (EXPIRES in values):
         return deny(Reason.MISSING if POLICY not in values else Reason.MALFORMED)
     return None
-
-
-def _set_cookie(name: str, value: str, path: str, ends: str) -> str:
-    # Expires (an HTTP-date of the grant's end) rather than Max-Age: signing has no clock.
-    # The cookie dies with its policy; CloudFront itself enforces DateLessThan regardless.
-    return f"CloudFront-{name}={value}; Path={path}; Expires={ends}; Secure; HttpOnly; SameSite=Lax"
 
 
 @dataclass(frozen=True, slots=True)

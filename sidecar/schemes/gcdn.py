@@ -38,11 +38,10 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from email.utils import formatdate
 
 from sidecar.core import canonical
 from sidecar.core.canonical import QueryParam
-from sidecar.core.cookies import grant_cookies
+from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import URLSAFE, parse_epoch
 from sidecar.core.urls import is_origin, parse_url
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -70,7 +69,6 @@ _DIGEST_SIZE = 20  # HMAC-SHA1
 KEY_NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,63}")
 b64encode = URLSAFE.encode
 b64decode = URLSAFE.decode  # strict: exact padding, zero unused bits, '-' and '_' only
-_COOKIE_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # RFC 6265 path-value, no space
 
 
 def signature(key: bytes, string: bytes) -> bytes:
@@ -233,7 +231,7 @@ class GcdnSource:
         string = f"{URL_PREFIX}={b64encode(full.encode())}:{EXPIRES}={expires}:{KEY_NAME}={key.id}"
         value = f"{string}:{SIGNATURE}={b64encode(signature(key.key, string.encode()))}"
         path = full[len(self.public_origin) :]
-        return Signed(url, (grant_cookie(COOKIE, value, path=path, expires=expires),))
+        return Signed(url, (set_cookie(COOKIE, value, path=path, expires=expires),))
 
     def _sign_target(self, request: SignRequest) -> str:
         origin = request.url.origin
@@ -293,20 +291,6 @@ def _cookie_fields(value: str) -> tuple[str, str, str, str] | None:
             return None
         values.append(text)
     return values[0], values[1], values[2], values[3]
-
-
-def grant_cookie(name: str, value: str, *, path: str, expires: int) -> str:
-    """A ``Set-Cookie`` value for a cookie grant: scoped to ``path``, only over HTTPS, out
-    of scripts' reach, not sent on cross-site subresource requests, gone at ``expires``
-    (an HTTP-date: a pure scheme has no clock to compute a ``Max-Age`` from)."""
-    if grant_cookies(f"{name}={value}", (name,)) != {name: value}:
-        raise SchemeError(f"cookie {name} would carry characters a cookie cannot")
-    if not _COOKIE_PATH.fullmatch(path):
-        raise SchemeError("a cookie's Path must be printable ASCII without ';'")
-    return (
-        f"{name}={value}; Path={path}; Expires={formatdate(expires, usegmt=True)}; "
-        "Secure; HttpOnly; SameSite=Lax"
-    )
 
 
 def _decoded_prefix(param: QueryParam) -> str | None:

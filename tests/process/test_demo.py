@@ -28,6 +28,10 @@ EXPECTED = {
         f"{source}: one byte of the path changed": (403, "invalid")
         for source in ("imgix", "hmac", "gcdn", "akamai", "thumbor", "secure-link")
     },
+    # One signed cookie for a gallery folder: its images served, none elsewhere.
+    **{f"gallery: summer/{n}.png with the cookie": (200, "ok") for n in (1, 2, 3)},
+    "gallery: winter/1.png with the cookie (outside its prefix)": (403, "invalid"),
+    "gallery: summer/1.png without the cookie": (403, "missing"),
 }
 ANSWER = re.compile(r"-> nginx (\d+), (.+) \(sidecar said: (\w+)\)")
 

@@ -6,6 +6,7 @@ import pytest
 
 from sidecar.core.cookies import MAX_COOKIE_HEADER, grant_cookies, set_cookie
 from sidecar.core.verdict import Reason
+from sidecar.errors import SchemeError
 
 NAMES = {"CloudFront-Policy", "CloudFront-Signature"}
 
@@ -47,13 +48,24 @@ def test_one_spelling_for_the_names_asked_for(header: str, reason: Reason) -> No
 
 
 def test_set_cookie_scopes_the_grant() -> None:
-    value = set_cookie("CloudFront-Policy", "abc", path="/books/", max_age=600)
+    value = set_cookie("CloudFront-Policy", "abc", path="/books/", expires=1_900_000_000)
     assert value == (
-        "CloudFront-Policy=abc; Path=/books/; Max-Age=600; Secure; HttpOnly; SameSite=Lax"
+        "CloudFront-Policy=abc; Path=/books/; Expires=Sun, 17 Mar 2030 17:46:40 GMT; "
+        "Secure; HttpOnly; SameSite=Lax"
     )
-    assert "Max-Age=0;" in set_cookie("a", "b", path="/", max_age=-5)
-    assert "; Domain=cdn.example.com;" in set_cookie(
-        "a", "b", path="/", max_age=1, domain="cdn.example.com"
-    )
-    with pytest.raises(ValueError, match="cannot carry"):
-        set_cookie("a", "b;c", path="/", max_age=1)
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "problem"),
+    [
+        ("b;c", "/", "cannot"),
+        ("", "/", "cannot"),
+        ('"q"', "/", "cannot"),
+        ("b", "/a;b", "Path"),
+        ("b", "/a b", "Path"),
+        ("b", "a/", "Path"),
+    ],
+)
+def test_set_cookie_refuses_what_a_cookie_cannot_carry(value: str, path: str, problem: str) -> None:
+    with pytest.raises(SchemeError, match=problem):
+        set_cookie("a", value, path=path, expires=1)

@@ -315,7 +315,6 @@ def test_prefix_grant_is_an_acl() -> None:
     ("grant", "problem"),
     [
         ({}, "expiry"),
-        ({"expires": NOW, "cookies": True}, "cannot carry cookies"),
         ({"expires": NOW, "client_ip": "203.0.113.0/24"}, "not an IP address"),
         ({"expires": NOW, "not_before": NOW}, "before the expiry"),
         ({"expires": NOW, "resource": "/secret/*"}, "does not cover"),
