@@ -5,17 +5,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import secrets
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
-from sidecar import config, schemes
+from sidecar import __version__, config, schemes
 from sidecar.core.urls import parse_url
 from sidecar.errors import ConfigError, SidecarError, UrlError
 from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
@@ -25,6 +26,7 @@ from sidecar.policy.signing import sign
 from sidecar.schemes.base import Grant, Scheme
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sidecar", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = _with_config(commands.add_parser("serve", help="run the verify service"))
@@ -74,8 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     sign.add_argument("url")
     sign.set_defaults(run=_sign)
 
-    verify = _with_config(commands.add_parser("verify", help="decide URLs as /verify would"))
-    verify.add_argument("--at", help="unix seconds or ISO 8601 (default: now)")
+    verify = _with_config(
+        commands.add_parser(
+            "verify",
+            help="decide URLs as /verify would (exit 0: all allowed, 1: any denied, 2: usage)",
+        )
+    )
+    verify.add_argument(
+        "--at", help="unix seconds or ISO 8601, UTC unless it has an offset (default: now)"
+    )
     verify.add_argument("--client-ip")
     verify.add_argument("--method", default="GET")
     verify.add_argument("--host", help="host for path-only URLs")
@@ -158,9 +168,11 @@ def _verify(args: argparse.Namespace) -> int:
     # them: denied as non-canonical, never a crash.
     lines = (raw.decode("utf-8", "surrogateescape").strip() for raw in sys.stdin.buffer)
     urls: Iterable[str] = args.urls or (line for line in lines if line)
+    denied = False
     for url in urls:
         host, uri = _host_and_uri(url, args.host)
         decision = decider.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
+        denied = denied or decision.status != 200
         line = {
             "url": url.encode("utf-8", "backslashreplace").decode(),
             "source": decision.source.name if decision.source else NO_SOURCE,
@@ -171,7 +183,8 @@ def _verify(args: argparse.Namespace) -> int:
         }
         sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
     sys.stdout.flush()
-    return EXIT_OK
+    # Scripts and audits can branch on it: 0 every URL allowed, 1 any denied (2: usage).
+    return EXIT_FAILURE if denied else EXIT_OK
 
 
 def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
@@ -183,14 +196,20 @@ def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
 
 
 def _instant(text: str | None) -> float:
+    """``--at``: unix seconds (ASCII digits), or ISO 8601, read as UTC unless it carries an
+    offset, so the answer never depends on the machine's time zone."""
     if text is None:
         return time.time()
-    if text.isdigit():
+    if _UNIX_SECONDS.fullmatch(text):
         return float(text)
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise SystemExit(f"--at: '{text}' is neither unix seconds nor ISO 8601") from None
+        print(f"--at: '{text}' is neither unix seconds nor ISO 8601", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.timestamp()
 
 
 def _source(settings: Settings, name: str) -> SourceSettings:

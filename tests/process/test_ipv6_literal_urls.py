@@ -27,8 +27,8 @@ CONFIG = sidecar_config(
 URL = "http://[::1]:8080/books/x.png?w=1"
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    assert main(list(args)) == 0
+def cli(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> str:
+    assert main(list(args)) == code  # verify: 0 allowed, 1 denied
     return capsys.readouterr().out
 
 
@@ -43,7 +43,7 @@ def test_cli_signs_and_verifies_an_ipv6_literal_url(
     assert (line["source"], line["result"], line["status"]) == ("v6", "ok", 200)
     # The same path on the other host belongs to the other source.
     other = signed.replace("[::1]:8080", "image.example.com")
-    line = json.loads(cli(capsys, "verify", "-c", str(path), other))
+    line = json.loads(cli(capsys, "verify", "-c", str(path), other, code=1))
     assert (line["source"], line["result"]) == ("named", "invalid")
 
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import sidecar
 from tests.conftest import md5_source, sidecar_config, source_toml
 
 REFERENCE = "/books/database-internals.jpg?w=400&h=600&fit=crop"
@@ -59,9 +61,17 @@ def _sidecar() -> str:
 SIDECAR = _sidecar()
 
 
-def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [SIDECAR, *args], input=stdin, capture_output=True, text=True, timeout=30, check=False
+        [SIDECAR, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -80,8 +90,11 @@ def json_lines(output: str) -> list[dict[str, Any]]:
 
 def verify(config_file: str, *args: str, stdin: str = "") -> list[dict[str, Any]]:
     result = run("verify", "-c", config_file, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr
-    return json_lines(result.stdout)
+    lines = json_lines(result.stdout)
+    # The exit code says whether anything was denied: 0 all allowed, 1 any denied.
+    denied = any(line["status"] != 200 for line in lines)
+    assert result.returncode == (1 if denied else 0), result.stderr
+    return lines
 
 
 def sign(config_file: str, url: str, *args: str) -> str:
@@ -181,11 +194,43 @@ def test_verify_at_unix_seconds_and_iso(config_file: str) -> None:
         assert line["status"] == (200 if expected == "ok" else 401)
 
 
-def test_verify_at_rejects_nonsense(config_file: str) -> None:
-    result = run("verify", "-c", config_file, "--at", "yesterday", "/books/a.jpg")
-    assert result.returncode != 0
+@pytest.mark.parametrize("at", ["yesterday", "\u00b2", "\u0661\u0662", "-5", "1.5e9"])
+def test_verify_at_rejects_nonsense(config_file: str, at: str) -> None:
+    result = run("verify", "-c", config_file, "--at", at, "/books/a.jpg")
+    assert result.returncode == 2  # a usage error, not a decision
     assert "--at" in result.stderr
     assert result.stdout == ""
+
+
+def test_verify_at_is_utc_unless_it_carries_an_offset(config_file: str) -> None:
+    # The same audit gives the same answer on any machine, whatever its TZ.
+    signed = sign(config_file, "/books/a.jpg", "--expires-in", "60")
+    expires = int(signed.partition("expires=")[2].partition("&")[0])
+    inside = datetime.fromtimestamp(expires + SKEW - 1, UTC)  # the last second it holds
+    after = datetime.fromtimestamp(expires + SKEW, UTC)
+    spellings = {
+        inside.replace(tzinfo=None).isoformat(): 0,  # no offset: UTC
+        after.replace(tzinfo=None).isoformat(): 1,
+        inside.astimezone(timezone(timedelta(hours=-5))).isoformat(): 0,  # its own offset
+        after.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat(): 1,
+    }
+    for tz in ("UTC", "America/New_York", "Asia/Kolkata"):
+        for at, code in spellings.items():
+            result = run("verify", "-c", config_file, "--at", at, signed, env={"TZ": tz})
+            assert result.returncode == code, (tz, at, result.stdout)
+
+
+def test_verify_exit_codes(config_file: str) -> None:
+    signed = sign(config_file, "/books/a.jpg")
+    assert run("verify", "-c", config_file, signed).returncode == 0
+    assert run("verify", "-c", config_file, signed, "/books/b.jpg").returncode == 1
+    assert run("verify", "-c", config_file, "--method").returncode == 2
+
+
+def test_version(config_file: str) -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"sidecar {sidecar.__version__}"
 
 
 def test_verify_client_ip(config_file: str) -> None:
@@ -306,7 +351,7 @@ def test_verify_survives_bytes_that_are_not_utf8(config_file: str) -> None:
         timeout=30,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # decided: every line denied
     lines = json_lines(result.stdout.decode())
     assert [line["result"] for line in lines] == ["non_canonical", "non_canonical", "missing"]
     assert all(line["status"] in (401, 403) for line in lines)
