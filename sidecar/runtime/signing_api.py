@@ -26,7 +26,7 @@ from sidecar.errors import SigningError
 from sidecar.policy.decide import NO_SOURCE, Decider
 from sidecar.policy.settings import TeamSettings
 from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign
-from sidecar.runtime.state import STATE, State
+from sidecar.runtime.state import STATE, State, healthz, without_banner
 from sidecar.schemes.base import Grant, Signed
 
 MAX_BODY = 256 * 1024
@@ -53,8 +53,10 @@ class _ApiError(Exception):
 
 def create_signing_app(state: State) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
+    app.on_response_prepare.append(without_banner)
     app[STATE] = state
     app[IN_FLIGHT] = _InFlight()
+    app.router.add_get("/healthz", healthz)  # for the orchestrator's probe of this listener
     app.router.add_get("/public/team/{team_id}/signUrl", sign_one)
     app.router.add_post("/public/team/{team_id}/signUrls", sign_batch)
     return app

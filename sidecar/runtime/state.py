@@ -100,9 +100,15 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def without_banner(request: web.Request, response: web.StreamResponse) -> None:
+    """No ``Server: Python/… aiohttp/…``: versions tell a scanner what to try."""
+    response.headers.popall("Server", None)
+
+
 def create_metrics_app(state: State) -> web.Application:
     """The metrics listener, when ``metrics_listen`` differs from ``listen``."""
     app = web.Application()
+    app.on_response_prepare.append(without_banner)
     app[STATE] = state
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

@@ -262,3 +262,17 @@ def test_cookies_for_a_scheme_without_cookie_grants_is_a_400(stack: LocalStack) 
     status, body = call(stack, "acme", f"{ORIGIN}/books/x.png", cookies="true")
     assert status == 400
     assert "cannot carry cookies" in str(body["error"])
+
+
+def test_signing_listener_has_a_health_route_and_no_version_banner(stack: LocalStack) -> None:
+    with urllib.request.urlopen(f"{stack.signing_url}/healthz", timeout=5) as response:
+        assert (response.status, response.read()) == (200, b"ok\n")
+        assert "Server" not in response.headers
+    status, _ = call(stack, "acme", f"{ORIGIN}/books/x.png", api_key="wrong")
+    request = urllib.request.Request(f"{stack.signing_url}/public/team/acme/signUrl?url=x")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert status == 401 and "Server" not in refused.value.headers
+    refused.value.close()
+    with urllib.request.urlopen(stack.metrics_url, timeout=5) as response:
+        assert "Server" not in response.headers
