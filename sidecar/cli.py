@@ -143,6 +143,8 @@ def _check_config(args: argparse.Namespace) -> int:
         print(
             f"  {source.name}: {source.scheme} {source.path_prefix} mode={source.mode} keys={keys}"
         )
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
     note = HOST_TRUST_NOTES.get(settings.server.proxy)
     if note and any(source.hosts is not None for source in settings.sources):
         print(f"note: proxy = '{settings.server.proxy}': {note}")

@@ -23,14 +23,19 @@ NAME_RULE = "letters, digits, '_', '.', '-' only"
 
 @dataclass
 class Problems:
-    """What one load collects: every problem, and every file it read (to watch them)."""
+    """What one load collects: every problem, every warning (weak but working settings),
+    and every file it read (to watch them)."""
 
     file: str
     items: list[str] = field(default_factory=list)
     files_read: list[tuple[str, FileMark | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def add(self, where: str, message: str) -> None:
         self.items.append(f"{self.file}: {where}: {message}")
+
+    def warn(self, where: str, message: str) -> None:
+        self.warnings.append(f"{self.file}: {where}: {message}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ KEY_FIELDS = {
     "id", "secret", "secret_file", "secret_env", "public_key_file", "private_key_file",
 }  # fmt: skip
 SECRET_SOURCES = ("secret_file", "secret_env", "secret")
+WEAK_SECRET_BYTES = 16
 
 
 def load_keys(
@@ -78,10 +79,21 @@ def read_secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> b
         secret = found.encode() if found is not None else None
     else:
         secret = value.encode()
+        table.problems.warn(
+            f"{table.where}.{kind}",
+            f"an inline secret lives in the config file: prefer {kind}_file (a mounted "
+            f"secret) or {kind}_env",
+        )
     # Mounted files usually end with a newline the signer never saw.
     secret = secret.rstrip(b"\r\n") if secret is not None else None
     if secret is not None and not table.check(kind, bool(secret), "is empty"):
         return None
+    if secret is not None and len(secret) < WEAK_SECRET_BYTES:
+        table.problems.warn(
+            f"{table.where}.{kind}",
+            f"shorter than {WEAK_SECRET_BYTES} bytes: one signed URL lets it be guessed "
+            "offline (sidecar token new makes 256-bit ones)",
+        )
     return secret
 
 

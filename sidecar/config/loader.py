@@ -94,6 +94,7 @@ def _build(
         tuple(t for t in teams if t is not None),
         files=tuple(path for path, _ in problems.files_read),
         file_marks=tuple(mark for _, mark in problems.files_read),
+        warnings=tuple(problems.warnings),
     )
 
 

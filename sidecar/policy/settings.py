@@ -72,6 +72,7 @@ class Settings:
     teams: tuple[TeamSettings, ...] = ()
     files: tuple[str, ...] = ()  # the config and every key file it read: watched for changes
     file_marks: tuple[FileMark | None, ...] = ()  # each of ``files`` as it was read
+    warnings: tuple[str, ...] = ()  # weak but working settings (short or inline secrets)
 
     def source(self, name: str) -> SourceSettings | None:
         return next((source for source in self.sources if source.name == name), None)

@@ -68,6 +68,7 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         metrics_listen=str(server.metrics_listen),
         signing_listen=str(settings.signing_listen) if settings.signing_listen else None,
         sources=[source.name for source in settings.sources],
+        warnings=list(settings.warnings),
     )
     watcher = asyncio.create_task(reloader.watch())
     await stop.wait()

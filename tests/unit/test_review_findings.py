@@ -326,3 +326,25 @@ def test_secret_setting_of_another_scheme_is_unknown(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         config.load(write(tmp_path, md5_source('salt_file = "salt.txt"')), environ={})
     assert any("unknown field 'salt_file'" in problem for problem in caught.value.problems)
+
+
+# --- weak settings are warned about (check-config), never silently accepted ---------------
+
+
+def test_check_config_warns_about_short_and_inline_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "strong-token").write_text("x" * 43 + "\n")
+    path = write(
+        tmp_path,
+        md5_source().replace('secret = "books-token-0123"', 'secret = "a"')
+        + md5_source(name="strong").replace(
+            'secret = "books-token-0123"', 'secret_file = "strong-token"'
+        ),
+    )
+    assert main(["check-config", "-c", str(path)]) == 0  # warnings, not errors
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
+    assert any("'books'.keys[0].secret: an inline secret" in line for line in warnings)
+    assert any("'books'.keys[0].secret: shorter than 16 bytes" in line for line in warnings)
+    assert not any("'strong'" in line for line in warnings)  # a long mounted secret is fine
+    assert not any('"a"' in line for line in warnings)  # never the value
