@@ -9,6 +9,7 @@ import re
 import secrets
 import sys
 import time
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -244,8 +245,9 @@ def _key_maker(args: argparse.Namespace) -> tuple[Scheme, str]:
     if args.source is not None:
         if args.config is None:
             raise SystemExit("--source needs -c FILE")
-        scheme = schemes.get(_source(config.load(args.config), args.source).scheme)
-        assert scheme is not None  # a loaded source has a registered scheme
+        scheme = schemes.get(_declared_scheme(args.config, args.source))
+        if scheme is None:
+            raise SystemExit(f"source '{args.source}' names no known scheme")
         key_type = args.key_type or scheme.key_types[0]
         if key_type not in scheme.key_types:
             raise SystemExit(f"{scheme.name} keys are {', '.join(scheme.key_types)}")
@@ -253,6 +255,20 @@ def _key_maker(args: argparse.Namespace) -> tuple[Scheme, str]:
     key_type = args.key_type or "token"
     maker = next(s for s in schemes.REGISTRY.values() if key_type in s.key_types)
     return maker, key_type
+
+
+def _declared_scheme(path: str, source: str) -> str:
+    """The scheme a source declares, read from the TOML alone: the key being made may be
+    one the config already names (its file does not exist yet), so the config need not
+    load as a whole."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SystemExit(f"{path}: cannot read the config ({error})") from None
+    for raw in data.get("sources", []):
+        if isinstance(raw, dict) and raw.get("name") == source:
+            return str(raw.get("scheme", ""))
+    raise SystemExit(f"{path}: no source named '{source}'")
 
 
 def _write_secret(path: str | None, data: bytes, what: str) -> int:

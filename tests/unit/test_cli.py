@@ -355,3 +355,31 @@ def test_verify_survives_bytes_that_are_not_utf8(config_file: str) -> None:
     lines = json_lines(result.stdout.decode())
     assert [line["result"] for line in lines] == ["non_canonical", "non_canonical", "missing"]
     assert all(line["status"] in (401, 403) for line in lines)
+
+
+def test_token_new_bootstraps_the_key_the_config_already_names(tmp_path: Path) -> None:
+    # The config names acme.pem before it exists: the config cannot load yet, and the key
+    # is exactly what token new is asked to make.
+    source = source_toml(
+        "acme",
+        "cloudfront",
+        "/acme/",
+        {"K1": {"public_key_file": "acme.pem.pub.pem", "private_key_file": "acme.pem"}},
+        public_origin="https://cdn.example.com",
+    )
+    path = tmp_path / "sidecar.toml"
+    path.write_text(sidecar_config(source))
+    result = run("check-config", "-c", str(path))
+    assert result.returncode == 2  # the key files are missing
+    made = run("token", "new", "-c", str(path), "--source", "acme", "--out",
+               str(tmp_path / "acme.pem"))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "acme.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert run("check-config", "-c", str(path)).returncode == 0  # now it loads
+
+
+def test_token_new_key_type_ecdsa_writes_a_key_pair(tmp_path: Path) -> None:
+    made = run("token", "new", "--key-type", "ecdsa", "--out", str(tmp_path / "x.pem"))
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "x.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert (tmp_path / "x.pem.pub.pem").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
