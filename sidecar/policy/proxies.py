@@ -30,6 +30,14 @@ from sidecar.policy.decide import RequestFacts
 
 VERIFY_PATH = "/verify"
 PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy")
+# The headers each profile cannot decide without: when one is missing, the proxy in front
+# is likely not the one configured (a denial that is not about the signature).
+REQUIRED_HEADERS = {
+    "nginx": ("X-Original-URI", "X-Original-Method"),
+    "ingress-nginx": ("X-Original-URL", "X-Original-Method"),
+    "traefik": ("X-Forwarded-Uri", "X-Forwarded-Method"),
+    "envoy": (),  # the original request is the check request itself
+}
 # Profiles whose host header the client chooses: ``hosts`` would be the client's choice.
 CLIENT_CHOSEN_HOST = frozenset({"ingress-nginx"})
 # Profiles whose host is the proxy's own only with a setting left as it is by default.

@@ -53,6 +53,12 @@ class Metrics:
             ["team", "result"],
             registry=registry,
         )
+        self.profile_headers_missing = Counter(
+            "signed_url_proxy_headers_missing",
+            "Verify requests without the headers of the configured proxy profile "
+            "(the proxy in front is likely not the one [server] proxy names).",
+            registry=registry,
+        )
         self.reloads = Counter(
             "signed_url_config_reloads",
             "Configuration reloads by result (success or failure).",

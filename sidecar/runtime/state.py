@@ -18,13 +18,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sidecar.policy.decide import NO_SOURCE, Decider, Decision, Outcome, RequestFacts
-from sidecar.policy.proxies import EXTRACTORS
+from sidecar.policy.proxies import EXTRACTORS, REQUIRED_HEADERS
 from sidecar.policy.settings import Settings
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.metrics import Metrics
 from sidecar.runtime.offload import Offload
 
 T = TypeVar("T")
+PROFILE_WARNING_INTERVAL = 60.0  # seconds between two proxy_headers_missing log lines
 
 
 @dataclass
@@ -36,6 +37,7 @@ class State:
     log: JsonLog = field(default_factory=JsonLog)
     ready: bool = True
     offload: Offload | None = None  # CPU-heavy work goes here, never on the verify loop
+    _profile_warned: float = field(default=float("-inf"), repr=False)
 
     async def off_loop(self, function: Callable[..., T], *args: object) -> T:
         """Run ``function`` in the offload pool (inline only where there is none: tools)."""
@@ -55,7 +57,28 @@ class State:
         self.metrics.record(decision, time.perf_counter() - started)
         if decision.outcome is not Outcome.ALLOW:
             _log_denial(self.log, decision, facts, headers.get("X-Request-ID"))
+            if facts.uri is None:
+                self._missing_profile_headers(decider.settings.server.proxy, headers)
         return decision
+
+    def _missing_profile_headers(self, proxy: str, headers: Mapping[str, str]) -> None:
+        """A request without the active profile's headers is a misconfigured proxy, not a
+        bad signature: counted, and logged once a minute with what was expected."""
+        missing = [name for name in REQUIRED_HEADERS[proxy] if name not in headers]
+        if not missing:
+            return
+        self.metrics.profile_headers_missing.inc()
+        now = time.monotonic()
+        if now - self._profile_warned >= PROFILE_WARNING_INTERVAL:
+            self._profile_warned = now
+            self.log.event(
+                "proxy_headers_missing",
+                proxy=proxy,
+                expected=list(REQUIRED_HEADERS[proxy]),
+                missing=missing,
+                hint="[server] proxy names which proxy sends the request's facts; "
+                "check it matches the proxy in front (nginx, ingress-nginx, traefik, envoy)",
+            )
 
 
 def create_state(
