@@ -6,14 +6,7 @@
 // E is unix seconds (required), K the key id that names the secret.
 // Keep this code on your server: the secret must never reach a browser.
 import { createHmac } from 'node:crypto';
-
-function splitUrl(url) {
-  if (url.startsWith('/')) return ['', url];
-  const schemeEnd = url.indexOf('://');
-  const pathStart = url.indexOf('/', schemeEnd + 3);
-  if (schemeEnd < 0 || pathStart < 0) throw new Error('URL must be absolute or start with /');
-  return [url.slice(0, pathStart), url.slice(pathStart)];
-}
+import { splitUrl } from './signing.mjs';
 
 export function signHmacSha256(url, { kid, secret, expires }) {
   if (!Number.isSafeInteger(expires) || expires < 0) throw new Error('expires: unix seconds');

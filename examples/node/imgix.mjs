@@ -5,16 +5,7 @@
 // https://docs.imgix.com/setup/securing-images
 // Keep this code on your server: the token must never reach a browser.
 import { createHash } from 'node:crypto';
-
-// "https://host/path?query" -> [origin, request URI], byte for byte (no new URL():
-// it would re-encode the path, and the signature covers the bytes the client sends).
-function splitUrl(url) {
-  if (url.startsWith('/')) return ['', url];
-  const schemeEnd = url.indexOf('://');
-  const pathStart = url.indexOf('/', schemeEnd + 3);
-  if (schemeEnd < 0 || pathStart < 0) throw new Error('URL must be absolute or start with /');
-  return [url.slice(0, pathStart), url.slice(pathStart)];
-}
+import { splitUrl } from './signing.mjs';
 
 export function signImgix(url, token, { expires } = {}) {
   const [origin, uriWithMark] = splitUrl(url);

@@ -5,7 +5,7 @@ import { createHash, sign } from 'node:crypto';
 // Split "https://host/path?query" into origin and request URI, byte for byte.
 // (new URL() would normalise the path and re-encode characters: the signature must
 // cover exactly the bytes the client will send.)
-function splitUrl(url) {
+export function splitUrl(url) {
   if (url.startsWith('/')) return ['', url];
   const schemeEnd = url.indexOf('://');
   const pathStart = url.indexOf('/', schemeEnd + 3);

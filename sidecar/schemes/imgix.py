@@ -20,10 +20,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from sidecar.core.canonical import CanonicalURI, QueryParam
+from sidecar.core.canonical import CanonicalURI
 from sidecar.core.encodings import parse_epoch
-from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
+from sidecar.schemes import md5_query
 from sidecar.schemes.base import (
     SECRET,
     NewKey,
@@ -38,9 +39,13 @@ from sidecar.schemes.base import (
 from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
 
 NAME = "imgix"
-SIGNATURE_PARAM = "s"
-EXPIRES_PARAM = "expires"
+SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
+EXPIRES_PARAM = md5_query.EXPIRES_PARAM
 _LOWER_HEX_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
+def _lower_hex_digest(text: str) -> bytes | None:
+    return bytes.fromhex(text) if _LOWER_HEX_MD5.fullmatch(text) else None
 
 
 def signature(token: bytes, unsigned_uri: bytes) -> bytes:
@@ -53,35 +58,12 @@ class ImgixSource(KeyringSource):
     keyring: Keyring
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        uri = request.uri
-        signatures = 0
-        expiry: QueryParam | None = None
-        for param in uri.params:  # one pass: this is the hot path
-            if param.name == SIGNATURE_PARAM:
-                signatures += 1
-            elif param.name == EXPIRES_PARAM:
-                if expiry is not None:
-                    return deny(Reason.NON_CANONICAL)
-                expiry = param
-        if signatures != 1:
-            return deny(Reason.NON_CANONICAL if signatures else Reason.MISSING)
-        last = uri.params[-1]
-        if last.raw_name != SIGNATURE_PARAM or not _LOWER_HEX_MD5.fullmatch(last.value):
-            return deny(Reason.MALFORMED)  # not last, an encoded name, or not lowercase hex
-        expires_at = None
-        if expiry is not None:
-            expires_at = parse_epoch(expiry.value)
-            if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
-                return deny(Reason.MALFORMED)
-        unsigned = uri.raw[: last.start - 1].encode()
-        presented = bytes.fromhex(last.value)
-        matched = self.keyring.match(presented, lambda token: signature(token, unsigned))
-        if matched is None:
-            return deny(Reason.INVALID)
-        # Checked only once the signature holds: a forgery never learns its expiry failed.
-        if expires_at is not None and request.now >= expires_at + request.clock_skew:
-            return deny(Reason.EXPIRED)
-        return allow(matched, expires_at, shareable=True)
+        found = md5_query.read(request.uri, _lower_hex_digest)
+        if isinstance(found, Reason):
+            return deny(found)
+        unsigned = found.unsigned
+        matched = self.keyring.match(found.presented, lambda token: signature(token, unsigned))
+        return md5_query.conclude(matched, found.expires_at, request)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

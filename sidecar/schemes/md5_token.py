@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sidecar.core.encodings import parse_epoch, parse_hex
-from sidecar.core.verdict import Reason, Verdict, allow, deny
+from sidecar.core.encodings import parse_hex
+from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
+from sidecar.schemes import md5_query
 from sidecar.schemes.base import (
     SECRET,
     NewKey,
@@ -29,8 +30,8 @@ from sidecar.schemes.base import (
 from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
 
 NAME = "md5-token"
-SIGNATURE_PARAM = "s"
-EXPIRES_PARAM = "expires"
+SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
+EXPIRES_PARAM = md5_query.EXPIRES_PARAM
 _DIGEST_SIZE = 16
 
 
@@ -44,38 +45,14 @@ class Md5TokenSource(KeyringSource):
     require_expires: bool = False  # a URL without ``expires`` is ``missing``
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        uri = request.uri
-        signatures = 0
-        expiry = None
-        for param in uri.params:  # one pass: this is the hot path
-            if param.name == SIGNATURE_PARAM:
-                signatures += 1
-            elif param.name == EXPIRES_PARAM:
-                if expiry is not None:
-                    return deny(Reason.NON_CANONICAL)
-                expiry = param
-        if signatures != 1:
-            return deny(Reason.NON_CANONICAL if signatures else Reason.MISSING)
-        last = uri.params[-1]
-        if last.name != SIGNATURE_PARAM or last.raw_name != SIGNATURE_PARAM:
-            return deny(Reason.MALFORMED)  # the signature must be the last parameter
-        presented = parse_hex(last.value, _DIGEST_SIZE)
-        if presented is None:
-            return deny(Reason.MALFORMED)
-        expires_at = None
-        if expiry is not None:
-            expires_at = parse_epoch(expiry.value)
-            if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
-                return deny(Reason.MALFORMED)
-        elif self.require_expires:
+        found = md5_query.read(request.uri, lambda text: parse_hex(text, _DIGEST_SIZE))
+        if isinstance(found, Reason):
+            return deny(found)
+        if found.expires_at is None and self.require_expires:
             return deny(Reason.MISSING)
-        unsigned = uri.raw[: last.start - 1].encode()
-        matched = self.keyring.match(presented, lambda token: signature(unsigned, token))
-        if matched is None:
-            return deny(Reason.INVALID)
-        if expires_at is not None and request.now >= expires_at + request.clock_skew:
-            return deny(Reason.EXPIRED)
-        return allow(matched, expires_at, shareable=True)
+        unsigned = found.unsigned
+        matched = self.keyring.match(found.presented, lambda token: signature(unsigned, token))
+        return md5_query.conclude(matched, found.expires_at, request)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
