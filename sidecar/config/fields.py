@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sidecar.policy.settings import Address, FileMark
@@ -36,6 +35,10 @@ class Problems:
 
     def warn(self, where: str, message: str) -> None:
         self.warnings.append(f"{self.file}: {where}: {message}")
+
+    def in_file(self, file: str) -> Problems:
+        """The same collection, its messages naming ``file`` (an included file)."""
+        return Problems(file, self.items, self.files_read, self.warnings)
 
 
 @dataclass
@@ -102,12 +105,14 @@ def file_mark(path: str | os.PathLike[str]) -> FileMark | None:
     return (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
 
 
-def read_file(table: Table, name: str, path: Path) -> bytes | None:
+def read_file(table: Table, name: str, path: str) -> bytes | None:
     # Marked *before* reading: a change made while the config loads is seen by the next
-    # check instead of being taken for what was read.
-    table.problems.files_read.append((str(path), file_mark(path)))
+    # check instead of being taken for what was read. (Plain strings, not Path: 10,000
+    # key files are read on every load.)
+    table.problems.files_read.append((path, file_mark(path)))
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            return file.read()
     except OSError as error:
         table.check(name, False, f"cannot read {path} ({error.strerror})")
         return None

@@ -6,6 +6,7 @@ bytes are handed to the source's scheme, never logged or shown.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sidecar.config.fields import NAME, NAME_RULE, Table, read_file
@@ -72,7 +73,7 @@ def read_secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> b
     if value is None:
         return None
     if kind.endswith("_file"):
-        secret = read_file(table, kind, folder / value)
+        secret = read_file(table, kind, os.path.join(folder, value))
     elif kind.endswith("_env"):
         found = env.get(value)
         table.check(kind, found is not None, f"environment variable '{value}' is not set")
@@ -102,4 +103,4 @@ def _pem(table: Table, name: str, folder: Path, *, required: bool) -> bytes | No
     if value is None:
         table.check(name, not required, "is required")
         return None
-    return read_file(table, name, folder / value)
+    return read_file(table, name, os.path.join(folder, value))

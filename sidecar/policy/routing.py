@@ -13,21 +13,29 @@ from sidecar.policy.settings import SourceSettings
 
 class Router:
     def __init__(self, sources: Iterable[SourceSettings]) -> None:
-        table: dict[str, list[SourceSettings]] = {}
+        # Per prefix: the sources bound to hosts, by host (one dictionary lookup, however
+        # many tenants share a prefix on their own domains), and the host-less one, which
+        # a host-bound source beats. The loader refuses two sources on one host and prefix;
+        # were there two, the first would win.
+        self._by_prefix: dict[str, tuple[dict[str, SourceSettings], SourceSettings | None]] = {}
         for source in sources:
-            table.setdefault(source.path_prefix.rstrip("/"), []).append(source)
-        # For one prefix, a source bound to the request's host beats a host-less one.
-        self._by_prefix = {
-            prefix: tuple(sorted(entries, key=lambda s: s.hosts is None))
-            for prefix, entries in table.items()
-        }
+            prefix = source.path_prefix.rstrip("/")
+            by_host, hostless = self._by_prefix.get(prefix, ({}, None))
+            if source.hosts is None:
+                hostless = hostless or source
+            for host in source.hosts or ():
+                by_host.setdefault(host, source)
+            self._by_prefix[prefix] = (by_host, hostless)
 
     def route(self, host: str | None, path: str) -> SourceSettings | None:
         candidate = path
         while True:
-            for source in self._by_prefix.get(candidate, ()):
-                if source.hosts is None or host in source.hosts:
-                    return source
+            entry = self._by_prefix.get(candidate)
+            if entry is not None:
+                by_host, hostless = entry
+                source = by_host.get(host) if host is not None else None
+                if source is not None or hostless is not None:
+                    return source or hostless
             if not candidate:
                 return None
             candidate = candidate[: candidate.rfind("/")]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from sidecar.schemes.base import SourceScheme
 
+# Signing API calls a second per API key (bursts of twice that): [signing] rate_limit.
+SIGNING_RATE_LIMIT = 50
 # (device, inode, mtime in ns, size) of a file as it was when the config read it.
 FileMark = tuple[int, int, int, int]
 
@@ -64,6 +67,14 @@ class TeamSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The console (SPEC §13): its own listener, and the SHA-256 of each admin API key."""
+
+    listen: Address
+    api_key_sha256: tuple[bytes, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)  # no slots: the lookup tables below are cached on the instance
 class Settings:
     path: str
     server: ServerSettings
@@ -73,9 +84,20 @@ class Settings:
     files: tuple[str, ...] = ()  # the config and every key file it read: watched for changes
     file_marks: tuple[FileMark | None, ...] = ()  # each of ``files`` as it was read
     warnings: tuple[str, ...] = ()  # weak but working settings (short or inline secrets)
+    admin: AdminSettings | None = None  # the console; off unless [admin] is configured
+    signing_rate_limit: int = SIGNING_RATE_LIMIT  # per API key and process (0: no limit)
 
     def source(self, name: str) -> SourceSettings | None:
-        return next((source for source in self.sources if source.name == name), None)
+        return self._sources_by_name.get(name)
 
     def team(self, team_id: str) -> TeamSettings | None:
-        return next((team for team in self.teams if team.id == team_id), None)
+        return self._teams_by_id.get(team_id)
+
+    # Lookups by name stay O(1) with thousands of tenants (names are unique: the loader checks).
+    @cached_property
+    def _sources_by_name(self) -> Mapping[str, SourceSettings]:
+        return {source.name: source for source in self.sources}
+
+    @cached_property
+    def _teams_by_id(self) -> Mapping[str, TeamSettings]:
+        return {team.id: team for team in self.teams}

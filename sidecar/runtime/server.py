@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 
 import uvloop
@@ -14,15 +15,21 @@ from prometheus_client import CollectorRegistry
 
 from sidecar import __version__
 from sidecar.policy.settings import Address, Settings
+from sidecar.runtime.console import create_console_app, share_session_secret
 from sidecar.runtime.logs import JsonLog, route_library_logs
 from sidecar.runtime.offload import Offload
-from sidecar.runtime.reload import Reloader
+from sidecar.runtime.reload import Reloader, freeze_heap, source_summary
 from sidecar.runtime.signing_api import create_signing_app
 from sidecar.runtime.state import create_metrics_app, create_state
 from sidecar.runtime.verify_protocol import MAX_FIELD_SIZE, VerifyServer
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
+# How long the verify loop may wait for the GIL while an offload thread (a scrape, a
+# reload) computes: CPython's default is 5 ms, paid again at every I/O the loop makes.
+SWITCH_INTERVAL = 0.0002
+# The start line shows this many warnings and counts the rest (check-config lists them all).
+LOGGED_WARNINGS = 20
 
 
 def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
@@ -30,19 +37,27 @@ def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
     if settings.server.workers > 1 and not worker:
         from sidecar.runtime import workers  # noqa: PLC0415
 
+        if settings.admin is not None:
+            share_session_secret()  # any worker accepts any console session
         workers.supervise(settings, log)
         return
     route_library_logs(log)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings, log, reuse_port=worker))
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings, log, reuse_port=worker))
+    except OSError as error:  # a port taken or not permitted: one line, not a traceback
+        log.event("listen_failed", error=str(error), errno=error.errno)
+        raise SystemExit(1) from None
 
 
 async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL)
     server = settings.server
     shared_listener = server.metrics_listen == server.listen
     offload = Offload()
     state = create_state(settings, registry=CollectorRegistry(), log=log, offload=offload)
     state.metrics.last_reload.set(time.time())
+    freeze_heap()
     runners = []
     if not shared_listener:
         metrics_app = create_metrics_app(state)
@@ -50,6 +65,9 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     if settings.signing_listen is not None:
         signing_app = create_signing_app(state)
         runners.append(await _start(signing_app, settings.signing_listen, reuse_port))
+    if settings.admin is not None:  # the console, never on the verify listener
+        console_app = create_console_app(state)
+        runners.append(await _start(console_app, settings.admin.listen, reuse_port))
     # The verify listener (which answers /healthz) starts last: once it answers, every
     # listener of the process does.
     verify_server = VerifyServer(state, serve_metrics=shared_listener)
@@ -67,8 +85,10 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         listen=str(server.listen),
         metrics_listen=str(server.metrics_listen),
         signing_listen=str(settings.signing_listen) if settings.signing_listen else None,
-        sources=[source.name for source in settings.sources],
-        warnings=list(settings.warnings),
+        admin_listen=str(settings.admin.listen) if settings.admin else None,
+        **source_summary(settings),
+        warnings=list(settings.warnings[:LOGGED_WARNINGS]),
+        warning_count=len(settings.warnings),
     )
     watcher = asyncio.create_task(reloader.watch())
     await stop.wait()

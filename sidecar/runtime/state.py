@@ -8,6 +8,7 @@ The separate metrics listener is a small aiohttp application.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from sidecar.runtime.offload import Offload
 
 T = TypeVar("T")
 PROFILE_WARNING_INTERVAL = 60.0  # seconds between two proxy_headers_missing log lines
+SCRAPE_SHARE = 0.05  # of the time, at most, spent rendering /metrics
+SCRAPE_PAUSE_LIMIT = 2.0  # seconds: a scrape never waits longer (Prometheus times out at 10)
 
 
 @dataclass
@@ -38,6 +41,25 @@ class State:
     ready: bool = True
     offload: Offload | None = None  # CPU-heavy work goes here, never on the verify loop
     _profile_warned: float = field(default=float("-inf"), repr=False)
+    _scrapes: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _next_scrape: float = field(default=float("-inf"), repr=False)
+
+    async def scrape(self) -> bytes:
+        """The metrics text, rendered in the offload pool, one scrape at a time and at most
+        ``SCRAPE_SHARE`` of the time: an offload thread still takes the GIL from the verify
+        loop while it computes, so scrapes back to back wait their turn (each answer
+        still shows every count made before it was asked for)."""
+        async with self._scrapes:
+            wait = self._next_scrape - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            started = time.monotonic()
+            body = await self.off_loop(self.metrics.exposition)
+            took = time.monotonic() - started
+            self._next_scrape = time.monotonic() + min(
+                SCRAPE_PAUSE_LIMIT, took * (1 - SCRAPE_SHARE) / SCRAPE_SHARE
+            )
+            return body
 
     async def off_loop(self, function: Callable[..., T], *args: object) -> T:
         """Run ``function`` in the offload pool (inline only where there is none: tools)."""
@@ -45,9 +67,9 @@ class State:
             return function(*args)
         return await self.offload.run(function, *args)
 
-    def swap_decider(self, settings: Settings) -> None:
-        """Serve ``settings`` from the next request on (their metrics already initialised)."""
-        self.decider = Decider(settings)  # one reference assignment: atomic for requests
+    def swap_decider(self, decider: Decider) -> None:
+        """Serve ``decider`` from the next request on (its metrics already initialised)."""
+        self.decider = decider  # one reference assignment: atomic for requests
 
     def verify(self, method: str, raw_path: str, headers: Mapping[str, str]) -> Decision:
         decider = self.decider
@@ -119,7 +141,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await state.off_loop(state.metrics.exposition)  # thousands of series: off the loop
+    body = await state.scrape()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -26,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decision, Outcome
 from sidecar.policy.proxies import VERIFY_PATH
+from sidecar.runtime.probes import PROBE_PATH, ProbeBook
 from sidecar.runtime.state import State
 
 # nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
@@ -212,6 +213,7 @@ class VerifyServer:
         self.connections: weakref.WeakSet[VerifyProtocol] = weakref.WeakSet()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.probes = ProbeBook()  # what `sidecar doctor` probes looked like (never decides)
 
     async def start(self, host: str, port: int, *, reuse_port: bool) -> None:
         self._server = await self.loop.create_server(
@@ -229,7 +231,11 @@ class VerifyServer:
         path = message.path
         if path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
             decision = self.state.verify(message.method, path, message.headers)
+            self.probes.notice(self.state, message.method, path, message.headers, decision)
             return verify_answer(decision.status, decision.reason, decision.cache_ttl, keep_alive)
+        if path.startswith(PROBE_PATH):
+            status, record = self.probes.take(path)
+            return _plain(status, record, keep_alive, "application/json")
         body = b"" if message.method == "HEAD" else None
         if path == "/healthz":
             return _plain(200, b"ok\n" if body is None else body, keep_alive)
@@ -245,7 +251,7 @@ class VerifyServer:
     async def scrape(self, head_only: bool) -> bytes:
         """The metrics answer, rendered off the verify loop (thousands of series cost
         milliseconds), always closing: nothing pipelined behind it is waited for."""
-        exposition = await self.state.off_loop(self.state.metrics.exposition)
+        exposition = await self.state.scrape()
         return _plain(200, b"" if head_only else exposition, False, CONTENT_TYPE_LATEST)
 
     async def _sweep(self) -> None:

@@ -60,6 +60,7 @@ class Run:
     traffic: Traffic
     per_worker: dict[int, float]
     good_reload_at: float
+    started_at: float
 
 
 def replace_config(stack: LocalStack, text: str, event: str) -> None:
@@ -101,6 +102,7 @@ def per_worker_verifications(stack: LocalStack) -> dict[int, float]:
 @pytest.fixture(scope="package")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     folder = tmp_path_factory.mktemp("observability")
+    started_at = time.time()
     with running_stack(folder / "stack", CONFIG) as stack:
         wait_for_events(stack, "start", 2)  # both workers listen before any request
         prometheus = Prometheus(folder / "prometheus", stack.metrics_port)
@@ -120,6 +122,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             # Every series' newest sample comes from a scrape that began after the last event.
             scraped = f'min(timestamp({VERIFICATIONS}{{job="{JOB}"}})) > {done}'
             prometheus.until(lambda: prometheus.query(scraped))
-            yield Run(stack, prometheus, traffic, per_worker, good_reload_at)
+            yield Run(stack, prometheus, traffic, per_worker, good_reload_at, started_at)
         finally:
             prometheus.stop()

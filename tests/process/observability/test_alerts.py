@@ -46,7 +46,7 @@ def test_every_alert_rule_evaluates_and_its_signal_returns_series(run: Run) -> N
     assert len(rules) == int(count) >= 5
     for rule in rules:
         assert rule.get("lastError", "") == "" and rule["labels"]["severity"], rule["name"]
-        assert {"summary", "description", "runbook"} <= set(rule["annotations"]), rule["name"]
+        assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["name"]
         prom.query(rule["query"])  # the full condition evaluates (usually empty when healthy)
         assert signal_of(rule["query"]) != rule["query"], rule["name"]
         assert prom.query(signal_of(rule["query"])), f"{rule['name']}: {signal_of(rule['query'])}"
@@ -81,7 +81,12 @@ def test_promtool_checks_the_rules_and_their_unit_tests_pass() -> None:
 
 def test_every_alert_links_its_runbook_section() -> None:
     rules = RULES.read_text()
-    anchors = re.findall(r'runbook: "grafana/README\.md#(\w+)"', rules)
+    # runbook_url is what Alertmanager and Grafana link: an absolute URL to the section.
+    anchors = re.findall(
+        r'runbook_url: "https://runbooks\.example\.com/signed-url-sidecar/grafana/README\.md#(\w+)"',
+        rules,
+    )
+    assert len(anchors) == rules.count("runbook_url:") and "runbook:" not in rules
     headings = re.findall(r"^### (\w+)$", (REPO / "grafana" / "README.md").read_text(), re.M)
     assert sorted(anchors) == sorted(h.lower() for h in headings)
     assert sorted(a.lower() for a in re.findall(r"- alert: (\w+)", rules)) == sorted(anchors)

@@ -24,7 +24,7 @@ def test_verification_counters_equal_what_was_sent(run: Run) -> None:
     )
     expected = {series: float(n) for series, n in run.traffic.verifications.items()}
     assert {series: n for series, n in got.items() if n} == expected
-    # Series initialised from the config show 0, not "no data".
+    # Series initialised from the config (a few sources: all of them) show 0, not "no data".
     assert got[("books", "md5-token", "unknown_key", "deny")] == 0
     assert got[("public", "md5-token", "method", "deny")] == 0
     total = run.traffic.through_nginx + run.traffic.direct
@@ -45,16 +45,20 @@ def test_both_workers_served_and_their_sum_is_exact(run: Run) -> None:
 
 def test_latency_key_signing_and_reload_counters_are_exact(run: Run) -> None:
     prom, traffic = run.prometheus, run.traffic
-    per_source = Counter[str]()
-    for series, n in traffic.verifications.items():
-        per_source[series[0]] += n
+    per_scheme = Counter[str]()
+    for (_, scheme, _, _), n in traffic.verifications.items():
+        per_scheme[scheme] += n
     counts = by(
-        prom.query(f'signed_url_verification_duration_seconds_count{{job="{JOB}"}}'), "source"
+        prom.query(f'signed_url_verification_duration_seconds_count{{job="{JOB}"}}'), "scheme"
     )
-    assert {k: v for k, v in counts.items() if v} == {(s,): float(n) for s, n in per_source.items()}
+    assert {k: v for k, v in counts.items() if v} == {(s,): float(n) for s, n in per_scheme.items()}
     keys = by(prom.query(f'signed_url_key_matches_total{{job="{JOB}"}}'), "source", "key")
     assert keys == {k: float(traffic.key_matches[k]) for k in keys}
     assert set(traffic.key_matches) == set(keys)  # every key of the config has a series
+    stamps = f'max by (source, key) (signed_url_key_last_match_timestamp_seconds{{job="{JOB}"}})'
+    last = by(prom.query(stamps), "source", "key")
+    assert set(last) == {key for key, n in traffic.key_matches.items() if n}  # matched ones
+    assert all(run.started_at - 1 <= stamp <= time.time() for stamp in last.values()), last
     signing = by(prom.query(f'signed_url_signing_requests_total{{job="{JOB}"}}'), "team", "result")
     assert {k: v for k, v in signing.items() if v} == {
         k: float(n) for k, n in traffic.signing.items()

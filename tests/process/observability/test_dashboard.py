@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import sidecar
-from tests.process.observability._support import DASHBOARD, VERIFICATIONS, by
+from tests.process.observability._support import DASHBOARD, JOB, VERIFICATIONS, by
 from tests.process.observability.conftest import Run
 
 pytestmark = pytest.mark.e2e
@@ -22,8 +22,9 @@ def dashboard_targets() -> list[tuple[str, dict[str, Any]]]:
     return [(panel["title"], target) for panel in panels for target in panel.get("targets", [])]
 
 
-def expand(expr: str, source: str) -> str:
+def expand(expr: str, source: str, job: str = ".*", instance: str = ".*") -> str:
     text = expr.replace("$__rate_interval", "1m").replace("$source", source)
+    text = text.replace("$job", job).replace("$instance", instance)
     assert "$" not in text, f"unknown variable in {expr}"
     return text
 
@@ -35,7 +36,8 @@ def test_dashboard_uses_the_datasource_and_source_variables() -> None:
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     source = variables["source"]
-    assert source["definition"] == f"label_values({VERIFICATIONS}, source)"
+    scoped = '{job=~"$job", instance=~"$instance"}'
+    assert source["definition"] == f"label_values({VERIFICATIONS}{scoped}, source)"
     assert source["multi"] and source["includeAll"] and source["allValue"] == ".*"
     assert source["datasource"]["uid"] == "${datasource}"
     targets = dashboard_targets()
@@ -44,9 +46,18 @@ def test_dashboard_uses_the_datasource_and_source_variables() -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
     for title, target in targets:
         assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, title
-        per_source = re.search(r"signed_url_(verification|key_matches)", target["expr"])
+        per_source = re.search(r"signed_url_(verifications_total|key_matches)", target["expr"])
         # Every metric that has a source label is filtered by the variable; others are not.
         assert ('source=~"$source"' in target["expr"]) == bool(per_source), title
+        # Every selector is scoped to the chosen job and instance (one Grafana, many sidecars).
+        selectors = re.findall(r"\b(?:signed_url|process)_\w+(\{[^}]*\})?", target["expr"])
+        both = 'job=~"$job", instance=~"$instance"'
+        assert selectors and all(both in selector for selector in selectors), title
+    for panel in dashboard["panels"]:
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']} has no unit"
+    for name, metric in (("job", "signed_url_build_info"), ("instance", "signed_url_build_info")):
+        assert variables[name]["definition"].startswith(f"label_values({metric}"), name
+    assert "job=~" in variables["instance"]["definition"]
 
 
 def _value(row: dict[str, Any]) -> float:
@@ -110,12 +121,16 @@ def test_every_dashboard_query_returns_series(run: Run) -> None:
             if source == ".*" and title in PANEL_CHECKS:
                 PANEL_CHECKS[title](rows)
     latency = [
-        run.prometheus.query(expand(t["expr"], "books"))
+        run.prometheus.query(expand(t["expr"], ".*", JOB))
         for title, t in dashboard_targets()
         if title.startswith("Verification latency")
     ]
     assert len(latency) == 2
-    assert all(0 < float(rows[0]["value"][1]) <= 0.1 for rows in latency)  # p50, p99 of books
+    for rows in latency:  # p50, p99 per scheme (every source here is md5-token; "-": none)
+        assert {row["metric"]["scheme"] for row in rows} == {"md5-token", "-"}
+        assert all(0 < float(row["value"][1]) <= 0.1 for row in rows)
+    # Scoped to another job, the dashboard shows nothing of this one.
+    assert not run.prometheus.query(expand(dashboard_targets()[0][1]["expr"], ".*", "other"))
     # The source variable's own query, as Grafana runs it (label values of the metric).
     values = run.prometheus.api("label/source/values", **{"match[]": VERIFICATIONS})
     assert set(values) == {"books", "secret", "reports", "public", "-"}
