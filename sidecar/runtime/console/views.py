@@ -1,0 +1,185 @@
+"""The console's pages, once the session and CSRF checks have passed (``app._guard``).
+
+Numbers come from the metrics exposition, parsed off the verify loop. The config is
+only read: the pages show it as the running process loaded it (after any reload).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import time
+from dataclasses import dataclass, field
+
+import orjson
+from aiohttp import web
+
+from sidecar.policy.settings import SourceSettings
+from sidecar.runtime.console import keys, numbers, pages
+from sidecar.runtime.console.playground import PlaygroundError, ask_verify, sign_for
+from sidecar.runtime.console.session import Sessions, key_label
+from sidecar.runtime.metrics import Metrics
+from sidecar.runtime.state import STATE
+
+SESSIONS = web.AppKey("console_sessions", Sessions)
+# Set on the request by the guard: which admin key's session it is, and its CSRF token.
+ADMIN_INDEX = web.RequestKey("console_admin_index", int)
+CSRF = web.RequestKey("console_csrf", str)
+MAX_ROWS = 200  # sources listed at once (configs hold thousands: filter to find one)
+_MAX_EXPIRES_IN = 366 * 86400
+
+
+def add_routes(app: web.Application) -> None:
+    app[RECENT] = _Recent()
+    router = app.router
+    router.add_get("/sources", sources)
+    router.add_get("/live", live)
+    router.add_get("/live.json", live_json)
+    router.add_get("/report", report)
+    router.add_post("/reveal", reveal)
+    router.add_get("/playground", playground)
+    router.add_post("/playground/sign", playground_sign)
+    router.add_post("/playground/verify", playground_verify)
+
+
+def html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+def admin_hashes(request: web.Request) -> tuple[bytes, ...]:
+    """The admin key hashes of the config in force (none when a reload removed [admin])."""
+    admin = request.app[STATE].decider.settings.admin
+    return admin.api_key_sha256 if admin is not None else ()
+
+
+@dataclass
+class _Recent:
+    """The last snapshot of this process, shared by every viewer for ``FRESH_FOR``: with
+    thousands of active sources a read costs a few hundred ms of a core (the parser)."""
+
+    at: float = float("-inf")
+    snapshot: numbers.Snapshot | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+RECENT = web.AppKey("console_recent", _Recent)
+FRESH_FOR = 1.0  # seconds; the live page polls every 2
+
+
+async def _snapshot(request: web.Request) -> numbers.Snapshot:
+    state, recent = request.app[STATE], request.app[RECENT]
+    async with recent.lock:  # viewers arriving together wait for one read
+        if recent.snapshot is None or time.monotonic() - recent.at >= FRESH_FOR:
+            # Thousands of series: parsed off the verify loop.
+            recent.snapshot = await state.off_loop(_read, state.metrics)
+            recent.at = time.monotonic()
+        return recent.snapshot
+
+
+def _read(metrics: Metrics) -> numbers.Snapshot:
+    return numbers.read(metrics.exposition().decode())
+
+
+async def sources(request: web.Request) -> web.Response:
+    everything = request.app[STATE].decider.settings.sources
+    query = request.query.get("q", "").strip()[:200]
+    needle = query.lower()
+    matching = [s for s in everything if needle in s.name.lower() or needle in s.path_prefix]
+    snapshot = await _snapshot(request)
+    page = pages.sources(matching[:MAX_ROWS], len(matching), query, snapshot, request[CSRF])
+    return html(page)
+
+
+async def live(request: web.Request) -> web.Response:
+    return html(pages.live(await _snapshot(request), request[CSRF], os.getpid()))
+
+
+async def live_json(request: web.Request) -> web.Response:
+    body = {"pid": os.getpid(), "at": time.time(), "sources": (await _snapshot(request)).as_json()}
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def report(request: web.Request) -> web.Response:
+    settings = request.app[STATE].decider.settings
+    report_sources = [source for source in settings.sources if pages.is_report(source)]
+    return html(pages.report(report_sources, await _snapshot(request), request[CSRF]))
+
+
+async def reveal(request: web.Request) -> web.Response:
+    """Show one key on an explicit click, and log who asked (never the key itself)."""
+    state = request.app[STATE]
+    form = await request.post()
+    source_name, key_id = str(form.get("source", "")), str(form.get("key", ""))
+    source = state.decider.settings.source(source_name)
+    shown = keys.reveal(source, key_id) if source is not None else None
+    if source is None or shown is None:
+        return html(pages.refused("No such source or key."), 404)
+    kind, text = shown
+    index = request[ADMIN_INDEX]
+    state.log.event(
+        "console_reveal",
+        admin_key=key_label(admin_hashes(request)[index]),
+        admin_key_index=index,
+        remote=request.remote or "",
+        source=source.name,
+        key=key_id,
+        kind=kind,
+    )
+    return html(pages.reveal(source.name, key_id, kind, text, request[CSRF]))
+
+
+def _signable(request: web.Request) -> list[SourceSettings]:
+    settings = request.app[STATE].decider.settings
+    return [source for source in settings.sources if source.verifier is not None]
+
+
+async def playground(request: web.Request) -> web.Response:
+    return html(pages.playground(_signable(request), request[CSRF]))
+
+
+async def playground_sign(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    form = await request.post()
+    source, url = str(form.get("source", "")), str(form.get("url", "")).strip()
+    try:
+        signed = await sign_for(state, source, url, _expires_in(str(form.get("expires_in", ""))))
+        answer = await ask_verify(state, signed, host=None, client_ip=_client_ip(request, ""))
+    except PlaygroundError as error:
+        return html(pages.playground(_signable(request), request[CSRF], chosen=source, url=url,
+                                     error=str(error)))  # fmt: skip
+    return html(pages.playground(_signable(request), request[CSRF], chosen=source, url=url,
+                                 signed=signed, answer=answer))  # fmt: skip
+
+
+async def playground_verify(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    form = await request.post()
+    url = str(form.get("url", "")).strip()
+    host = str(form.get("host", "")).strip() or None
+    try:
+        client_ip = _client_ip(request, str(form.get("client_ip", "")))
+        answer = await ask_verify(state, url, host=host, client_ip=client_ip)
+    except PlaygroundError as error:
+        return html(pages.playground(_signable(request), request[CSRF], signed=url,
+                                     error=str(error)))  # fmt: skip
+    return html(pages.playground(_signable(request), request[CSRF], signed=url, answer=answer,
+                                 verify_only=True))  # fmt: skip
+
+
+def _expires_in(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= _MAX_EXPIRES_IN:
+        raise PlaygroundError("expires in must be a whole number of seconds (1 .. 366 days)")
+    return int(text)
+
+
+def _client_ip(request: web.Request, given: str) -> str:
+    """The address to verify as: the one typed, or the operator's own."""
+    text = given.strip() or request.remote or "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise PlaygroundError("client address must be an IPv4 or IPv6 address") from None
