@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeAlias
 
 import orjson
 
@@ -24,6 +25,7 @@ from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
 from sidecar.policy.proxies import HOST_TRUST_NOTES
 from sidecar.policy.settings import Settings, SourceSettings
 from sidecar.policy.signing import sign
+from sidecar.runtime.logs import DEFAULT_LEVEL, LEVELS, JsonLog
 from sidecar.schemes.base import Grant, Scheme
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -45,21 +47,124 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sidecar", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="sidecar",
+        description="Verify signed image URLs for nginx auth_request, and sign them.",
+        epilog=_examples("sidecar serve -c sidecar.toml", "sidecar serve --help"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do (COMMAND --help for more)",
+    )
+    _serve_command(commands)
+    _check_config_command(commands)
+    _sign_command(commands)
+    _verify_command(commands)
+    _token_command(commands)
+    _doctor_command(commands)
+    demo = _command(
+        commands,
+        "demo",
+        "nginx + sidecar + sample images on localhost",
+        "sidecar demo",
+        "sidecar demo --keep",
+    )
+    demo.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
+    demo.set_defaults(run=_demo)
+    return parser
 
-    serve = _with_config(commands.add_parser("serve", help="run the verify service"))
-    serve.add_argument("--workers", type=int, help="processes (overrides [server] workers)")
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _command(
+    commands: Commands, name: str, summary: str, *examples: str
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=summary[:1].upper() + summary[1:] + ".",
+        epilog=_examples(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "".join(f"  {line}\n" for line in lines)
+
+
+def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "-c", "--config", required=True, metavar="FILE", help="the sidecar.toml to read"
+    )
+    return parser
+
+
+def _serve_command(commands: Commands) -> None:
+    serve = _with_config(
+        _command(
+            commands,
+            "serve",
+            "run the verify service (and the signing API when configured)",
+            "sidecar serve -c /etc/signed-url-sidecar/sidecar.toml",
+            "sidecar serve -c sidecar.toml --workers 2 --log-level warning",
+        )
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes sharing the ports, 1 to 64 (overrides [server] workers)",
+    )
+    serve.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=DEFAULT_LEVEL,
+        help="the least severe JSON log lines written (default: %(default)s): info adds "
+        "start, reload and denial lines to warnings and errors",
+    )
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # supervisor's
     serve.set_defaults(run=_serve)
 
-    check = _with_config(commands.add_parser("check-config", help="list every config problem"))
+
+def _check_config_command(commands: Commands) -> None:
+    check = _with_config(
+        _command(
+            commands,
+            "check-config",
+            "list every config problem (exit 2 on any)",
+            "sidecar check-config -c sidecar.toml",
+        )
+    )
     check.set_defaults(run=_check_config)
 
-    sign = _with_config(commands.add_parser("sign", help="sign a URL with a source's newest key"))
-    sign.add_argument("--source", required=True)
-    sign.add_argument("--expires-in", type=int, metavar="SECONDS")
+
+def _sign_command(commands: Commands) -> None:
+    sign = _with_config(
+        _command(
+            commands,
+            "sign",
+            "sign a URL with a source's newest key",
+            "sidecar sign -c sidecar.toml --source books '/books/a.jpg?w=400'",
+            "sidecar sign -c sidecar.toml --source books --expires-in 3600 "
+            "https://image.example.com/books/a.jpg",
+            "sidecar sign -c sidecar.toml --source acme --cookies --prefix /acme/ "
+            "https://cdn.example.com/acme/",
+        )
+    )
+    sign.add_argument("--source", required=True, help="the [[sources]] name whose key signs")
+    sign.add_argument(
+        "--expires-in",
+        type=int,
+        metavar="SECONDS",
+        help="lifetime of the URL (default: the source's default_ttl, else max_ttl)",
+    )
     sign.add_argument(
         "--not-before", type=int, metavar="UNIX", help="grant valid from (schemes that carry it)"
     )
@@ -75,27 +180,49 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the grant as signed cookies: prints the URL, then Set-Cookie lines",
     )
-    sign.add_argument("url")
+    sign.add_argument("url", help="the URL to sign: a path and query, or an absolute URL")
     sign.set_defaults(run=_sign)
 
+
+def _verify_command(commands: Commands) -> None:
     verify = _with_config(
-        commands.add_parser(
+        _command(
+            commands,
             "verify",
-            help="decide URLs as /verify would (exit 0: all allowed, 1: any denied, 2: usage)",
+            "decide URLs as /verify would (exit 0: all allowed, 1: any denied, 2: usage)",
+            "sidecar verify -c sidecar.toml 'https://image.example.com/books/a.jpg?s=...'",
+            "sidecar verify -c sidecar.toml --at 2027-01-15T07:50:00Z < urls.txt",
         )
     )
     verify.add_argument(
         "--at", help="unix seconds or ISO 8601, UTC unless it has an offset (default: now)"
     )
-    verify.add_argument("--client-ip")
-    verify.add_argument("--method", default="GET")
+    verify.add_argument("--client-ip", metavar="IP", help="the client address nginx would send")
+    verify.add_argument("--method", default="GET", help="the request method (default: GET)")
     verify.add_argument("--host", help="host for path-only URLs")
     verify.add_argument("urls", nargs="*", help="URLs (default: one per line on stdin)")
     verify.set_defaults(run=_verify)
 
-    token = commands.add_parser("token", help="generate or show tokens and API keys")
-    token_commands = token.add_subparsers(dest="token_command", required=True)
-    new = token_commands.add_parser("new", help="a strong random token, or a key pair")
+
+def _token_command(commands: Commands) -> None:
+    token = _command(
+        commands,
+        "token",
+        "generate or show tokens and API keys",
+        "sidecar token new --help",
+        "sidecar token api-key",
+    )
+    token_commands = token.add_subparsers(
+        dest="token_command", required=True, metavar="ACTION", help="what to make or show"
+    )
+    new = _command(
+        token_commands,
+        "new",
+        "a strong random token, or a key pair",
+        "sidecar token new",
+        "sidecar token new -c sidecar.toml --source books --out books-token",
+        "sidecar token new --key-type rsa --out acme.pem",
+    )
     new.add_argument("-c", "--config", metavar="FILE", help="with --source: the config")
     new.add_argument("--source", help="make what this source's scheme needs")
     new.add_argument(
@@ -103,36 +230,72 @@ def _parser() -> argparse.ArgumentParser:
         choices=sorted({kind for scheme in schemes.REGISTRY.values() for kind in scheme.key_types}),
         help="what to make (default: the source scheme's first kind, else a token)",
     )
-    new.add_argument("--out", help="write to this file (mode 0600) instead of stdout")
+    new.add_argument(
+        "--out", metavar="FILE", help="write to this file (mode 0600) instead of stdout"
+    )
     new.set_defaults(run=_token_new)
-    show = _with_config(token_commands.add_parser("show", help="show a source's tokens"))
-    show.add_argument("--source", required=True)
+    show = _with_config(
+        _command(
+            token_commands,
+            "show",
+            "show a source's tokens (only to a terminal)",
+            "sidecar token show -c sidecar.toml --source books",
+        )
+    )
+    show.add_argument("--source", required=True, help="the [[sources]] name")
     show.add_argument("--force", action="store_true", help="print even when not on a terminal")
     show.set_defaults(run=_token_show)
-    api_key = token_commands.add_parser("api-key", help="a new API key and its config hash")
+    api_key = _command(
+        token_commands, "api-key", "a new API key and its config hash", "sidecar token api-key"
+    )
     api_key.set_defaults(run=_token_api_key)
 
-    demo = commands.add_parser("demo", help="nginx + sidecar + sample images on localhost")
-    demo.add_argument("--keep", action="store_true", help="keep serving until Ctrl-C")
-    demo.set_defaults(run=_demo)
-    return parser
 
-
-def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("-c", "--config", required=True, metavar="FILE")
-    return parser
+def _doctor_command(commands: Commands) -> None:
+    doctor = _command(
+        commands,
+        "doctor",
+        "probe a running sidecar and explain what it sees (proxy profile, headers, routing)",
+        "sidecar doctor --url 'http://127.0.0.1/books/a.jpg?s=...' --host image.example.com",
+        "sidecar doctor --sidecar http://10.0.0.5:8080 --url https://img.example.com/books/a.jpg",
+    )
+    doctor.add_argument(
+        "--url", required=True, help="an image URL, requested through the proxy in front"
+    )
+    doctor.add_argument(
+        "--sidecar",
+        default="http://127.0.0.1:8080",
+        metavar="URL",
+        help="the sidecar's verify listener, asked what it saw (default: %(default)s)",
+    )
+    doctor.add_argument(
+        "--host", help="the Host header to send (default: the URL's), e.g. the server_name"
+    )
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="for each request (default: %(default)s)",
+    )
+    doctor.set_defaults(run=_doctor)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from sidecar.runtime import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
-    from sidecar.runtime.logs import JsonLog  # noqa: PLC0415
-
     settings = config.load(args.config)
     if args.workers is not None:
         if not 1 <= args.workers <= 64:
             raise SystemExit("--workers must be between 1 and 64")
         settings = replace(settings, server=replace(settings.server, workers=args.workers))
-    server.run(settings, JsonLog(), worker=args.worker)
+    if settings.server.workers > 1 and not args.worker:
+        from sidecar.runtime import workers  # noqa: PLC0415
+
+        # Before prometheus_client is imported (below): the supervisor's own counter
+        # (worker restarts) then lands in the folder every worker's /metrics sums.
+        workers.prepare_metrics_folder()
+    from sidecar.runtime import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
+
+    server.run(settings, JsonLog(level=args.log_level), worker=args.worker)
     return EXIT_OK
 
 
@@ -304,6 +467,12 @@ def _token_api_key(args: argparse.Namespace) -> int:
     print(f"api key (give to the caller):  {key}")
     print(f"api_key_sha256 (put in config): {hashlib.sha256(key.encode()).hexdigest()}")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from sidecar.runtime import doctor  # noqa: PLC0415
+
+    return doctor.run(args.url, args.sidecar, host=args.host, timeout=args.timeout)
 
 
 def _demo(args: argparse.Namespace) -> int:

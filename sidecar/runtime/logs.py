@@ -1,4 +1,9 @@
-"""JSON-lines logging. Callers pass only safe fields: never a secret or a signature."""
+"""JSON-lines logging. Callers pass only safe fields: never a secret or a signature.
+
+Every line carries a ``level``; ``--log-level`` drops the lines below it. An event's level
+comes from ``EVENT_LEVELS`` (``info`` when it is not listed), so call sites name what
+happened and this table alone decides how loud it is.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,48 @@ from typing import IO, Any
 
 import orjson
 
+LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_LEVEL = "info"
+EVENT_LEVELS = {
+    "error": "error",
+    "reload_failed": "error",
+    "listen_failed": "error",
+    "supervisor_giving_up": "error",
+    "worker_exit": "warning",
+    "worker_restart": "warning",
+    "proxy_headers_missing": "warning",
+    "library_error": "warning",
+    "lines_suppressed": "warning",
+}
+_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+
 
 class JsonLog:
-    def __init__(self, stream: IO[bytes] | None = None, *, denials_per_second: int = 20) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes] | None = None,
+        *,
+        denials_per_second: int = 20,
+        level: str = DEFAULT_LEVEL,
+    ) -> None:
+        if level not in _RANK:
+            raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
         self._stream = stream or sys.stderr.buffer
+        self._threshold = _RANK[level]
+        self.level = level
         self._budget = denials_per_second
         self._window = 0
         self._used = 0
         self._suppressed = 0
 
+    def enabled(self, event: str, level: Any = None) -> bool:
+        return _RANK[_level_of(event, level)] >= self._threshold
+
     def event(self, event: str, **fields: Any) -> None:
-        record = {"ts": round(time.time(), 3), "event": event}
+        level = _level_of(event, fields.pop("level", None))
+        if _RANK[level] < self._threshold:
+            return
+        record = {"ts": round(time.time(), 3), "level": level, "event": event}
         record.update((name, _printable(value)) for name, value in fields.items())
         self._stream.write(orjson.dumps(record, default=str) + b"\n")
         self._stream.flush()
@@ -31,6 +67,8 @@ class JsonLog:
     def limited(self, event: str, **fields: Any) -> None:
         """Log under the per-second budget that denials share: what a client can trigger
         at will (denials, malformed requests) must not flood the log."""
+        if not self.enabled(event, fields.get("level")):
+            return  # filtered lines spend no budget
         second = int(time.monotonic())
         if second != self._window:
             if self._suppressed:
@@ -49,7 +87,7 @@ class JsonLogHandler(logging.Handler):
     line of the message, never a multi-line traceback, never request data beyond that."""
 
     def __init__(self, log: JsonLog) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(_library_level(log))
         self._log = log
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -67,7 +105,20 @@ def route_library_logs(log: JsonLog) -> None:
     """Send every library's warnings and errors through ``JsonLogHandler``."""
     root = logging.getLogger()
     root.handlers = [JsonLogHandler(log)]
-    root.setLevel(logging.WARNING)
+    root.setLevel(_library_level(log))
+
+
+def _level_of(event: str, level: Any) -> str:
+    """An explicit ``level`` (a library record's own) wins over the event's usual one."""
+    if level == "critical":
+        return "error"
+    return level if level in _RANK else EVENT_LEVELS.get(event, DEFAULT_LEVEL)
+
+
+def _library_level(log: JsonLog) -> int:
+    # Never below WARNING, even at --log-level debug: libraries' debug and info lines may
+    # quote request bytes (a request line holds the signature).
+    return logging.ERROR if log.level == "error" else logging.WARNING
 
 
 def _printable(value: Any) -> Any:

@@ -4,7 +4,8 @@
 → ``200 {"signedUrl": "…"}`` (with ``cookies=true``, also ``"cookies": [Set-Cookie values]``,
 for sources whose scheme signs cookies); ``POST /public/team/{teamId}/signUrls`` with a JSON list →
 ``200 {"signedUrls": […]}``. Errors are ``{"error": "…"}``: 401 missing or wrong key,
-404 unknown team, 400 a URL that cannot be signed for the team's source, 503 when too
+404 unknown team, 400 a URL that cannot be signed for the team's source, 429 (with
+``Retry-After``) when an API key calls faster than ``[signing] rate_limit``, 503 when too
 many signing calls are already in flight (signing runs off the verify loop, bounded).
 API keys are compared in constant time against their SHA-256, never stored in clear.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -41,14 +43,45 @@ class _InFlight:
     count: int = 0
 
 
+class RateLimiter:
+    """A token bucket per API key (by its SHA-256): ``rate`` calls a second on average, up
+    to ``BURST_SECONDS`` seconds' worth at once. Only authenticated keys get a bucket, so
+    the table is bounded by the keys in the config, never by what callers invent."""
+
+    BURST_SECONDS = 2.0
+    MAX_BUCKETS = 4096  # keys removed by reloads linger; past this, start afresh
+
+    def __init__(self) -> None:
+        self._buckets: dict[bytes, tuple[float, float]] = {}  # key hash: (tokens, when)
+
+    def wait(self, key: bytes, rate: int, now: float) -> float:
+        """0 when the call may go ahead (its token taken), else seconds until one is due."""
+        if rate <= 0:
+            return 0.0  # rate_limit = 0: no limit
+        burst = rate * self.BURST_SECONDS
+        tokens, then = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - then) * rate)
+        if len(self._buckets) >= self.MAX_BUCKETS and key not in self._buckets:
+            self._buckets.clear()
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / rate
+        self._buckets[key] = (tokens - 1.0, now)
+        return 0.0
+
+
 IN_FLIGHT = web.AppKey("signing_in_flight", _InFlight)
+RATE_LIMITER = web.AppKey("signing_rate_limiter", RateLimiter)
 _JSON = "application/json"
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, result: str, message: str) -> None:
+    def __init__(
+        self, status: int, result: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.result, self.message = status, result, message
+        self.headers = headers or {}
 
 
 def create_signing_app(state: State) -> web.Application:
@@ -56,6 +89,7 @@ def create_signing_app(state: State) -> web.Application:
     app.on_response_prepare.append(without_banner)
     app[STATE] = state
     app[IN_FLIGHT] = _InFlight()
+    app[RATE_LIMITER] = RateLimiter()
     app.router.add_get("/healthz", healthz)  # for the orchestrator's probe of this listener
     app.router.add_get("/public/team/{team_id}/signUrl", sign_one)
     app.router.add_post("/public/team/{team_id}/signUrls", sign_batch)
@@ -175,29 +209,42 @@ async def _answer(request: web.Request, handler: Any) -> web.Response:
     try:
         if team is None:
             raise _ApiError(404, "unknown_team", "unknown team")
-        if not _authenticated(team, request.headers.get(API_KEY_HEADER)):
+        key = _authenticated(team, request.headers.get(API_KEY_HEADER))
+        if key is None:
             raise _ApiError(401, "unauthorized", "missing or wrong API key")
+        _within_rate(request, key)
         body = await handler(request, team)
     except _ApiError as refusal:
         state.metrics.signing_requests.labels(team.id if team else NO_SOURCE, refusal.result).inc()
-        return _json(refusal.status, {"error": refusal.message})
+        return _json(refusal.status, {"error": refusal.message}, refusal.headers)
     state.metrics.signing_requests.labels(team.id, "ok").inc()
     return _json(200, body)
 
 
-def _authenticated(team: TeamSettings, api_key: str | None) -> bool:
+def _authenticated(team: TeamSettings, api_key: str | None) -> bytes | None:
+    """The SHA-256 of the presented key when it is one of the team's, else None."""
     if not api_key:
-        return False
+        return None
     presented = hashlib.sha256(api_key.encode(errors="surrogateescape")).digest()
     # Every configured hash is compared, without early exit.
     matches = [hmac.compare_digest(presented, expected) for expected in team.api_key_sha256]
-    return any(matches)
+    return presented if any(matches) else None
 
 
-def _json(status: int, body: dict[str, Any]) -> web.Response:
+def _within_rate(request: web.Request, key: bytes) -> None:
+    """Refuse (429) a key calling faster than ``[signing] rate_limit`` (per process)."""
+    rate = request.app[STATE].decider.settings.signing_rate_limit
+    wait = request.app[RATE_LIMITER].wait(key, rate, time.monotonic())
+    if wait > 0:
+        retry = str(max(1, math.ceil(wait)))  # whole seconds (RFC 9110 Retry-After)
+        raise _ApiError(429, "rate_limited", "too many requests for this API key: retry later",
+                        {"Retry-After": retry})  # fmt: skip
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
         body=orjson.dumps(body),
         content_type=_JSON,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
