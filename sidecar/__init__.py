@@ -5,7 +5,7 @@ sign_url(load_config("sidecar.toml"), "books", "/books/a.jpg", now=time.time())
 What is re-exported here is what applications call; everything else is internal.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version: the package metadata (pyproject.toml) reads it here
 
 from sidecar.client import SigningClient as SigningClient
 from sidecar.config import load as load_config

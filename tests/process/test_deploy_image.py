@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.utils import canonicalize_name
 from prometheus_client.parser import text_string_to_metric_families
 
+import sidecar
 from sidecar.devtools.local_stack import free_port, nginx_binary, wait_for_http, wait_for_port
 from sidecar.policy.proxies import VERIFY_PATH
 from tests.conftest import REPO, md5_signed, request
@@ -34,6 +36,7 @@ from tests.process._deploy_support import (
     port_of,
     run,
 )
+from tests.process.test_release import locked_releases
 
 
 def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
@@ -138,6 +141,32 @@ def test_image_venv_is_compiled_and_has_no_pip(image_venv: Path) -> None:
 
 
 @pytest.mark.e2e
+def test_image_venv_holds_exactly_the_locked_releases(image_venv: Path) -> None:
+    listing = "import importlib.metadata as m\nfor d in m.distributions(): print(d.name, d.version)"
+    listed = run(str(image_venv / "bin" / "python"), "-c", listing)
+    assert listed.returncode == 0, listed.stderr
+    installed = {}
+    for line in listed.stdout.splitlines():
+        name, version = line.split()
+        installed[canonicalize_name(name)] = version
+    assert installed == {**locked_releases(), "signed-url-sidecar": sidecar.__version__}
+
+
+def test_image_install_refuses_a_wheel_dir_without_its_lock(
+    image_venv: Path, tmp_path: Path
+) -> None:
+    """Without requirements.lock the final stage stops: it never falls back to resolving
+    unpinned dependencies. (With it, the venv above holds exactly its releases.)"""
+    (wheel,) = (image_venv.parent / "wheels").glob("signed_url_sidecar-*.whl")
+    shutil.copy(wheel, tmp_path)
+    venv = tmp_path / "venv"
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = run("sh", str(DOCKER / "install.sh"), "venv", str(tmp_path), str(venv), env=env)
+    assert result.returncode != 0 and "requirements.lock is missing" in result.stderr, result
+    assert not venv.exists()
+
+
+@pytest.mark.e2e
 def test_image_entrypoint_serves_health_and_verifies(image_sidecar: dict[str, Any]) -> None:
     port = image_sidecar["listen"]
     assert request(port, "/healthz", host="127.0.0.1").status == 200
@@ -192,7 +221,7 @@ def render_container_nginx(folder: Path, port: int, sidecar_port: int) -> Path:
         ],
         REPO / "nginx" / "signed-url-sidecar.conf": [
             ("server 127.0.0.1:8080;", f"server 127.0.0.1:{sidecar_port};"),
-            ("/var/cache/nginx/signed-url-auth", f"{folder}/auth-cache"),
+            ("/var/lib/nginx/signed-url-auth", f"{folder}/auth-cache"),
         ],
         REPO / "nginx" / "signed-url-auth.conf": [],
     }
