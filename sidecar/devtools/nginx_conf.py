@@ -53,7 +53,7 @@ def render(
         ],
         "signed-url-sidecar.conf": [
             ("server 127.0.0.1:8080;", f"server {sidecar};"),
-            ("/var/cache/nginx/signed-url-auth", str(folder / "auth-cache")),
+            ("/var/lib/nginx/signed-url-auth", str(folder / "auth-cache")),
         ],
         "signed-url-auth.conf": [],
     }

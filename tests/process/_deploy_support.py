@@ -108,16 +108,32 @@ def volume_source(
     return next(v for v in volumes if v["name"] == mount["name"])
 
 
-def rendered_sidecar_config(docs: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """The rendered sidecar.toml (text and parsed) that the sidecar container is given."""
+def volume_files(docs: list[dict[str, Any]], volume: dict[str, Any]) -> dict[str, str]:
+    """The files a configMap or projected volume shows, by their path inside the mount."""
+    sources = volume["projected"]["sources"] if "projected" in volume else [volume]
+    files = {}
+    for source in sources:
+        reference = source["configMap"]
+        data = next(d for d in docs if d["kind"] == "ConfigMap"
+                    and d["metadata"]["name"] == reference["name"])["data"]  # fmt: skip
+        items = reference.get("items") or [{"key": key, "path": key} for key in data]
+        files.update({item["path"]: data[item["key"]] for item in items})
+    return files
+
+
+def sidecar_config_files(docs: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+    """The sidecar's config folder as rendered: the main file's name, and every file."""
     deployment = one(docs, "Deployment")
     args = container(deployment, "sidecar")["args"]
     config_path = Path(args[args.index("-c") + 1])
     volume = volume_source(deployment, str(config_path.parent), "sidecar")
-    configmap = next(d for d in docs if d["kind"] == "ConfigMap"
-                     and d["metadata"]["name"] == volume["configMap"]["name"])  # fmt: skip
-    text = configmap["data"][config_path.name]
-    return text, tomllib.loads(text)
+    return config_path.name, volume_files(docs, volume)
+
+
+def rendered_sidecar_config(docs: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The rendered sidecar.toml (text and parsed) that the sidecar container is given."""
+    main, files = sidecar_config_files(docs)
+    return files[main], tomllib.loads(files[main])
 
 
 def port_of(address: str) -> int:

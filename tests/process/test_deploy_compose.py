@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from sidecar.devtools.demo import write_images
+from tests.conftest import REPO
 from tests.process._deploy_support import (
     DOCKER,
     RULES,
@@ -62,6 +63,10 @@ def test_compose_nginx_shares_the_sidecar_network_and_snippets(compose: dict[str
     conf_dir = Path(nginx["command"][nginx["command"].index("-c") + 1]).parent
     for snippet in ("signed-url-sidecar.conf", "signed-url-auth.conf"):
         assert f"../nginx/{snippet}:{conf_dir}/{snippet}:ro" in nginx["volumes"]
+    # The auth cache's folder is writable (nginx creates only its last component).
+    snippet = (REPO / "nginx" / "signed-url-sidecar.conf").read_text()
+    (cache,) = re.findall(r"proxy_cache_path (\S+)", snippet)
+    assert str(Path(cache).parent) in nginx["tmpfs"]
     listen = set(re.findall(r"listen (\d+)", (DOCKER / "nginx.conf").read_text()))
     assert [p.rpartition(":")[2] for p in services["sidecar"]["ports"]] == sorted(listen)
     published = [port for service in services.values() for port in service.get("ports", [])]

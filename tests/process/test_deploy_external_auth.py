@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -27,6 +28,12 @@ INGRESS_NGINX_VARIABLE = re.compile(r"^[A-Za-z0-9\-\_\$\{\}]*$")
 @pytest.fixture(scope="module")
 def rendered() -> Renders:
     return render_overlays()
+
+
+def namespace_of(docs: list[dict[str, Any]]) -> str:
+    """The namespace the overlay deploys the sidecar's Service into."""
+    namespace: str = one(docs, "Service")["metadata"]["namespace"]
+    return namespace
 
 
 @pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o.startswith("external-auth/")])
@@ -58,7 +65,7 @@ def ingress_nginx_annotations(rendered: Renders) -> dict[str, str]:
 def test_ingress_nginx_calls_the_sidecar_and_caches_by_full_uri(rendered: Renders) -> None:
     docs = rendered["external-auth/ingress-nginx"]
     annotations = ingress_nginx_annotations(rendered)
-    assert annotations["auth-url"] == service_url(docs, "images")
+    assert annotations["auth-url"] == service_url(docs, namespace_of(docs))
     key = annotations["auth-cache-key"]
     assert INGRESS_NGINX_VARIABLE.fullmatch(key)  # else ingress-nginx refuses the Ingress
     assert key.endswith("${request_uri}") and "${host}" in key
@@ -89,9 +96,9 @@ def test_traefik_forward_auth_calls_the_sidecar(rendered: Renders) -> None:
     docs = rendered["external-auth/traefik"]
     middleware = one(docs, "Middleware")
     forward = middleware["spec"]["forwardAuth"]
-    assert forward["address"] == service_url(docs, "images")
+    assert forward["address"] == service_url(docs, namespace_of(docs))
     assert forward["trustForwardHeader"] is False
-    reference = f"images-{middleware['metadata']['name']}@kubernetescrd"
+    reference = f"{namespace_of(docs)}-{middleware['metadata']['name']}@kubernetescrd"
     annotations = one(docs, "Ingress")["metadata"]["annotations"]
     assert annotations["traefik.ingress.kubernetes.io/router.middlewares"] == reference
 
@@ -105,7 +112,7 @@ def test_envoy_gateway_ext_auth_calls_the_sidecar(rendered: Renders) -> None:
     ext_auth = policy["extAuth"]
     assert ext_auth["failOpen"] is False
     (backend,) = ext_auth["http"]["backendRefs"]
-    url = urllib.parse.urlsplit(service_url(docs, "images"))
+    url = urllib.parse.urlsplit(service_url(docs, namespace_of(docs)))
     assert url.hostname is not None
     assert (backend["name"], backend["port"]) == (url.hostname.split(".")[0], url.port)
     # Envoy prefixes the original path with this: the envoy profile strips VERIFY_PATH.

@@ -14,12 +14,16 @@ objects (Services, ports, ConfigMaps, targets) is resolved. Every sidecar.toml p
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from tests.conftest import REPO
 from tests.process._deploy_support import (
@@ -35,15 +39,42 @@ from tests.process._deploy_support import (
     render_overlays,
     rendered_sidecar_config,
     run,
+    sidecar_config_files,
     tool,
     validate_manifest,
     volume_source,
 )
 
+K8S = REPO / "deploy" / "kubernetes"
+BUILT_IN_GROUPS = ("v1", "apps/", "autoscaling/", "policy/", "networking.k8s.io/")
+
 
 @pytest.fixture(scope="module")
 def rendered() -> Renders:
     return render_overlays()
+
+
+def render_with_monitoring(folder: Path, overlay: str) -> list[Any]:
+    """``overlay`` with the optional monitoring component listed in its own kustomization, as
+    the README says (listed from a kustomization outside it, the PodMonitor would miss the
+    overlay's namespace)."""
+    tree = folder / "kubernetes"
+    shutil.copytree(K8S, tree)
+    kustomization = tree / "overlays" / overlay / "kustomization.yaml"
+    data = yaml.safe_load(kustomization.read_text())
+    component = os.path.relpath(tree / "components" / "monitoring", kustomization.parent)
+    data.setdefault("components", []).append(component)
+    kustomization.write_text(yaml.safe_dump(data))
+    result = run(tool("kubectl"), "kustomize", str(kustomization.parent))
+    assert result.returncode == 0, result.stderr
+    return list(yaml.safe_load_all(result.stdout))
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> Renders:
+    folder = tmp_path_factory.mktemp("monitored")
+    return {overlay: render_with_monitoring(folder / overlay.replace("/", "-"), overlay)
+            for overlay in OVERLAYS}  # fmt: skip
 
 
 @pytest.mark.parametrize("doc", [pytest.param(doc, id=where) for where, doc in plain_manifests()])
@@ -58,13 +89,30 @@ def test_every_rendered_overlay_validates(rendered: Renders, overlay: str) -> No
         validate_manifest(doc)
     kinds = {doc["kind"] for doc in docs}
     assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget",
-            "HorizontalPodAutoscaler", "PodMonitor"} <= kinds  # fmt: skip
+            "HorizontalPodAutoscaler", "NetworkPolicy"} <= kinds  # fmt: skip
     assert {doc["metadata"].get("namespace") for doc in docs} == {"images"}
+    # No PodMonitor unless asked for: the base applies without the Prometheus operator.
+    assert "PodMonitor" not in kinds
 
 
-def test_the_validators_reject_broken_manifests(rendered: Renders) -> None:
+def test_the_default_overlay_needs_no_custom_resource(rendered: Renders) -> None:
+    api_versions = {doc["apiVersion"] for doc in rendered["sidecar-in-pod"]}
+    assert all(version.startswith(BUILT_IN_GROUPS) for version in api_versions), api_versions
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_monitoring_component_adds_only_the_podmonitor(
+    rendered: Renders, monitored: Renders, overlay: str
+) -> None:
+    added = [doc for doc in monitored[overlay] if doc not in rendered[overlay]]
+    assert [doc["kind"] for doc in added] == ["PodMonitor"]
+    validate_manifest(added[0])
+    assert added[0]["metadata"]["namespace"] == "images"
+
+
+def test_the_validators_reject_broken_manifests(monitored: Renders) -> None:
     """Each validator used above fails on a one-field mistake, so its passing means something."""
-    docs = rendered["external-auth/envoy-gateway"]
+    docs = monitored["external-auth/envoy-gateway"]
     broken_deployment = json.loads(json.dumps(one(docs, "Deployment")))
     security = container(broken_deployment, "sidecar")["securityContext"]
     security["readOnlyRootFileSystem"] = security.pop("readOnlyRootFilesystem")
@@ -119,8 +167,14 @@ def test_sidecar_container_matches_its_config(rendered: Renders, overlay: str) -
     assert "subPath" not in keys_mount  # a subPath mount never sees a rotated Secret
     keys = volume_source(deployment, keys_mount["mountPath"], "sidecar")["secret"]
     assert keys["secretName"] == KEYS_SECRET
-    for source in config["sources"]:
-        for key in source.get("keys", []):
+    _, files = sidecar_config_files(docs)
+    assert config["include"] == ["sources.d/*.toml"]
+    included = [tomllib.loads(text) for path, text in files.items()
+                if re.fullmatch(r"sources\.d/[^/]+\.toml", path)]  # fmt: skip
+    sources = [source for part in included for source in part["sources"]]
+    assert [source["name"] for source in sources] == ["books"]
+    for source in sources:
+        for key in source["keys"]:
             assert Path(key["secret_file"]).parent == Path(keys_mount["mountPath"])
 
 
@@ -128,15 +182,20 @@ def test_every_sidecar_config_passes_check_config(rendered: Renders, tmp_path: P
     """``sidecar check-config`` on each overlay's config and docker/sidecar.toml, with the
     mounted Secret's folder replaced by a local one."""
     (tmp_path / "books-token").write_text("a-test-token\n")
-    configs = {overlay: rendered_sidecar_config(docs)[0] for overlay, docs in rendered.items()}
-    configs["docker"] = (DOCKER / "sidecar.toml").read_text()
-    for name, text in configs.items():
-        local = re.sub(r'"/run/secrets/([^"/]+/)?', f'"{tmp_path}/', text)
-        assert local != text, name  # every config reads a mounted secret file
-        path = tmp_path / f"{name.replace('/', '-')}.toml"
-        path.write_text(local)
-        result = run(tool("sidecar"), "check-config", "-c", str(path))
+    folders = {overlay: sidecar_config_files(docs) for overlay, docs in rendered.items()}
+    folders["docker"] = ("sidecar.toml", {"sidecar.toml": (DOCKER / "sidecar.toml").read_text()})
+    for name, (main, files) in folders.items():
+        folder = tmp_path / name.replace("/", "-")
+        read_secrets = False
+        for path, text in files.items():  # the mounted folder, as the pod sees it
+            local = re.sub(r'"/run/secrets/([^"/]+/)?', f'"{tmp_path}/', text)
+            read_secrets = read_secrets or local != text
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_text(local)
+        assert read_secrets, name  # every config reads a mounted secret file
+        result = run(tool("sidecar"), "check-config", "-c", str(folder / main))
         assert result.returncode == 0, (name, result.stdout, result.stderr)
+        assert "books" in result.stdout, (name, result.stdout)  # the included source loaded
 
 
 def test_nginx_beside_the_sidecar_uses_the_shipped_snippets(rendered: Renders) -> None:
@@ -158,14 +217,22 @@ def test_nginx_beside_the_sidecar_uses_the_shipped_snippets(rendered: Renders) -
     assert listen == {nginx["ports"][0]["containerPort"]}
     assert f"location = {nginx['readinessProbe']['httpGet']['path']} " in data[conf_path.name]
     mounts = {m["mountPath"] for m in nginx["volumeMounts"]}
-    assert {"/var/cache/nginx", "/tmp", "/srv/images"} <= mounts  # where nginx.conf writes
+    (cache,) = re.findall(r"proxy_cache_path (\S+)", data["signed-url-sidecar.conf"])
+    assert {str(Path(cache).parent), "/tmp", "/srv/images"} <= mounts  # where nginx writes
+    cache_volume = volume_source(deployment, str(Path(cache).parent), "nginx")
+    assert "emptyDir" in cache_volume
+    # One nginx worker per CPU of the container's limit ("auto" would count the node's).
+    (workers,) = re.findall(r"^worker_processes (\w+);", data[conf_path.name], re.MULTILINE)
+    cpu = nginx["resources"]["limits"]["cpu"]
+    cpus = int(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    assert workers.isdigit() and int(workers) == max(1, int(cpus)), (workers, cpu)
     service = one(docs, "Service")
     assert [p["targetPort"] for p in service["spec"]["ports"]] == [nginx["ports"][0]["name"]]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_scaling_and_monitoring_target_the_pods(rendered: Renders, overlay: str) -> None:
-    docs = rendered[overlay]
+def test_scaling_and_monitoring_target_the_pods(monitored: Renders, overlay: str) -> None:
+    docs = monitored[overlay]
     deployment = one(docs, "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert "replicas" not in deployment["spec"]  # the autoscaler owns the count
@@ -180,3 +247,59 @@ def test_scaling_and_monitoring_target_the_pods(rendered: Renders, overlay: str)
     assert endpoint["port"] in {p["name"] for p in container(deployment, "sidecar")["ports"]}
     (job,) = [r["replacement"] for r in endpoint["relabelings"] if r["targetLabel"] == "job"]
     assert set(re.findall(r'job="([^"]+)"', RULES.read_text())) == {job}
+
+
+def container_ports(deployment: dict[str, Any]) -> dict[str, str]:
+    """Every named container port of the pod -> the container that has it."""
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return {port["name"]: each["name"] for each in containers for port in each["ports"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policy_opens_only_what_each_port_needs(rendered: Renders, overlay: str) -> None:
+    docs = rendered[overlay]
+    deployment = one(docs, "Deployment")
+    policy = one(docs, "NetworkPolicy")["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and "egress" not in policy  # no egress
+    opened: dict[str, list[Any]] = {}
+    for rule in policy["ingress"]:
+        for port in rule["ports"]:
+            opened.setdefault(port["port"], []).append(rule.get("from"))
+    ports = container_ports(deployment)
+    assert set(opened) <= set(ports)  # every rule names a port the pod has
+    (monitoring,) = opened.pop("metrics")
+    assert [peer["podSelector"]["matchLabels"] for peer in monitoring] == [
+        {"app.kubernetes.io/name": "prometheus"}
+    ]
+    if overlay == "sidecar-in-pod":
+        # The images port is open (the ingress sits in front); verify is the pod's own.
+        assert opened == {"http": [None]}
+    else:
+        (callers,) = opened.pop("verify")
+        assert opened == {} and callers  # only the named controller, never everyone
+        assert all(peer["namespaceSelector"] and peer["podSelector"] for peer in callers)
+
+
+def test_urls_to_the_sidecar_follow_the_overlay_namespace(tmp_path: Path) -> None:
+    """Change an overlay's one `namespace:` line: every URL that names the Service follows."""
+    tree = tmp_path / "kubernetes"
+    shutil.copytree(K8S, tree)
+    for overlay in ("external-auth/ingress-nginx", "external-auth/traefik"):
+        kustomization = tree / "overlays" / overlay / "kustomization.yaml"
+        text = kustomization.read_text()
+        assert "\nnamespace: images\n" in text
+        kustomization.write_text(text.replace("\nnamespace: images\n", "\nnamespace: pictures\n"))
+    rendered = {}
+    for overlay in ("external-auth/ingress-nginx", "external-auth/traefik"):
+        result = run(tool("kubectl"), "kustomize", str(tree / "overlays" / overlay))
+        assert result.returncode == 0, result.stderr
+        rendered[overlay] = result.stdout
+        assert "images.svc" not in result.stdout and "NAMESPACE" not in result.stdout
+    url = "http://signed-images.pictures.svc.cluster.local:8080/verify"
+    assert f"auth-url: {url}" in rendered["external-auth/ingress-nginx"]
+    assert f"address: {url}" in rendered["external-auth/traefik"]
+    assert (
+        "middlewares: pictures-signed-url-auth@kubernetescrd" in rendered["external-auth/traefik"]
+    )
