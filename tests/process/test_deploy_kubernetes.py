@@ -58,11 +58,15 @@ def render_with_monitoring(folder: Path, overlay: str) -> list[Any]:
     """``overlay`` with the optional monitoring component listed in its own kustomization, as
     the README says (listed from a kustomization outside it, the PodMonitor would miss the
     overlay's namespace)."""
+    return render_with_component(folder, overlay, "monitoring")
+
+
+def render_with_component(folder: Path, overlay: str, name: str) -> list[Any]:
     tree = folder / "kubernetes"
     shutil.copytree(K8S, tree)
     kustomization = tree / "overlays" / overlay / "kustomization.yaml"
     data = yaml.safe_load(kustomization.read_text())
-    component = os.path.relpath(tree / "components" / "monitoring", kustomization.parent)
+    component = os.path.relpath(tree / "components" / name, kustomization.parent)
     data.setdefault("components", []).append(component)
     kustomization.write_text(yaml.safe_dump(data))
     result = run(tool("kubectl"), "kustomize", str(kustomization.parent))
@@ -185,17 +189,23 @@ def test_every_sidecar_config_passes_check_config(rendered: Renders, tmp_path: P
     folders = {overlay: sidecar_config_files(docs) for overlay, docs in rendered.items()}
     folders["docker"] = ("sidecar.toml", {"sidecar.toml": (DOCKER / "sidecar.toml").read_text()})
     for name, (main, files) in folders.items():
-        folder = tmp_path / name.replace("/", "-")
-        read_secrets = False
-        for path, text in files.items():  # the mounted folder, as the pod sees it
-            local = re.sub(r'"/run/secrets/([^"/]+/)?', f'"{tmp_path}/', text)
-            read_secrets = read_secrets or local != text
-            (folder / path).parent.mkdir(parents=True, exist_ok=True)
-            (folder / path).write_text(local)
-        assert read_secrets, name  # every config reads a mounted secret file
-        result = run(tool("sidecar"), "check-config", "-c", str(folder / main))
-        assert result.returncode == 0, (name, result.stdout, result.stderr)
-        assert "books" in result.stdout, (name, result.stdout)  # the included source loaded
+        check_config(tmp_path, name, main, files)
+
+
+def check_config(secrets: Path, name: str, main: str, files: dict[str, str]) -> None:
+    """``sidecar check-config`` on a rendered config folder, its mounted secrets read from
+    ``secrets``."""
+    folder = secrets / name.replace("/", "-")
+    read_secrets = False
+    for path, text in files.items():  # the mounted folder, as the pod sees it
+        local = re.sub(r'"/run/secrets/([^"/]+/)?', f'"{secrets}/', text)
+        read_secrets = read_secrets or local != text
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(local)
+    assert read_secrets, name  # every config reads a mounted secret file
+    result = run(tool("sidecar"), "check-config", "-c", str(folder / main))
+    assert result.returncode == 0, (name, result.stdout, result.stderr)
+    assert "books" in result.stdout, (name, result.stdout)  # the included source loaded
 
 
 def test_nginx_beside_the_sidecar_uses_the_shipped_snippets(rendered: Renders) -> None:
@@ -303,3 +313,51 @@ def test_urls_to_the_sidecar_follow_the_overlay_namespace(tmp_path: Path) -> Non
     assert (
         "middlewares: pictures-signed-url-auth@kubernetescrd" in rendered["external-auth/traefik"]
     )
+
+
+# --- the optional signing API component ---------------------------------------------------
+
+
+def test_signing_component_serves_the_api_to_labelled_pods_only(
+    rendered: Renders, tmp_path: Path
+) -> None:
+    docs = render_with_component(tmp_path, "sidecar-in-pod", "signing-api")
+    for doc in docs:
+        validate_manifest(doc)
+    (tmp_path / "books-token").write_text("a-test-token\n")
+    check_config(tmp_path, "signing", *sidecar_config_files(docs))
+    before = rendered["sidecar-in-pod"]
+    added = {(d["kind"], d["metadata"]["name"]) for d in docs if d not in before}
+    assert {("Service", "signed-url-sidecar-signing"),
+            ("NetworkPolicy", "signed-url-sidecar-signing")} <= added  # fmt: skip
+    sidecar = container(one(docs, "Deployment"), "sidecar")
+    ports = {port["name"]: port["containerPort"] for port in sidecar["ports"]}
+    _, config = rendered_sidecar_config(docs)
+    assert ports["signing"] == port_of(config["signing"]["listen"]) == 8081
+    assert {team["source"] for team in config["teams"]} <= {"books"}
+    service = next(d for d in docs if d["metadata"]["name"] == "signed-url-sidecar-signing")
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["signing"]
+    policy = next(
+        d for d in docs
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "signed-url-sidecar-signing"
+    )  # fmt: skip
+    [rule] = policy["spec"]["ingress"]
+    assert [p["port"] for p in rule["ports"]] == ["signing"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"signed-url-sidecar/signing-client": "true"}}}
+    ]
+    # The base's policy never opens the signing port: only this one does.
+    base_policy = one(rendered["sidecar-in-pod"], "NetworkPolicy")
+    assert all(
+        p.get("port") != "signing" for r in base_policy["spec"]["ingress"] for p in r["ports"]
+    )
+
+
+def test_signing_component_config_is_the_base_config_plus_signing() -> None:
+    """The component replaces the main sidecar.toml (where [signing] must be): its copy is
+    the base's, byte for byte, followed by the signing tables, so the two never drift."""
+    base = (K8S / "base" / "sidecar.toml").read_text()
+    component = (K8S / "components" / "signing-api" / "sidecar.toml").read_text()
+    assert component.startswith(base)
+    added = tomllib.loads(component[len(base) :])
+    assert set(added) == {"signing", "teams"}
