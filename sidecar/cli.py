@@ -322,6 +322,12 @@ def _sign(args: argparse.Namespace) -> int:
     signed = sign(settings, args.source, args.url, grant, now=time.time(),
                   expires_in=args.expires_in)  # fmt: skip
     print(signed.url)
+    source = settings.source(args.source)
+    lifetime = args.expires_in or (source.default_ttl or source.max_ttl if source else None)
+    if source and source.verifier and not source.verifier.expiry_required and not lifetime:
+        print("warning: this URL never expires: anyone holding it can use it until the key "
+              "is rotated (give --expires-in, or set default_ttl on the source)",
+              file=sys.stderr)  # fmt: skip
     for cookie in signed.cookies:  # a cookie grant: what the application sets
         print(f"Set-Cookie: {cookie}")
     return EXIT_OK

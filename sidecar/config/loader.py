@@ -249,10 +249,29 @@ def _source(
     if verifier is None and mode is not Mode.OFF:
         return None
     assert name and scheme_name and prefix and mode  # narrowed by the check above
+    if verifier is not None and mode is not Mode.OFF and not verifier.expiry_required:
+        _warn_never_expiring(table, scheme, max_ttl)
     return SourceSettings(
         name, scheme_name, prefix, hosts, mode, deny_status, verifier, scheme_settings,
         default_ttl, max_ttl,
     )  # fmt: skip
+
+
+def _warn_never_expiring(table: Table, scheme: Scheme | None, max_ttl: int | None) -> None:
+    """A source that allows URLs without an expiry: one leaked URL works until its key is
+    rotated. ``max_ttl`` closes it (enforced on verify: no expiry is ``missing``)."""
+    if scheme is not None and not scheme.expiring:
+        table.problems.warn(
+            table.where,
+            f"{scheme.name} URLs carry no expiry: a leaked URL works until its key is rotated",
+        )
+    elif max_ttl is None:
+        table.problems.warn(
+            table.where,
+            "allows URLs without an expiry (a leaked one works until its key is rotated): "
+            "set max_ttl (enforced on verify), or require_expires = true where the scheme "
+            "has it",
+        )
 
 
 def _setting_names(scheme: Scheme | None) -> set[str]:

@@ -32,6 +32,13 @@ VERIFY_PATH = "/verify"
 PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy")
 # The headers each profile cannot decide without: when one is missing, the proxy in front
 # is likely not the one configured (a denial that is not about the signature).
+# Every header a profile reads, the required ones first (then host and client address).
+READ_HEADERS = {
+    "nginx": ("X-Original-URI", "X-Original-Method", "X-Original-Host", "X-Real-IP"),
+    "ingress-nginx": ("X-Original-URL", "X-Original-Method", "X-Real-IP"),
+    "traefik": ("X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-For"),
+    "envoy": ("Host", "X-Forwarded-For"),
+}
 REQUIRED_HEADERS = {
     "nginx": ("X-Original-URI", "X-Original-Method"),
     "ingress-nginx": ("X-Original-URL", "X-Original-Method"),

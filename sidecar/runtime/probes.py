@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sidecar.policy.decide import NO_SOURCE, Decision
-from sidecar.policy.proxies import EXTRACTORS, REQUIRED_HEADERS
+from sidecar.policy.proxies import EXTRACTORS, READ_HEADERS, REQUIRED_HEADERS
 
 if TYPE_CHECKING:
     from sidecar.runtime.state import State
@@ -36,13 +36,6 @@ MAX_RECORDS = 64
 RECORD_TTL = 300.0
 _ID = re.compile(r"[0-9a-f]{32}")
 _COOKIE = re.compile(r"(?:^|;)\s*" + re.escape(PROBE_COOKIE) + r"=([0-9a-f]{32})\s*(?:;|$)")
-# Every header each profile reads (policy.proxies), the required ones first.
-PROFILE_HEADERS = {
-    "nginx": ("X-Original-URI", "X-Original-Method", "X-Original-Host", "X-Real-IP"),
-    "ingress-nginx": ("X-Original-URL", "X-Original-Method", "X-Real-IP"),
-    "traefik": ("X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-For"),
-    "envoy": ("Host", "X-Forwarded-For"),
-}
 
 
 class ProbeBook:
@@ -87,9 +80,9 @@ def describe(
     return {
         "proxy": proxy,
         "required": list(REQUIRED_HEADERS[proxy]),
-        "read": list(PROFILE_HEADERS[proxy]),
+        "read": list(READ_HEADERS[proxy]),
         "received": received,
-        "missing": [name for name in PROFILE_HEADERS[proxy] if name.lower() not in present],
+        "missing": [name for name in READ_HEADERS[proxy] if name.lower() not in present],
         "matching_profiles": [
             profile
             for profile, required in REQUIRED_HEADERS.items()

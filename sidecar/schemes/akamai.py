@@ -150,6 +150,9 @@ class AkamaiSource(KeyringSource):
     def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
         return self.configured  # "Show Token" shows the hex key as Akamai's console does
 
+    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
+        return ()
+
     # --- verify ---------------------------------------------------------------------------
 
     def verify(self, request: VerifyRequest) -> Verdict:

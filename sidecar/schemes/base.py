@@ -125,6 +125,12 @@ class SourceScheme(Protocol):
     @property
     def key_ids(self) -> tuple[str, ...]: ...
 
+    @property
+    def expiry_required(self) -> bool:
+        """Whether every URL (or cookie) it allows carries an expiry: ``check-config``
+        warns about a source that would allow one that never expires."""
+        ...
+
     def verify(self, request: VerifyRequest) -> Verdict: ...
 
     def sign(self, request: SignRequest) -> Signed:
@@ -133,6 +139,11 @@ class SourceScheme(Protocol):
 
     def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
         """``(key id, secret)`` for "Show Token"; empty for public-key schemes."""
+        ...
+
+    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
+        """``(key id, public key as DER SubjectPublicKeyInfo)`` for "Show public key";
+        empty for shared-secret schemes."""
         ...
 
 

@@ -49,6 +49,7 @@ from sidecar.schemes.base import (
 )
 from sidecar.schemes.cloudfront_keys import new_key_pair
 from sidecar.schemes.cloudfront_policy import PolicyStatement
+from sidecar.schemes.signature_cache import VerifiedSignatures
 
 POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
     "Policy", "Expires", "Signature", "Key-Pair-Id", "Hash-Algorithm",
@@ -105,16 +106,26 @@ class CloudFrontSource:
     path_prefix: str = "/"
     accept_cookies: bool = False
     _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
+    _verified: VerifiedSignatures = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
+        object.__setattr__(self, "_verified", VerifiedSignatures())
 
     @property
     def key_ids(self) -> tuple[str, ...]:
         return tuple(key.id for key in self.keys)
 
+    @property
+    def expiry_required(self) -> bool:
+        return True
+
     def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
         return ()  # public keys only: nothing secret to show
+
+    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
+        der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        return tuple((key.id, key.public.public_bytes(der, spki)) for key in self.keys)
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -164,7 +175,7 @@ class CloudFrontSource:
         signature = b64decode(values[SIGNATURE])
         if algorithm not in _HASHES or signature is None:
             return deny(Reason.MALFORMED)
-        signed = _Signed(key, signature, _HASHES[algorithm])
+        signed = _Signed(key, signature, _HASHES[algorithm], self._verified)
         if EXPIRES in values:
             return _verify_canned(signed, resource, values[EXPIRES], request)
         return _verify_custom(signed, resource, values[POLICY], request)
@@ -246,9 +257,19 @@ class _Signed:
     key: _Key
     signature: bytes
     algorithm: hashes.HashAlgorithm
+    verified: VerifiedSignatures
 
     def holds_for(self, document: bytes) -> bool:
-        return self.key.verify(self.signature, document, self.algorithm)
+        """Whether the signature holds for ``document``: the public-key operation runs once
+        per (key, hash, document, signature); what the document grants (expiry, address,
+        resource) is checked by the caller on every request."""
+        entry = (self.key.id, self.algorithm.name, document, self.signature)
+        if entry in self.verified:
+            return True
+        if not self.key.verify(self.signature, document, self.algorithm):
+            return False
+        self.verified.add(entry)
+        return True
 
 
 def _verify_canned(

@@ -107,8 +107,15 @@ class GcdnSource:
     def key_ids(self) -> tuple[str, ...]:
         return tuple(key.id for key in self.keys)
 
+    @property
+    def expiry_required(self) -> bool:
+        return True
+
     def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
         return tuple((key.id, key.text) for key in self.keys)
+
+    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
+        return ()
 
     # --- verify ---------------------------------------------------------------------------
 

@@ -61,8 +61,15 @@ class KeyringSource:
     def key_ids(self) -> tuple[str, ...]:
         return self.keyring.key_ids
 
+    @property
+    def expiry_required(self) -> bool:
+        return True  # a scheme whose expiry is optional says so
+
     def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
         return self.keyring.shared_secrets()
+
+    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
+        return ()
 
 
 def secret_keyring(spec: SourceSpec, *, min_bytes: int = 1) -> tuple[Keyring, list[str]]:

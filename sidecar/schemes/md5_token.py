@@ -44,6 +44,10 @@ class Md5TokenSource(KeyringSource):
     keyring: Keyring
     require_expires: bool = False  # a URL without ``expires`` is ``missing``
 
+    @property
+    def expiry_required(self) -> bool:
+        return self.require_expires
+
     def verify(self, request: VerifyRequest) -> Verdict:
         found = md5_query.read(request.uri, lambda text: parse_hex(text, _DIGEST_SIZE))
         if isinstance(found, Reason):

@@ -168,6 +168,10 @@ class SecureLinkSource(KeyringSource):
     template: tuple[Part, ...]
 
     @property
+    def expiry_required(self) -> bool:
+        return self.expires_arg is not None  # ``secure_link`` names an expiry parameter
+
+    @property
     def uses_client_ip(self) -> bool:
         return any(part.kind == REMOTE_ADDR for part in self.template)
 

@@ -100,6 +100,10 @@ class ThumborSource(KeyringSource):
     base: str  # the source's path_prefix, ending in exactly one "/"
     prefixes: frozenset[str]  # its raw spellings: as written, and non-ASCII %-encoded
 
+    @property
+    def expiry_required(self) -> bool:
+        return False  # thumbor URLs carry no expiry at all
+
     def _after_prefix(self, uri: CanonicalURI) -> tuple[str, str] | None:
         """The raw path after the prefix and the raw query part ("?..." as sent, or ""),
         or None when the prefix is not spelled one of its ways (the signature does not

@@ -346,5 +346,34 @@ def test_check_config_warns_about_short_and_inline_secrets(
     warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
     assert any("'books'.keys[0].secret: an inline secret" in line for line in warnings)
     assert any("'books'.keys[0].secret: shorter than 16 bytes" in line for line in warnings)
-    assert not any("'strong'" in line for line in warnings)  # a long mounted secret is fine
+    assert not any("'strong'.keys" in line for line in warnings)  # a long mounted secret
     assert not any('"a"' in line for line in warnings)  # never the value
+
+
+def test_check_config_warns_about_sources_that_allow_urls_without_expiry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        md5_source(name="open")
+        + md5_source("max_ttl = 86400\n", name="capped")
+        + md5_source("require_expires = true\n", name="required")
+        + md5_source('mode = "off"\n', name="unsigned"),
+    )
+    assert main(["check-config", "-c", str(path)]) == 0  # a warning, not an error
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
+    never = [line for line in warnings if "without an expiry" in line]
+    assert len(never) == 1 and "'open'" in never[0] and "max_ttl" in never[0], warnings
+
+
+def test_sign_says_when_the_url_it_made_never_expires(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, md5_source())
+    assert main(["sign", "-c", str(path), "--source", "books", "/books/a.jpg"]) == 0
+    forever = capsys.readouterr()
+    assert "expires=" not in forever.out and "never expires" in forever.err
+    args = ["sign", "-c", str(path), "--source", "books", "--expires-in", "60", "/books/a.jpg"]
+    assert main(args) == 0
+    bounded = capsys.readouterr()
+    assert "expires=" in bounded.out and bounded.err == ""

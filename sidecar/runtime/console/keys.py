@@ -12,7 +12,6 @@ import hashlib
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sidecar.policy.settings import SourceSettings
 
@@ -33,13 +32,13 @@ def key_views(source: SourceSettings) -> list[KeyView]:
     if source.verifier is None:
         return []
     secrets = dict(source.verifier.shared_secrets())
-    publics = _public_keys(source)
+    publics = dict(source.verifier.public_keys())
     views = []
     for key_id in source.verifier.key_ids:
         if key_id in secrets:
             views.append(KeyView(key_id, SHARED_SECRET, _fingerprint(secrets[key_id])))
         elif key_id in publics:
-            views.append(KeyView(key_id, PUBLIC_KEY, _fingerprint(_der(publics[key_id]))))
+            views.append(KeyView(key_id, PUBLIC_KEY, _fingerprint(publics[key_id])))
     return views
 
 
@@ -50,34 +49,13 @@ def reveal(source: SourceSettings, key_id: str) -> tuple[str, str] | None:
     secret = dict(source.verifier.shared_secrets()).get(key_id)
     if secret is not None:
         return SHARED_SECRET, _text(secret)
-    public = _public_keys(source).get(key_id)
-    if public is not None:
-        pem = public.public_bytes(
+    der = dict(source.verifier.public_keys()).get(key_id)
+    if der is not None:
+        pem = serialization.load_der_public_key(der).public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         return PUBLIC_KEY, pem.decode()
     return None
-
-
-def _public_keys(source: SourceSettings) -> dict[str, rsa.RSAPublicKey | ec.EllipticCurvePublicKey]:
-    # The scheme interface exposes shared secrets only; public-key sources (cloudfront)
-    # keep their keys as ``keys`` of ``(id, public)``. Read defensively: anything else
-    # is simply not shown.
-    found = {}
-    for key in getattr(source.verifier, "keys", ()):
-        public = getattr(key, "public", None)
-        key_id = getattr(key, "id", None)
-        if isinstance(key_id, str) and isinstance(
-            public, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-        ):
-            found[key_id] = public
-    return found
-
-
-def _der(public: rsa.RSAPublicKey | ec.EllipticCurvePublicKey) -> bytes:
-    return public.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
 
 
 def _fingerprint(material: bytes) -> str:
