@@ -61,8 +61,20 @@ def _host(value: str | None) -> tuple[str | None, bool]:
     empty is no host; anything but a valid ASCII host name is refused."""
     if not value:
         return None, True
-    host = host_of(value)
-    return host, host is not None
+    known = _HOSTS_SEEN.get(value)
+    if known is None:
+        host = host_of(value)
+        known = (host, host is not None)
+        if len(_HOSTS_SEEN) >= _MAX_HOSTS_SEEN:  # a client may send any: stay bounded
+            _HOSTS_SEEN.clear()
+        _HOSTS_SEEN[value] = known
+    return known
+
+
+# The same few host headers arrive on nearly every request: their spelling is worked out
+# once (a pure function of the header, so remembering it changes no answer).
+_HOSTS_SEEN: dict[str, tuple[str | None, bool]] = {}
+_MAX_HOSTS_SEEN = 1024
 
 
 def _rightmost(forwarded_for: str | None) -> str | None:

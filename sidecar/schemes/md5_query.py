@@ -23,6 +23,9 @@ class Md5Query(NamedTuple):
     expires_at: int | None
 
 
+_new = tuple.__new__  # a NamedTuple without its Python-level __new__: this is the hot path
+
+
 def read(uri: CanonicalURI, digest: Callable[[str], bytes | None]) -> Md5Query | Reason:
     """The signed parts of ``uri``, or why it has none; ``digest`` decodes the ``s`` value
     in the scheme's one spelling (None: malformed)."""
@@ -48,7 +51,7 @@ def read(uri: CanonicalURI, digest: Callable[[str], bytes | None]) -> Md5Query |
         expires_at = parse_epoch(expiry.value)
         if expiry.raw_name != EXPIRES_PARAM or expires_at is None:
             return Reason.MALFORMED
-    return Md5Query(uri.raw[: last.start - 1].encode(), presented, expires_at)
+    return _new(Md5Query, (uri.raw[: last.start - 1].encode(), presented, expires_at))
 
 
 def conclude(matched: str | None, expires_at: int | None, request: VerifyRequest) -> Verdict:

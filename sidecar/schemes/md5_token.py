@@ -35,6 +35,10 @@ EXPIRES_PARAM = md5_query.EXPIRES_PARAM
 _DIGEST_SIZE = 16
 
 
+def _md5_hex(text: str) -> bytes | None:
+    return parse_hex(text, _DIGEST_SIZE)
+
+
 def signature(unsigned_uri: bytes, token: bytes) -> bytes:
     return hashlib.md5(unsigned_uri + token, usedforsecurity=False).digest()
 
@@ -49,7 +53,7 @@ class Md5TokenSource(KeyringSource):
         return self.require_expires
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        found = md5_query.read(request.uri, lambda text: parse_hex(text, _DIGEST_SIZE))
+        found = md5_query.read(request.uri, _md5_hex)
         if isinstance(found, Reason):
             return deny(found)
         if found.expires_at is None and self.require_expires:
