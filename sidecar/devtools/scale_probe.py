@@ -43,10 +43,14 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def scrape(port: int) -> tuple[float, bytes]:
-    """One GET /metrics: seconds taken and the body."""
+def scrape(port: int, *, gzipped: bool = False) -> tuple[float, bytes]:
+    """One GET /metrics: seconds taken and the body as sent (``gzipped``: asked for gzip,
+    as Prometheus does)."""
     started = time.perf_counter()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics")
+    if gzipped:
+        request.add_header("Accept-Encoding", "gzip")
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
         body = answer.read()
     return time.perf_counter() - started, bytes(body)
 

@@ -114,18 +114,31 @@ class Metrics:
             for result in SIGNING_RESULTS:
                 self.signing_requests.labels(team.id, result)
         every_series = len(settings.sources) <= INITIALISED_SOURCES
+        tracked = set()
         for source in settings.sources:
             for reason, outcome in _series(source) if every_series else ():
                 tally.ensure((source.name, source.scheme, reason, outcome))
-            key_ids = source.verifier.key_ids if source.verifier else ()
-            for key_id in key_ids if every_series or len(key_ids) > 1 else ():
-                tally.ensure_key((source.name, key_id))
+            if tracks_keys(settings, source):
+                tracked.add(source.name)
+                for key_id in source.verifier.key_ids if source.verifier else ():
+                    tally.ensure_key((source.name, key_id))
+        tally.tracked = None if every_series else frozenset(tracked)
 
     def forget_sources_except(self, settings: Settings) -> None:
         """After a reload, drop the series of sources the config no longer has (a tenant
         removed must not be exported for ever). In multiprocess mode the workers' files
         keep them until the workers restart: prometheus-client cannot remove those."""
         self.decisions.forget({source.name for source in settings.sources} | {NO_SOURCE})
+
+
+def tracks_keys(settings: Settings, source: SourceSettings) -> bool:
+    """Whether a source's keys have series of their own (matches, last match): with up to
+    ``INITIALISED_SOURCES`` sources, always; beyond, for sources holding several keys (a
+    rotation, where "this key matched nothing" is the question). A single key's matches
+    are its source's ``ok`` decisions, so 10,000 single-key tenants add no key series."""
+    return len(settings.sources) <= INITIALISED_SOURCES or (
+        source.verifier is not None and len(source.verifier.key_ids) > 1
+    )
 
 
 def _series(source: SourceSettings) -> list[tuple[Reason, Outcome]]:

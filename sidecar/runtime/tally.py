@@ -53,6 +53,9 @@ def labels_of(decision: Decision) -> tuple[Labels, str]:
 
 class LocalTally:
     def __init__(self) -> None:
+        # Sources whose keys have series of their own (None: every source; see
+        # metrics.tracks_keys). Replaced whole on reload.
+        self.tracked: frozenset[str] | None = None
         self.counts: dict[Labels, int] = {}
         self.key_counts: dict[KeyLabels, int] = {}
         self.last_match: dict[KeyLabels, int] = {}
@@ -67,7 +70,8 @@ class LocalTally:
         buckets = self.buckets.get(scheme) or self.ensure_scheme(scheme)
         buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1  # le: bound >= seconds
         self.sums[scheme] += seconds
-        if decision.key_id is not None:
+        tracked = self.tracked
+        if decision.key_id is not None and (tracked is None or labels[0] in tracked):
             key = (labels[0], decision.key_id)
             self.key_counts[key] = self.key_counts.get(key, 0) + 1
             self.last_match[key] = int(time.time())
@@ -140,6 +144,7 @@ class SharedTally:
         )
         self.duration = Histogram(DURATION, HELP[DURATION], ["scheme"],
                                   buckets=DURATION_BUCKETS, registry=None)  # fmt: skip
+        self.tracked: frozenset[str] | None = None  # as LocalTally's
         # Label lookups cost microseconds: children are cached per label set (bounded:
         # labels come from the config's sources and the fixed vocabularies).
         self._counters: dict[Labels, Counter] = {}
@@ -155,7 +160,8 @@ class SharedTally:
         counter.inc()
         duration = self._durations.get(scheme) or self.ensure_scheme(scheme)
         duration.observe(seconds)
-        if decision.key_id is not None:
+        tracked = self.tracked
+        if decision.key_id is not None and (tracked is None or labels[0] in tracked):
             key = (labels[0], decision.key_id)
             children = self._keys.get(key) or self._key_children(key)
             children[0].inc()

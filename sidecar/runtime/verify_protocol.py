@@ -27,7 +27,7 @@ from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decision, Outcome
 from sidecar.policy.proxies import VERIFY_PATH
 from sidecar.runtime.probes import PROBE_PATH, ProbeBook
-from sidecar.runtime.state import State
+from sidecar.runtime.state import State, accepts_gzip
 
 # nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
 MAX_FIELD_SIZE = 16384
@@ -186,7 +186,8 @@ class VerifyProtocol(asyncio.Protocol):
 
     async def _answer_scrape(self, message: Any) -> None:
         try:
-            answer = await self._server.scrape(head_only=message.method == "HEAD")
+            gzipped = accepts_gzip(message.headers.get("Accept-Encoding"))
+            answer = await self._server.scrape(message.method == "HEAD", gzipped)
         except Exception as error:  # fail closed, as for any other request
             self._server.state.log.event("error", error=type(error).__name__)
             answer = _plain(500, b"", keep_alive=False)
@@ -248,11 +249,17 @@ class VerifyServer:
     def is_scrape(self, message: Any) -> bool:
         return bool(self.serve_metrics and message.path == "/metrics")
 
-    async def scrape(self, head_only: bool) -> bytes:
+    async def scrape(self, head_only: bool, gzipped: bool) -> bytes:
         """The metrics answer, rendered off the verify loop (thousands of series cost
         milliseconds), always closing: nothing pipelined behind it is waited for."""
-        exposition = await self.state.scrape()
-        return _plain(200, b"" if head_only else exposition, False, CONTENT_TYPE_LATEST)
+        exposition = await self.state.scrape(gzipped=gzipped)
+        encoding = "Content-Encoding: gzip\r\n" if gzipped else ""
+        extra = (
+            f"Content-Type: {CONTENT_TYPE_LATEST}\r\nCache-Control: no-store\r\n"
+            f"Vary: Accept-Encoding\r\n{encoding}"
+        ).encode()
+        body = b"" if head_only else exposition
+        return _head(200, extra, len(body), False) + body
 
     async def _sweep(self) -> None:
         while True:

@@ -8,6 +8,7 @@ exactly against the target. Bounded: two runs of ``SECONDS`` each and one reload
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +84,10 @@ def test_scrapes_stay_small_and_never_stall_verify(tenancy: Tenancy) -> None:
           f"({per_active_source:.0f} bytes per active source)")  # fmt: skip
     assert len(body) < 2_000_000  # the target itself: sizes do not depend on the machine
     assert per_active_source < 400  # bounded per source, not per source x reason x bucket
+    _, compressed = scale_probe.scrape(tenancy.port, gzipped=True)  # as Prometheus asks
+    print(f"the same scrape gzipped, as Prometheus asks for it: {len(compressed):,} bytes")
+    assert gzip.decompress(compressed).startswith(b"# HELP")
+    assert len(compressed) < len(body) / 5
 
     quiet = paced_load.run(tenancy.port, active, rate=RATE, seconds=SECONDS)
     with scale_probe.back_to_back_scrapes(tenancy.port) as scrapes:

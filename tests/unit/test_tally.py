@@ -12,6 +12,7 @@ from sidecar import config
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Decision, Outcome
 from sidecar.policy.settings import SourceSettings
+from sidecar.runtime.state import accepts_gzip
 from sidecar.runtime.tally import DURATION_BUCKETS, LocalTally
 from tests.conftest import md5_source, sidecar_config
 
@@ -72,3 +73,10 @@ def test_ensured_series_read_zero_and_forgotten_sources_go(tmp_path: Path) -> No
     assert samples(tally)["signed_url_verifications_total", expired] == 0
     tally.forget({NO_SOURCE})
     assert 'source="books"' not in tally.text()
+
+
+def test_gzip_is_sent_only_to_clients_that_accept_it() -> None:
+    for value in ("gzip", "identity, gzip", "GZIP;q=0.5", "br, gzip ; q=1"):
+        assert accepts_gzip(value), value
+    for refused in (None, "", "identity", "gzip;q=0", "gzip; q=0.000", "gzip;q=x", "x-gzip"):
+        assert not accepts_gzip(refused), refused

@@ -53,10 +53,20 @@ def login(error: bool) -> str:
 
 
 def sources(
-    shown: list[SourceSettings], total: int, query: str, snapshot: Snapshot, csrf: str
+    shown: list[SourceSettings],
+    total: int,
+    query: str,
+    snapshot: Snapshot,
+    csrf: str,
+    *,
+    untracked: frozenset[str] = frozenset(),
 ) -> str:
+    """``untracked``: sources whose single key has no series of its own (many sources):
+    its matches are shown as the source's ok decisions."""
     now = time.time()
-    rows = "".join(_source_row(source, snapshot, csrf, now) for source in shown)
+    rows = "".join(
+        _source_row(source, snapshot, csrf, now, source.name in untracked) for source in shown
+    )
     count = f"{len(shown)} of {total} sources" if len(shown) < total else f"{total} sources"
     body = (
         '<form method="get" action="/sources" class="inline">'
@@ -71,16 +81,22 @@ def sources(
     return layout("Sources", body, csrf=csrf)
 
 
-def _source_row(source: SourceSettings, snapshot: Snapshot, csrf: str, now: float) -> str:
+def _source_row(
+    source: SourceSettings, snapshot: Snapshot, csrf: str, now: float, untracked: bool
+) -> str:
     keys = []
     for view in key_views(source):
         pair = (source.name, view.id)
-        matches = snapshot.key_matches.get(pair, 0.0)
         label = "Show public key" if view.kind == PUBLIC_KEY else "Show token"
+        if untracked:
+            allowed = snapshot.counts(source.name).by_reason.get(("ok", "allow"), 0.0)
+            usage = f"{_matches(allowed)} (the source's ok decisions)"
+        else:
+            matches = _matches(snapshot.key_matches.get(pair, 0.0))
+            usage = f"{matches}, last match: {_ago(snapshot.key_last_match.get(pair), now)}"
         keys.append(
             f'<li><code>{escape(view.id)}</code> <span class="fp" title="fingerprint">'
-            f'{escape(view.fingerprint)}</span> <span class="muted">{_matches(matches)}, '
-            f"last match: {_ago(snapshot.key_last_match.get(pair), now)}</span>"
+            f'{escape(view.fingerprint)}</span> <span class="muted">{usage}</span>'
             '<form method="post" action="/reveal" class="inline">'
             f'{_csrf(csrf)}<input type="hidden" name="source" value="{escape(source.name)}">'
             f'<input type="hidden" name="key" value="{escape(view.id)}">'

@@ -19,7 +19,7 @@ from sidecar.policy.settings import SourceSettings
 from sidecar.runtime.console import keys, numbers, pages
 from sidecar.runtime.console.playground import PlaygroundError, ask_verify, sign_for
 from sidecar.runtime.console.session import Sessions, key_label
-from sidecar.runtime.metrics import Metrics
+from sidecar.runtime.metrics import Metrics, tracks_keys
 from sidecar.runtime.state import STATE
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
@@ -82,12 +82,15 @@ def _read(metrics: Metrics) -> numbers.Snapshot:
 
 
 async def sources(request: web.Request) -> web.Response:
-    everything = request.app[STATE].decider.settings.sources
+    settings = request.app[STATE].decider.settings
     query = request.query.get("q", "").strip()[:200]
     needle = query.lower()
-    matching = [s for s in everything if needle in s.name.lower() or needle in s.path_prefix]
+    matching = [s for s in settings.sources if needle in s.name.lower() or needle in s.path_prefix]
+    shown = matching[:MAX_ROWS]
+    # Above 100 sources, a single key's matches are its source's ok decisions (metrics.py).
+    untracked = frozenset(s.name for s in shown if not tracks_keys(settings, s))
     snapshot = await _snapshot(request)
-    page = pages.sources(matching[:MAX_ROWS], len(matching), query, snapshot, request[CSRF])
+    page = pages.sources(shown, len(matching), query, snapshot, request[CSRF], untracked=untracked)
     return html(page)
 
 
