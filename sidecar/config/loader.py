@@ -7,18 +7,15 @@ Secrets never appear in a message: problems name the file, the source and the fi
 
 from __future__ import annotations
 
-import glob
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli  # compiled where a wheel exists: 10,000 sources parse 3x faster than tomllib
-
 from sidecar import schemes
 from sidecar.config.admin import parse_admin
-from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, file_mark, ranged
+from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, ranged
+from sidecar.config.includes import Part, included_parts, read_toml
 from sidecar.config.keys import load_keys, read_secret
 from sidecar.core import canonical
 from sidecar.core.urls import config_host
@@ -34,9 +31,6 @@ from sidecar.policy.settings import (
 )
 from sidecar.schemes.base import Scheme, SourceScheme, SourceSpec
 
-# An included file holds sources and the teams that sign for them; the rest is the main file's.
-_INCLUDED_FIELDS = {"sources", "teams"}
-_INCLUDE_RULE = "must be a list of file paths or globs, relative to this file"
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _SERVER_FIELDS = {
     "listen", "metrics_listen", "workers", "clock_skew", "cache_ttl", "deny_status", "proxy",
@@ -53,7 +47,7 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
     listing every problem, each naming the file that holds it."""
     file = Path(path)
     problems = Problems(str(file))
-    data = _read_toml(file, problems)
+    data = read_toml(file, problems)
     if data is None:
         raise ConfigError(problems.items)
     env = dict(os.environ) if environ is None else environ
@@ -61,17 +55,6 @@ def load(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None)
     if problems.items or settings is None:
         raise ConfigError(problems.items)
     return settings
-
-
-def _read_toml(file: Path, problems: Problems) -> dict[str, Any] | None:
-    problems.files_read.append((str(file), file_mark(file)))  # before reading, see read_file
-    try:
-        return tomli.loads(file.read_text(encoding="utf-8"))
-    except OSError as error:
-        problems.items.append(f"{file}: cannot read: {error.strerror}")
-    except (tomli.TOMLDecodeError, UnicodeDecodeError) as error:
-        problems.items.append(f"{file}: not valid TOML: {error}")
-    return None
 
 
 def _build(
@@ -88,10 +71,7 @@ def _build(
         table.check_names({"listen", "rate_limit"})
         signing_listen = address(table, "listen", None)
         signing_rate = ranged(table, "rate_limit", signing_rate, 0, 100_000)
-    parts = [_Part(root, folder)] + [
-        _Part(Table(included, "(top level)", part_problems), path.parent)
-        for path, included, part_problems in _includes(root, folder, problems)
-    ]
+    parts = [Part(root, folder), *included_parts(root, folder, problems)]
     raw_sources = [
         (raw, index, part) for part in parts for index, raw in enumerate(part.list("sources"))
     ]
@@ -130,55 +110,6 @@ def _build(
         admin=admin,
         signing_rate_limit=signing_rate,
     )
-
-
-@dataclass(frozen=True)
-class _Part:
-    """The main file or one it includes: its top-level table, and the folder its relative
-    paths (key files) resolve against."""
-
-    root: Table
-    folder: Path
-
-    def list(self, name: str) -> list[Any]:
-        return self.root.get(name, list, []) or []
-
-
-def _includes(
-    root: Table, folder: Path, problems: Problems
-) -> list[tuple[Path, dict[str, Any], Problems]]:
-    """The files ``include = [...]`` names (globs relative to the main file, each match
-    read once, in sorted order); their problems name them."""
-    patterns = root.get("include", list, []) or []
-    found: list[tuple[Path, dict[str, Any], Problems]] = []
-    seen: set[Path] = set()
-    for pattern in patterns:
-        if not root.check("include", isinstance(pattern, str) and bool(pattern), _INCLUDE_RULE):
-            continue
-        full = os.path.join(folder, pattern)  # an absolute pattern stays as it is
-        # The folder is watched too: a file added to or removed from it is a change.
-        watched = Path(full).parent
-        while _is_glob(str(watched)):
-            watched = watched.parent
-        problems.files_read.append((str(watched), file_mark(watched)))
-        matches = sorted(Path(match) for match in glob.glob(full) if os.path.isfile(match))
-        if not matches:
-            if _is_glob(pattern):
-                problems.warn("include", f"'{pattern}' matches no file")
-            else:
-                problems.add("include", f"no file {full}")
-        for path in (match for match in matches if match not in seen):
-            seen.add(path)
-            included = problems.in_file(str(path))
-            data = _read_toml(path, included)
-            if data is not None:
-                Table(data, "(top level)", included).check_names(_INCLUDED_FIELDS)
-                found.append((path, data, included))
-    return found
-
-
-def _is_glob(text: str) -> bool:
-    return any(character in text for character in "*?[")
 
 
 def _server(table: Table) -> ServerSettings | None:
