@@ -1,0 +1,237 @@
+"""What each command of the command line does (``cli.py`` declares them and their help)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import secrets
+import sys
+import time
+import tomllib
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from sidecar import config, schemes
+from sidecar.core.urls import parse_url
+from sidecar.errors import SidecarError, UrlError
+from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
+from sidecar.policy.proxies import HOST_TRUST_NOTES
+from sidecar.policy.settings import Settings, SourceSettings
+from sidecar.policy.signing import sign
+from sidecar.runtime.logs import JsonLog
+from sidecar.schemes.base import Grant, Scheme
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    if args.workers is not None:
+        if not 1 <= args.workers <= 64:
+            raise SystemExit("--workers must be between 1 and 64")
+        settings = replace(settings, server=replace(settings.server, workers=args.workers))
+    if settings.server.workers > 1 and not args.worker:
+        from sidecar.runtime import workers  # noqa: PLC0415
+
+        # Before prometheus_client is imported (below): the supervisor's own counter
+        # (worker restarts) then lands in the folder every worker's /metrics sums.
+        workers.prepare_metrics_folder()
+    from sidecar.runtime import server  # noqa: PLC0415  (uvloop/aiohttp only when serving)
+
+    server.run(settings, JsonLog(level=args.log_level), worker=args.worker)
+    return EXIT_OK
+
+
+def run_check_config(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    print(f"{args.config}: ok, {len(settings.sources)} source(s)")
+    for source in settings.sources:
+        keys = ", ".join(source.verifier.key_ids) if source.verifier else "none"
+        print(
+            f"  {source.name}: {source.scheme} {source.path_prefix} mode={source.mode} keys={keys}"
+        )
+    for warning in settings.warnings:
+        print(f"warning: {warning}")
+    note = HOST_TRUST_NOTES.get(settings.server.proxy)
+    if note and any(source.hosts is not None for source in settings.sources):
+        print(f"note: proxy = '{settings.server.proxy}': {note}")
+    return EXIT_OK
+
+
+def run_sign(args: argparse.Namespace) -> int:
+    grant = Grant(None, args.not_before, args.client_ip, args.resource, args.prefix,
+                  cookies=args.cookies)  # fmt: skip
+    settings = config.load(args.config)
+    signed = sign(settings, args.source, args.url, grant, now=time.time(),
+                  expires_in=args.expires_in)  # fmt: skip
+    print(signed.url)
+    source = settings.source(args.source)
+    lifetime = args.expires_in or (source.default_ttl or source.max_ttl if source else None)
+    if source and source.verifier and not source.verifier.expiry_required and not lifetime:
+        print("warning: this URL never expires: anyone holding it can use it until the key "
+              "is rotated (give --expires-in, or set default_ttl on the source)",
+              file=sys.stderr)  # fmt: skip
+    for cookie in signed.cookies:  # a cookie grant: what the application sets
+        print(f"Set-Cookie: {cookie}")
+    return EXIT_OK
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    decider = Decider(config.load(args.config))
+    now = _instant(args.at)
+    # Bytes that are not UTF-8 are kept (as surrogates) and decided like nginx would send
+    # them: denied as non-canonical, never a crash.
+    lines = (raw.decode("utf-8", "surrogateescape").strip() for raw in sys.stdin.buffer)
+    urls: Iterable[str] = args.urls or (line for line in lines if line)
+    denied = False
+    for url in urls:
+        host, uri = _host_and_uri(url, args.host)
+        decision = decider.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
+        denied = denied or decision.status != 200
+        line = {
+            "url": url.encode("utf-8", "backslashreplace").decode(),
+            "source": decision.source.name if decision.source else NO_SOURCE,
+            "result": decision.reason.value,
+            "decision": decision.outcome.value,
+            "status": decision.status,
+            "key": decision.key_id,
+        }
+        sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
+    sys.stdout.flush()
+    # Scripts and audits can branch on it: 0 every URL allowed, 1 any denied (2: usage).
+    return EXIT_FAILURE if denied else EXIT_OK
+
+
+def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
+    try:
+        parsed = parse_url(url)
+    except UrlError:
+        return default_host, url  # decided (and denied) as the raw URI it is
+    return (parsed.host if parsed.origin else default_host), parsed.uri
+
+
+def _instant(text: str | None) -> float:
+    """``--at``: unix seconds (ASCII digits), or ISO 8601, read as UTC unless it carries an
+    offset, so the answer never depends on the machine's time zone."""
+    if text is None:
+        return time.time()
+    if _UNIX_SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        print(f"--at: '{text}' is neither unix seconds nor ISO 8601", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.timestamp()
+
+
+def _source(settings: Settings, name: str) -> SourceSettings:
+    source = settings.source(name)
+    if source is None:
+        known = ", ".join(s.name for s in settings.sources)
+        raise SidecarError(f"no source named '{name}' (known: {known})")
+    return source
+
+
+def run_token_new(args: argparse.Namespace) -> int:
+    scheme, key_type = _key_maker(args)
+    key = scheme.new_key(key_type)
+    if key.secret is not None:
+        return _write_secret(args.out, (key.secret + "\n").encode(), "token")
+    if args.out is None:
+        raise SystemExit(
+            "a key pair needs --out FILE (the private key; FILE.pub.pem gets the public)"
+        )
+    assert key.private_pem is not None and key.public_pem is not None
+    _write_secret(args.out, key.private_pem, "private key")
+    Path(args.out + ".pub.pem").write_bytes(key.public_pem)
+    print(f"wrote the public key to {args.out}.pub.pem (give it to the sidecar's config)")
+    return EXIT_OK
+
+
+def _key_maker(args: argparse.Namespace) -> tuple[Scheme, str]:
+    """The scheme that makes the key, and which kind: the source's scheme when one is
+    named, otherwise whichever scheme makes ``--key-type`` (a token by default)."""
+    if args.source is not None:
+        if args.config is None:
+            raise SystemExit("--source needs -c FILE")
+        scheme = schemes.get(_declared_scheme(args.config, args.source))
+        if scheme is None:
+            raise SystemExit(f"source '{args.source}' names no known scheme")
+        key_type = args.key_type or scheme.key_types[0]
+        if key_type not in scheme.key_types:
+            raise SystemExit(f"{scheme.name} keys are {', '.join(scheme.key_types)}")
+        return scheme, key_type
+    key_type = args.key_type or "token"
+    maker = next(s for s in schemes.REGISTRY.values() if key_type in s.key_types)
+    return maker, key_type
+
+
+def _declared_scheme(path: str, source: str) -> str:
+    """The scheme a source declares, read from the TOML alone: the key being made may be
+    one the config already names (its file does not exist yet), so the config need not
+    load as a whole."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise SystemExit(f"{path}: cannot read the config ({error})") from None
+    for raw in data.get("sources", []):
+        if isinstance(raw, dict) and raw.get("name") == source:
+            return str(raw.get("scheme", ""))
+    raise SystemExit(f"{path}: no source named '{source}'")
+
+
+def _write_secret(path: str | None, data: bytes, what: str) -> int:
+    if path is None:
+        sys.stdout.write(data.decode())
+        return EXIT_OK
+    # O_EXCL: never overwrite an existing secret; 0600 from the first byte written.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SystemExit(f"{path} exists: refusing to overwrite a secret") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    print(f"wrote a new {what} to {path} (mode 0600)")
+    return EXIT_OK
+
+
+def run_token_show(args: argparse.Namespace) -> int:
+    if not (sys.stdout.isatty() or args.force):
+        print("refusing to print a secret to a non-terminal (use --force)", file=sys.stderr)
+        return EXIT_FAILURE
+    source = _source(config.load(args.config), args.source)
+    tokens = source.verifier.shared_secrets() if source.verifier else ()
+    if not tokens:
+        raise SidecarError(f"source '{source.name}' has no shared-secret tokens")
+    for key_id, token in tokens:
+        print(f"{key_id}\t{token.decode(errors='replace')}")
+    return EXIT_OK
+
+
+def run_token_api_key(args: argparse.Namespace) -> int:
+    key = secrets.token_urlsafe(32)
+    print(f"api key (give to the caller):  {key}")
+    print(f"api_key_sha256 (put in config): {hashlib.sha256(key.encode()).hexdigest()}")
+    return EXIT_OK
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from sidecar.runtime import doctor  # noqa: PLC0415
+
+    return doctor.run(args.url, args.sidecar, host=args.host, timeout=args.timeout)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from sidecar.devtools import demo  # noqa: PLC0415
+
+    return demo.run(keep=args.keep)
