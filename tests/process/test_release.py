@@ -143,6 +143,10 @@ def test_wheel_metadata_carries_the_license_version_and_dependencies(dist: Path)
     assert declared == {str(r) for r in runtime_requirements()}
     for conf in sorted((REPO / "nginx").iterdir()):  # the operator's nginx files ship too
         assert archive.read(f"sidecar/nginx_files/{conf.name}") == conf.read_bytes()
+    static = REPO / "sidecar" / "runtime" / "console" / "static"
+    for asset in sorted(static.iterdir()):  # the console's script and stylesheet
+        packaged = f"sidecar/runtime/console/static/{asset.name}"
+        assert archive.read(packaged) == asset.read_bytes()
 
 
 def test_sdist_carries_license_lock_and_nginx_files(dist: Path) -> None:
