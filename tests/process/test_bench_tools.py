@@ -1,0 +1,42 @@
+"""The benchmark tools run and print what bench/README.md shows (a tiny run of each, so
+they cannot rot unnoticed; their figures are not asserted here, this machine is shared)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args],
+        check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_profile_prints_every_stage_of_the_verify_path() -> None:
+    output = run("bench/hotpath.py", "--requests", "500", "--rounds", "1")
+    for stage in ("parse", "extract", "decide", "record", "answer", "whole protocol path",
+                  "cloudfront decide, first time", "cloudfront decide, repeated"):  # fmt: skip
+        line = next(line for line in output.splitlines() if line.startswith(stage))
+        assert float(line.split()[-1].replace(",", "")) > 0, line
+
+
+def test_scale_prints_a_row_per_size_with_no_wrong_answer() -> None:
+    output = run("bench/scale.py", "--sizes", "10,200", "--seconds", "0.5")
+    rows = [line.split() for line in output.splitlines() if re.match(r"\s+[0-9,]+\s+[0-9.]+", line)]
+    assert [row[0] for row in rows] == ["10", "200"]
+    assert all(row[-1] == "0" for row in rows)  # every answer a 200
