@@ -37,6 +37,35 @@ DISTINCT_URLS = 20_000
 WRK_CONNECTIONS = 32
 
 
+# The sources every sidecar setup serves (and bench/hotpath.py too): md5-token "books" and
+# cloudfront "acme", whose RSA key pair write_acme_keys makes.
+SOURCES = f"""\
+[[sources]]
+name = "books"
+scheme = "md5-token"
+path_prefix = "/books/"
+  [[sources.keys]]
+  id = "k"
+  secret = "{TOKEN}"
+
+[[sources]]
+name = "acme"
+scheme = "cloudfront"
+path_prefix = "/acme/"
+public_origin = "{ORIGIN}"
+  [[sources.keys]]
+  id = "KBENCH"
+  public_key_file = "acme.pub.pem"
+  private_key_file = "acme.pem"
+"""
+
+
+def write_acme_keys(folder: Path) -> None:
+    private, public = keys.new_key_pair("rsa")
+    (folder / "acme.pem").write_bytes(private)
+    (folder / "acme.pub.pem").write_bytes(public)
+
+
 @dataclass
 class Setup:
     name: str
@@ -126,33 +155,10 @@ class Bench:
             (self.images / folder / "photo.jpg").write_bytes(os.urandom(IMAGE_BYTES))
 
     def _sidecar(self, name: str, *, workers: int) -> LocalStack:
-        private, public = keys.new_key_pair("rsa")
         folder = self.folder / name
         folder.mkdir()
-        (folder / "acme.pem").write_bytes(private)
-        (folder / "acme.pub.pem").write_bytes(public)
-        config = f"""\
-[server]
-workers = {workers}
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "k"
-  secret = "{TOKEN}"
-
-[[sources]]
-name = "acme"
-scheme = "cloudfront"
-path_prefix = "/acme/"
-public_origin = "{ORIGIN}"
-  [[sources.keys]]
-  id = "KBENCH"
-  public_key_file = "acme.pub.pem"
-  private_key_file = "acme.pem"
-"""
+        write_acme_keys(folder)
+        config = f"[server]\nworkers = {workers}\n\n{SOURCES}"
         stack = LocalStack(folder, config, self.images)
         stack.write_config()
         stack.start_sidecar()

@@ -26,39 +26,17 @@ import uvloop
 from aiohttp.http_parser import HttpRequestParser
 from prometheus_client import CollectorRegistry
 
+from bench import ORIGIN, SOURCES, TOKEN, write_acme_keys  # bench/bench.py: the same sources
 from sidecar.config import load
+from sidecar.devtools.paced_load import verify_request
 from sidecar.policy.decide import Decision
 from sidecar.policy.proxies import EXTRACTORS
 from sidecar.policy.signing import sign_url
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import State, create_state
 from sidecar.runtime.verify_protocol import VerifyProtocol, VerifyServer, verify_answer
-from sidecar.schemes import cloudfront_keys
 
-TOKEN = "bench-token-0123456789abcdef"
-ORIGIN = "https://image.example.com"
-CONFIG = f"""
-[server]
-listen = "127.0.0.1:1"
-
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "k"
-  secret = "{TOKEN}"
-
-[[sources]]
-name = "acme"
-scheme = "cloudfront"
-path_prefix = "/acme/"
-public_origin = "{ORIGIN}"
-  [[sources.keys]]
-  id = "KBENCH"
-  public_key_file = "acme.pub.pem"
-  private_key_file = "acme.pem"
-"""
+CONFIG = f'[server]\nlisten = "127.0.0.1:1"\n\n{SOURCES}'
 
 
 def main() -> int:
@@ -74,7 +52,7 @@ def main() -> int:
 async def measure(count: int, rounds: int, with_cprofile: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="signed-url-hotpath-") as folder:
         state = _state(Path(folder))
-        raw = [_subrequest(_md5_uri(i)) for i in range(count)]
+        raw = [verify_request(_md5_uri(i)) for i in range(count)]
         messages = _parse_all(raw)
         profile = state.decider.settings.server.proxy
         extract = EXTRACTORS[profile]
@@ -104,9 +82,7 @@ async def measure(count: int, rounds: int, with_cprofile: bool) -> None:
 
 
 def _state(folder: Path) -> State:
-    private, public = cloudfront_keys.new_key_pair("rsa")
-    (folder / "acme.pem").write_bytes(private)
-    (folder / "acme.pub.pem").write_bytes(public)
+    write_acme_keys(folder)
     (folder / "sidecar.toml").write_text(CONFIG)
     log = JsonLog(open(os.devnull, "w"))  # noqa: SIM115 (lives as long as the run)
     return create_state(load(folder / "sidecar.toml"), registry=CollectorRegistry(), log=log)
@@ -116,16 +92,6 @@ def _md5_uri(index: int) -> str:
     unsigned = f"/books/photo.jpg?w={index}"
     digest = hashlib.md5((unsigned + TOKEN).encode(), usedforsecurity=False).hexdigest()
     return f"{unsigned}&s={digest}"
-
-
-def _subrequest(uri: str) -> bytes:
-    """What the shipped nginx auth location sends."""
-    return (
-        f"GET /verify HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Original-URI: {uri}\r\n"
-        "X-Original-Method: GET\r\nX-Original-Host: image.example.com\r\n"
-        "X-Forwarded-Proto: https\r\nX-Real-IP: 203.0.113.7\r\n"
-        "X-Request-ID: 5f0c6a7e9d2b4c1a8e3f7b6d5c4a3b2e\r\n\r\n"
-    ).encode()
 
 
 class _Reader:
@@ -138,18 +104,19 @@ class _Reader:
     def resume_reading(self, resume_parser: bool = True) -> None: ...
 
 
+def _parser() -> Any:
+    return HttpRequestParser(_Reader(), asyncio.get_event_loop(), 2**16,  # type: ignore[arg-type]
+                             max_line_size=16384, max_field_size=16384, max_headers=64)  # fmt: skip
+
+
 def _parse_all(raw: list[bytes]) -> list[Any]:
-    loop = asyncio.get_event_loop()
-    parser = HttpRequestParser(_Reader(), loop, 2**16, max_line_size=16384,  # type: ignore[arg-type]
-                               max_field_size=16384, max_headers=64)  # fmt: skip
+    parser = _parser()
     return [parser.feed_data(request)[0][0][0] for request in raw]
 
 
 def _parse_each(raw: list[bytes]) -> None:
     """Each request parsed and its message dropped, as the server does."""
-    loop = asyncio.get_event_loop()
-    parser = HttpRequestParser(_Reader(), loop, 2**16, max_line_size=16384,  # type: ignore[arg-type]
-                               max_field_size=16384, max_headers=64)  # fmt: skip
+    parser = _parser()
     for request in raw:
         parser.feed_data(request)
 
@@ -199,7 +166,7 @@ def _cloudfront(state: State, rounds: int) -> tuple[float, float]:
     for index in range(200):
         url = f"{ORIGIN}/acme/photo.jpg?w={index}"
         signed = sign_url(settings, "acme", url, now=now, expires_in=3600)
-        message = _parse_all([_subrequest(signed.removeprefix(ORIGIN))])[0]
+        message = _parse_all([verify_request(signed.removeprefix(ORIGIN))])[0]
         facts.append(extract(message.method, message.path, message.headers))
     decide = state.decider.decide
     started = time.thread_time()
