@@ -26,10 +26,8 @@ from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Outcome
 from sidecar.policy.settings import Mode, Settings, SourceSettings
 from sidecar.runtime.tally import LocalTally, SharedTally
+from sidecar.runtime.workers import MULTIPROCESS_ENV  # set by the supervisor: workers = N
 
-# Set (by the worker supervisor) before prometheus_client is imported in a worker: every
-# worker then writes its samples to files there, and any worker's /metrics sums them all.
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SIGNING_RESULTS = ("ok", "unauthorized", "bad_request", "busy", "rate_limited")
 _SOURCELESS_REASONS = (Reason.NON_CANONICAL, Reason.NO_SOURCE)
 _DENY_REASONS = tuple(r for r in Reason if r not in (Reason.OK, Reason.UNSIGNED_ALLOWED))
