@@ -54,14 +54,10 @@ def rendered() -> Renders:
     return render_overlays()
 
 
-def render_with_monitoring(folder: Path, overlay: str) -> list[Any]:
-    """``overlay`` with the optional monitoring component listed in its own kustomization, as
-    the README says (listed from a kustomization outside it, the PodMonitor would miss the
-    overlay's namespace)."""
-    return render_with_component(folder, overlay, "monitoring")
-
-
 def render_with_component(folder: Path, overlay: str, name: str) -> list[Any]:
+    """``overlay`` with an optional component listed in its own kustomization, as the README
+    says (listed from a kustomization outside it, the component would miss the overlay's
+    namespace)."""
     tree = folder / "kubernetes"
     shutil.copytree(K8S, tree)
     kustomization = tree / "overlays" / overlay / "kustomization.yaml"
@@ -77,8 +73,10 @@ def render_with_component(folder: Path, overlay: str, name: str) -> list[Any]:
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Renders:
     folder = tmp_path_factory.mktemp("monitored")
-    return {overlay: render_with_monitoring(folder / overlay.replace("/", "-"), overlay)
-            for overlay in OVERLAYS}  # fmt: skip
+    return {
+        overlay: render_with_component(folder / overlay.replace("/", "-"), overlay, "monitoring")
+        for overlay in OVERLAYS
+    }
 
 
 @pytest.mark.parametrize("doc", [pytest.param(doc, id=where) for where, doc in plain_manifests()])
