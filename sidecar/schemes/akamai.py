@@ -136,7 +136,6 @@ def _times(fields: dict[str, str]) -> _Times | None:
 
 @dataclass(frozen=True, slots=True)
 class AkamaiSource(KeyringSource):
-    keyring: Keyring  # the decoded keys
     configured: tuple[tuple[str, bytes], ...] = field(repr=False)  # hex, as written
     algorithm: str = "sha256"
     token_name: str = "__token__"  # noqa: S105  (a parameter name, not a secret)
@@ -436,4 +435,4 @@ class AkamaiScheme:
         return NewKey(secret=secrets.token_bytes(KEY_SIZE).hex())
 
 
-SCHEME = AkamaiScheme()
+SCHEME: AkamaiScheme = AkamaiScheme()

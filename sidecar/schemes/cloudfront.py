@@ -420,4 +420,4 @@ def _load_private(
     return private
 
 
-SCHEME = CloudFrontScheme()
+SCHEME: CloudFrontScheme = CloudFrontScheme()

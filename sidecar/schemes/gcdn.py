@@ -365,4 +365,4 @@ class GcdnScheme:
         return NewKey(secret=b64encode(secrets.token_bytes(KEY_SIZE)))
 
 
-SCHEME = GcdnScheme()
+SCHEME: GcdnScheme = GcdnScheme()

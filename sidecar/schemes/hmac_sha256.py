@@ -43,7 +43,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
-from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
 
 NAME = "hmac-sha256"
 EXPIRES, KEY_ID, SIGNATURE = "expires", "kid", "sig"
@@ -61,8 +61,6 @@ def signature(secret: bytes, unsigned_uri: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class HmacSha256Source(KeyringSource):
-    keyring: Keyring
-
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
         found: dict[str, QueryParam] = {}
@@ -132,4 +130,4 @@ class HmacSha256Scheme:
         return new_token()
 
 
-SCHEME = HmacSha256Scheme()
+SCHEME: HmacSha256Scheme = HmacSha256Scheme()

@@ -36,7 +36,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
-from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
 
 NAME = "imgix"
 SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
@@ -55,8 +55,6 @@ def signature(token: bytes, unsigned_uri: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ImgixSource(KeyringSource):
-    keyring: Keyring
-
     @property
     def expiry_required(self) -> bool:
         return False  # imgix's ``expires`` is optional
@@ -118,4 +116,4 @@ class ImgixScheme:
         return new_token()
 
 
-SCHEME = ImgixScheme()
+SCHEME: ImgixScheme = ImgixScheme()

@@ -50,11 +50,11 @@ class Keyring:
         return tuple((key.id, key.secret) for key in self.keys)
 
 
+@dataclass(frozen=True, slots=True)
 class KeyringSource:
-    """What every shared-secret source answers about its keys (a mixin for the scheme's
-    frozen dataclass, which holds ``keyring``)."""
+    """What every shared-secret source answers about its keys: the base of each such
+    scheme's frozen dataclass, whose first field is the keyring."""
 
-    __slots__ = ()
     keyring: Keyring
 
     @property

@@ -27,7 +27,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
-from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
 
 NAME = "md5-token"
 SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
@@ -45,7 +45,6 @@ def signature(unsigned_uri: bytes, token: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Md5TokenSource(KeyringSource):
-    keyring: Keyring
     require_expires: bool = False  # a URL without ``expires`` is ``missing``
 
     @property
@@ -97,4 +96,4 @@ class Md5TokenScheme:
         return new_token()
 
 
-SCHEME = Md5TokenScheme()
+SCHEME: Md5TokenScheme = Md5TokenScheme()

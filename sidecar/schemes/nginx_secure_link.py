@@ -51,7 +51,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
-from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
 
 NAME = "nginx-secure-link"
 DEFAULT_SECURE_LINK = "$arg_md5,$arg_expires"
@@ -162,7 +162,6 @@ def _check_secure_link(text: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class SecureLinkSource(KeyringSource):
-    keyring: Keyring
     hash_arg: str
     expires_arg: str | None
     template: tuple[Part, ...]
@@ -368,4 +367,4 @@ def _template_problems(
     return problems
 
 
-SCHEME = SecureLinkScheme()
+SCHEME: SecureLinkScheme = SecureLinkScheme()

@@ -60,7 +60,7 @@ from sidecar.schemes.base import (
     new_token,
     refuse_unexpressible,
 )
-from sidecar.schemes.keyring import Keyring, KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
 
 NAME = "thumbor"
 UNSAFE = "unsafe"
@@ -96,7 +96,6 @@ def _holds_segment(rest_path: str, segment: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ThumborSource(KeyringSource):
-    keyring: Keyring
     base: str  # the source's path_prefix, ending in exactly one "/"
     prefixes: frozenset[str]  # its raw spellings: as written, and non-ASCII %-encoded
 
@@ -186,4 +185,4 @@ class ThumborScheme:
         return new_token()
 
 
-SCHEME = ThumborScheme()
+SCHEME: ThumborScheme = ThumborScheme()
