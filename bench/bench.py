@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sidecar import build
 from sidecar.devtools import nginx_conf
 from sidecar.devtools.local_stack import LocalStack, free_port, nginx_binary, wait_for_port
 from sidecar.schemes import cloudfront_keys as keys
@@ -35,6 +36,8 @@ SECURE_LINK_SECRET = "bench-secure-link-secret"
 IMAGE_BYTES = 20 * 1024
 DISTINCT_URLS = 20_000
 WRK_CONNECTIONS = 32
+COMPILED_DIRECT = "sidecar direct, md5-token, 1 process"
+PURE_DIRECT = "sidecar direct, md5-token, 1 process, pure Python"
 
 
 # The sources every sidecar setup serves (and bench/hotpath.py too): md5-token "books" and
@@ -109,6 +112,7 @@ class Bench:
         self._write_images()
         one = self._sidecar("one", workers=1)
         two = self._sidecar("two", workers=2)
+        pure = self._sidecar("pure", workers=1, pure=True)
         md5_urls = self._md5_urls("md5-distinct.txt", DISTINCT_URLS)
         md5_one = self._md5_urls("md5-one.txt", 1)
         cloudfront_urls = self._cloudfront_urls(one, "cloudfront-distinct.txt", 2_000)
@@ -127,11 +131,12 @@ class Bench:
             Setup("sidecar via nginx, md5-token, no cache, workers=2", no_cache_two, md5_urls),
             Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls),
             Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one),
-            Setup("sidecar direct, md5-token, 1 process", one.sidecar_port, md5_urls, True),
+            Setup(COMPILED_DIRECT, one.sidecar_port, md5_urls, True),
             Setup(
                 "sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls, True
             ),
             Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True),
+            Setup(PURE_DIRECT, pure.sidecar_port, md5_urls, True),
         ]
 
     def stop(self) -> None:
@@ -154,14 +159,15 @@ class Bench:
             (self.images / folder).mkdir(parents=True, exist_ok=True)
             (self.images / folder / "photo.jpg").write_bytes(os.urandom(IMAGE_BYTES))
 
-    def _sidecar(self, name: str, *, workers: int) -> LocalStack:
+    def _sidecar(self, name: str, *, workers: int, pure: bool = False) -> LocalStack:
         folder = self.folder / name
         folder.mkdir()
         write_acme_keys(folder)
         config = f"[server]\nworkers = {workers}\n\n{SOURCES}"
         stack = LocalStack(folder, config, self.images)
         stack.write_config()
-        stack.start_sidecar()
+        # The pure-Python build: this repository's sources ahead of the installed wheel.
+        stack.start_sidecar({**os.environ, "PYTHONPATH": str(HERE.parent)} if pure else None)
         self.stacks.append(stack)
         return stack
 
@@ -297,7 +303,9 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
         print(f"{setup.name:<52} {spread:>26} {statistics.median(setup.p50):>7.2f} "
               f"{statistics.median(setup.p99):>7.2f} {median / secure:>13.2f} "
               f"{median / limit:>12.2f} {setup.errors:>8}")  # fmt: skip
-    print()
+    rates = {setup.name: statistics.median(setup.rates) for setup in setups}
+    print(f"\nsidecar build: {build.KIND}; direct md5-token, this build / pure Python: "
+          f"{rates[COMPILED_DIRECT] / rates[PURE_DIRECT]:.2f}\n")  # fmt: skip
     for name, pids in bench.sidecar_pids().items():
         sizes = ", ".join(f"{_rss_mb(pid):.1f} MB" for pid in pids)
         print(f"sidecar '{name}': RSS per process {sizes}")

@@ -3,18 +3,21 @@
 Each stage of the verify path is timed alone over the same requests (minimum of several
 rounds, so the machine's noise counts least), then the whole protocol path, which feeds raw
 subrequests to the real ``VerifyProtocol`` with a transport that only counts answers.
-``--cprofile`` adds cProfile's view of the whole path. Run: ``bash bench/run --profile``.
+``--cprofile`` adds cProfile's view of the whole path. ``--compare`` (what
+``bash bench/run --profile`` runs) measures the installed build (compiled with mypyc) and
+this tree's pure-Python sources side by side, alternating rounds between the two.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import gc
 import hashlib
+import json
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -23,20 +26,25 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from aiohttp.http_parser import HttpRequestParser
 from prometheus_client import CollectorRegistry
 
 from bench import ORIGIN, SOURCES, TOKEN, write_acme_keys  # bench/bench.py: the same sources
+from sidecar import build
 from sidecar.config import load
 from sidecar.devtools.paced_load import verify_request
 from sidecar.policy.decide import Decision
 from sidecar.policy.proxies import EXTRACTORS
 from sidecar.policy.signing import sign_url
+from sidecar.runtime.http_reader import Request, RequestReader
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import State, create_state
 from sidecar.runtime.verify_protocol import VerifyProtocol, VerifyServer, verify_answer
 
 CONFIG = f'[server]\nlisten = "127.0.0.1:1"\n\n{SOURCES}'
+SUM = "sum of the stages"
+WHOLE = "whole protocol path (one kept-alive connection)"
+CLOUDFRONT_FIRST = "cloudfront decide, first time (RSA-2048)"
+CLOUDFRONT_REPEATED = "cloudfront decide, repeated (remembered)"
 
 
 def main() -> int:
@@ -44,12 +52,43 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cprofile", action="store_true", help="also print cProfile's top 20")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="the installed build and this tree's pure Python, side by side",
+    )
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # --compare's
     args = parser.parse_args()
-    uvloop.run(measure(args.requests, args.rounds, args.cprofile))
+    if args.compare:
+        _report(_compare(args.requests, args.rounds))
+        return 0
+    figures = uvloop.run(measure(args.requests, args.rounds, args.cprofile))
+    if args.json:
+        print(json.dumps({build.KIND: figures}))
+    else:
+        _report({build.KIND: figures})
     return 0
 
 
-async def measure(count: int, rounds: int, with_cprofile: bool) -> None:
+def _compare(count: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Each round runs this script once per build, alternately, so the machine's drift
+    hits both alike; each figure is the minimum over the rounds."""
+    installed = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    pure = {**installed, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(rounds):
+        for env in (installed, pure):
+            command = [sys.executable, __file__, "--json", "--rounds", "1",
+                       "--requests", str(count)]  # fmt: skip
+            output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            for kind, figures in json.loads(output.stdout).items():
+                kept = best.setdefault(kind, {})
+                for name, value in figures.items():
+                    kept[name] = min(kept.get(name, value), value)
+    return best
+
+
+async def measure(count: int, rounds: int, with_cprofile: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="signed-url-hotpath-") as folder:
         state = _state(Path(folder))
         raw = [verify_request(_md5_uri(i)) for i in range(count)]
@@ -63,7 +102,7 @@ async def measure(count: int, rounds: int, with_cprofile: bool) -> None:
         gc.collect()
         gc.freeze()  # as the server does after loading its config
         stages: list[tuple[str, Callable[[], object]]] = [
-            ("parse (aiohttp C parser, message, headers)", lambda: _parse_each(raw)),
+            ("parse (httptools: request line, headers)", lambda: _parse_each(raw)),
             ("extract (proxy profile headers)",
              lambda: _each(lambda m: extract(m.method, m.path, m.headers), messages)),
             ("decide (canonical form, route, md5-token)",
@@ -71,14 +110,15 @@ async def measure(count: int, rounds: int, with_cprofile: bool) -> None:
             ("record (metrics)", lambda: _each(lambda d: state.metrics.record(d, 2e-5), decisions)),
             ("answer (pre-encoded bytes)", lambda: _each(_answer, decisions)),
         ]  # fmt: skip
-        rows = [(name, _best(run, rounds) / count) for name, run in stages]
-        whole = _best(lambda: _protocol(state, raw), rounds) / count
-        cloudfront = _cloudfront(state, rounds)
-        _report(rows, whole, cloudfront)
+        figures = {name: _best(run, rounds) / count for name, run in stages}
+        figures[SUM] = sum(figures.values())
+        figures[WHOLE] = _best(lambda: _protocol(state, raw), rounds) / count
+        figures[CLOUDFRONT_FIRST], figures[CLOUDFRONT_REPEATED] = _cloudfront(state, rounds)
         if with_cprofile:
             profiler = cProfile.Profile()
             profiler.runcall(_protocol, state, raw)
             pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
+        return figures
 
 
 def _state(folder: Path) -> State:
@@ -94,31 +134,17 @@ def _md5_uri(index: int) -> str:
     return f"{unsigned}&s={digest}"
 
 
-class _Reader:
-    """The flow-control calls aiohttp's parser makes on its protocol."""
-
-    _reading_paused = False
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self, resume_parser: bool = True) -> None: ...
-
-
-def _parser() -> Any:
-    return HttpRequestParser(_Reader(), asyncio.get_event_loop(), 2**16,  # type: ignore[arg-type]
-                             max_line_size=16384, max_field_size=16384, max_headers=64)  # fmt: skip
-
-
-def _parse_all(raw: list[bytes]) -> list[Any]:
-    parser = _parser()
-    return [parser.feed_data(request)[0][0][0] for request in raw]
+def _parse_all(raw: list[bytes]) -> list[Request]:
+    reader = RequestReader()
+    parsed = [reader.feed(request)[0] for request in raw]
+    return [request for request in parsed if isinstance(request, Request)]
 
 
 def _parse_each(raw: list[bytes]) -> None:
-    """Each request parsed and its message dropped, as the server does."""
-    parser = _parser()
+    """Each request read on one connection and dropped, as the server does."""
+    reader = RequestReader()
     for request in raw:
-        parser.feed_data(request)
+        reader.feed(request)
 
 
 def _each(stage: Callable[[Any], object], inputs: list[Any]) -> None:
@@ -188,18 +214,22 @@ def _best(run: Callable[[], object], rounds: int) -> float:
     return best
 
 
-def _report(rows: list[tuple[str, float]], whole: float, cloudfront: tuple[float, float]) -> None:
+def _report(builds: dict[str, dict[str, float]]) -> None:
+    """One column of microseconds per build, and their ratio when there are two."""
+    kinds = sorted(builds)  # "compiled" before "pure"
     print(f"\nPython {sys.version.split()[0]}, CPU time of one thread, minimum of the rounds\n")
-    print(f"{'stage':<48} {'µs/request':>10}")
-    print("-" * 59)
-    for name, seconds in rows:
-        print(f"{name:<48} {seconds * 1e6:>10.2f}")
-    print(f"{'sum of the stages':<48} {sum(s for _, s in rows) * 1e6:>10.2f}")
-    print(f"{'whole protocol path (one kept-alive connection)':<48} {whole * 1e6:>10.2f}")
-    print(f"{'  = requests/s on one core, before socket I/O':<48} {1 / whole:>10,.0f}")
-    first, repeated = cloudfront
-    print(f"{'cloudfront decide, first time (RSA-2048)':<48} {first * 1e6:>10.2f}")
-    print(f"{'cloudfront decide, repeated (remembered)':<48} {repeated * 1e6:>10.2f}")
+    header = f"{'µs/request':<48}" + "".join(f" {kind:>10}" for kind in kinds)
+    if len(kinds) == 2:
+        header += f" {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for name in builds[kinds[0]]:
+        values = [builds[kind][name] for kind in kinds]
+        ratio = f" {values[0] / values[1]:>7.2f}" if len(values) == 2 else ""
+        print(f"{name:<48}" + "".join(f" {v * 1e6:>10.2f}" for v in values) + ratio)
+        if name == WHOLE:
+            rates = "".join(f" {1 / v:>10,.0f}" for v in values)
+            print(f"{'  = requests/s on one core, before socket I/O':<48}{rates}")
 
 
 if __name__ == "__main__":

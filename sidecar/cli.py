@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import TypeAlias
 
-from sidecar import __version__, schemes
+from sidecar import __version__, build, schemes
 from sidecar import commands as handlers
 from sidecar.commands import EXIT_FAILURE, EXIT_USAGE
 from sidecar.errors import ConfigError, SidecarError
@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__} ({build.KIND})",  # compiled, or pure Python
+        help="print the version",
     )
     commands = parser.add_subparsers(
         dest="command",

@@ -118,10 +118,10 @@ class LocalStack:
         self.start_nginx()
         return self
 
-    def start_sidecar(self) -> None:
+    def start_sidecar(self, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, "-m", "sidecar", "serve", "-c", str(self.config_path)]
         with (self.folder / "sidecar.log").open("ab") as log:  # the child keeps its own copy
-            self.sidecar = subprocess.Popen(command, stdout=log, stderr=log)  # noqa: S603
+            self.sidecar = subprocess.Popen(command, stdout=log, stderr=log, env=env)  # noqa: S603
         wait_for_http(f"{self.sidecar_url}/healthz")
 
     def start_nginx(self) -> None:

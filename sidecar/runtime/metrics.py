@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from sidecar import __version__
+from sidecar.build import KIND
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Outcome
 from sidecar.policy.settings import Mode, Settings, SourceSettings
@@ -78,11 +79,11 @@ class Metrics:
         build = Gauge(
             "signed_url_build_info",
             "Build information.",
-            ["version"],
+            ["version", "build"],
             registry=registry,
             multiprocess_mode="max",
         )
-        build.labels(version=__version__).set(1)
+        build.labels(version=__version__, build=KIND).set(1)
         for result in ("success", "failure"):
             self.reloads.labels(result=result)
 

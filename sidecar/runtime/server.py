@@ -14,14 +14,16 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from sidecar import __version__
+from sidecar.build import KIND
 from sidecar.policy.settings import Address, Settings
 from sidecar.runtime.console import create_console_app, share_session_secret
+from sidecar.runtime.http_reader import MAX_FIELD_SIZE
 from sidecar.runtime.logs import JsonLog, route_library_logs
 from sidecar.runtime.offload import Offload
 from sidecar.runtime.reload import Reloader, freeze_heap, source_summary
 from sidecar.runtime.signing_api import create_signing_app
 from sidecar.runtime.state import create_metrics_app, create_state
-from sidecar.runtime.verify_protocol import MAX_FIELD_SIZE, VerifyServer
+from sidecar.runtime.verify_protocol import VerifyServer
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
@@ -82,6 +84,7 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         "start",
         pid=os.getpid(),
         version=__version__,
+        build=KIND,
         listen=str(server.listen),
         metrics_listen=str(server.metrics_listen),
         signing_listen=str(settings.signing_listen) if settings.signing_listen else None,

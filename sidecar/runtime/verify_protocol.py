@@ -1,15 +1,16 @@
-"""The verify listener: a dedicated asyncio protocol on aiohttp's C HTTP parser.
+"""The verify listener: a dedicated asyncio protocol on httptools (``http_reader``).
 
-nginx asks before every image, so this path must cost almost nothing. aiohttp's request
-and response objects cost several times the verification itself; here each request is
-parsed by aiohttp's own parser (``aiohttp._http_parser``, llhttp) and answered with
-pre-encoded bytes, synchronously, in arrival order: HTTP/1.1 keep-alive and pipelining
-stay correct because nothing is awaited between a request and its answer.
+nginx asks before every image, so this path must cost almost nothing. A framework's
+request and response objects cost several times the verification itself; here each
+request is read into plain strings and answered with pre-encoded bytes, synchronously, in
+arrival order: HTTP/1.1 keep-alive and pipelining stay correct because nothing is awaited
+between a request and its answer.
 
 Routes: ``/verify`` (and ``/verify/...`` for the envoy profile), ``/healthz``,
 ``/readyz``, and ``/metrics`` when the metrics share this listener. Requests with a body,
-upgrades and malformed HTTP get a 400 and the connection is closed; header sizes are
-bounded. Idle and half-sent connections are closed by a periodic sweep.
+upgrades and malformed HTTP get a 400 and the connection is closed; oversized ones are
+denied and closed (``http_reader`` holds the bounds). Idle and half-sent connections are
+closed by a periodic sweep.
 """
 
 from __future__ import annotations
@@ -17,22 +18,17 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from typing import Any, cast
+from typing import cast
 
-from aiohttp import http_exceptions
-from aiohttp.http_parser import HttpRequestParser  # the C parser when built (it is on PyPI wheels)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decision, Outcome
 from sidecar.policy.proxies import VERIFY_PATH
+from sidecar.runtime.http_reader import Refusal, Request, RequestReader
 from sidecar.runtime.probes import PROBE_PATH, ProbeBook
 from sidecar.runtime.state import State, accepts_gzip
 
-# nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
-MAX_FIELD_SIZE = 16384
-MAX_HEADERS = 64
-READ_LIMIT = 2**16
 KEEPALIVE_TIMEOUT = 75.0  # above nginx's upstream keepalive_timeout (60 s)
 PARTIAL_REQUEST_TIMEOUT = 10.0  # a request still incomplete after this is dropped
 SWEEP_INTERVAL = 5.0
@@ -81,11 +77,13 @@ def _plain(status: int, body: bytes, keep_alive: bool, content_type: str = "text
 
 
 class VerifyProtocol(asyncio.Protocol):
+    """One connection: its bytes go to a ``RequestReader``; each request it completes is
+    answered at once, so answers keep the arrival order."""
+
     def __init__(self, server: VerifyServer) -> None:
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._parser: Any = None
-        self._reading_paused = False  # read by aiohttp's StreamReader (request bodies)
+        self._reader = RequestReader()
         self.last_active = time.monotonic()
         self.partial = False  # bytes of an unanswered request are buffered
         self.partial_since = 0.0  # when that request's first bytes arrived
@@ -97,14 +95,6 @@ class VerifyProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self._transport = cast(asyncio.Transport, transport)
-        self._parser = HttpRequestParser(
-            self,  # type: ignore[arg-type]  # it needs only the flow-control calls below
-            self._server.loop,
-            READ_LIMIT,
-            max_line_size=MAX_FIELD_SIZE,
-            max_field_size=MAX_FIELD_SIZE,
-            max_headers=MAX_HEADERS,
-        )
         self._server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -113,33 +103,23 @@ class VerifyProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = self.last_active = time.monotonic()
-        try:
-            messages, upgraded, _tail = self._parser.feed_data(data)
-        except http_exceptions.LineTooLong:
-            # nginx accepts longer request lines than we parse when an operator raises
-            # large_client_header_buffers: such a URI is denied, not answered 400 (which
-            # nginx would turn into a 500).
-            self._finish(self._server.deny_oversized())
-            return
-        except http_exceptions.HttpProcessingError:
-            self._finish(_plain(400, b"", keep_alive=False))
-            return
-        if upgraded:
-            # The parser stops at an upgrade request, which is the last message: answer
-            # the ones before it, refuse it, and close (no protocol switch here).
-            for message, _payload in messages[:-1]:
-                self._answer(message)
-            self._finish(_plain(400, b"", keep_alive=False))
-            return
-        for message, _payload in messages:
-            self._answer(message)
-        # A request is pending when this chunk completed none, or did not end on a header
-        # block boundary (nginx's subrequests carry no body). Its clock starts at its first
-        # byte, so a client trickling bytes cannot hold it open: the sweep drops it.
-        pending = not messages or not data.endswith(b"\r\n\r\n")
-        if pending and (messages or not self.partial):
+        reader = self._reader
+        for request in reader.feed(data):
+            if self._transport is None or self._scrape is not None:
+                break  # closed, or closing after a scrape, by an earlier request
+            if request is Refusal.OVERSIZED:
+                # nginx accepts longer request lines than we parse when an operator raises
+                # large_client_header_buffers: such a URI is denied, not answered 400
+                # (which nginx would turn into a 500).
+                self._finish(self._server.deny_oversized())
+            elif request is Refusal.MALFORMED:
+                self._finish(_plain(400, b"", keep_alive=False))
+            else:
+                self._answer(request)
+        # A request trickling in is dropped by the sweep: its clock starts at its first byte.
+        if reader.began and reader.partial:
             self.partial_since = now
-        self.partial = pending
+        self.partial = reader.partial
         if self.closing and not self.partial:
             self.close()
 
@@ -153,41 +133,30 @@ class VerifyProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._transport.resume_reading()
 
-    # --- what aiohttp's StreamReader calls for request bodies --------------------------
-
-    def pause_reading(self) -> None:
-        self._reading_paused = True
-
-    def resume_reading(self, resume_parser: bool = True) -> None:
-        self._reading_paused = False
-
     # --- answering --------------------------------------------------------------------
 
-    def _answer(self, message: Any) -> None:
-        if self._transport is None or self._scrape is not None:
-            return  # closed, or closing after a scrape, by an earlier request of the chunk
-        keep_alive = not message.should_close and not self.closing
-        if message.chunked or message.headers.get("Content-Length", "0") != "0":
-            self._finish(_plain(400, b"", keep_alive=False))  # nginx sends no body here
+    def _answer(self, request: Request) -> None:
+        transport = self._transport
+        assert transport is not None
+        if self._server.is_scrape(request.path):
+            transport.pause_reading()
+            self._scrape = self._server.loop.create_task(self._answer_scrape(request))
             return
-        if self._server.is_scrape(message):
-            self._transport.pause_reading()
-            self._scrape = self._server.loop.create_task(self._answer_scrape(message))
-            return
+        keep_alive = request.keep_alive and not self.closing
         try:
-            answer = self._server.answer(message, keep_alive)
+            answer = self._server.answer(request, keep_alive)
         except Exception as error:  # fail closed: nginx turns a 500 into a refusal
             self._server.state.log.event("error", error=type(error).__name__)
             self._finish(_plain(500, b"", keep_alive=False))
             return
-        self._transport.write(answer)
+        transport.write(answer)
         if not keep_alive:
             self.close()
 
-    async def _answer_scrape(self, message: Any) -> None:
+    async def _answer_scrape(self, request: Request) -> None:
         try:
-            gzipped = accepts_gzip(message.headers.get("Accept-Encoding"))
-            answer = await self._server.scrape(message.method == "HEAD", gzipped)
+            gzipped = accepts_gzip(request.headers.get("Accept-Encoding"))
+            answer = await self._server.scrape(request.method == "HEAD", gzipped)
         except Exception as error:  # fail closed, as for any other request
             self._server.state.log.event("error", error=type(error).__name__)
             answer = _plain(500, b"", keep_alive=False)
@@ -228,16 +197,16 @@ class VerifyServer:
         self.state.metrics.record(Decision(status, Reason.NON_CANONICAL, Outcome.DENY), 0.0)
         return verify_answer(status, Reason.NON_CANONICAL, 0, keep_alive=False)
 
-    def answer(self, message: Any, keep_alive: bool) -> bytes:
-        path = message.path
+    def answer(self, request: Request, keep_alive: bool) -> bytes:
+        method, path, headers, _ = request
         if path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
-            decision = self.state.verify(message.method, path, message.headers)
-            self.probes.notice(self.state, message.method, path, message.headers, decision)
+            decision = self.state.verify(method, path, headers)
+            self.probes.notice(self.state, method, path, headers, decision)
             return verify_answer(decision.status, decision.reason, decision.cache_ttl, keep_alive)
         if path.startswith(PROBE_PATH):
             status, record = self.probes.take(path)
             return _plain(status, record, keep_alive, "application/json")
-        body = b"" if message.method == "HEAD" else None
+        body = b"" if method == "HEAD" else None
         if path == "/healthz":
             return _plain(200, b"ok\n" if body is None else body, keep_alive)
         if path == "/readyz":
@@ -246,8 +215,8 @@ class VerifyServer:
             return _plain(200 if ready else 503, text if body is None else body, keep_alive)
         return _plain(404, b"", keep_alive)
 
-    def is_scrape(self, message: Any) -> bool:
-        return bool(self.serve_metrics and message.path == "/metrics")
+    def is_scrape(self, path: str) -> bool:
+        return self.serve_metrics and path == "/metrics"
 
     async def scrape(self, head_only: bool, gzipped: bool) -> bytes:
         """The metrics answer, rendered off the verify loop (thousands of series cost

@@ -48,9 +48,8 @@ def tool(name: str) -> str:
 
 
 def run(*command: str, **options: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command, check=False, capture_output=True, text=True, timeout=120, **options
-    )
+    options.setdefault("timeout", 120)
+    return subprocess.run(command, check=False, capture_output=True, text=True, **options)
 
 
 # --- Kubernetes ------------------------------------------------------------------------------

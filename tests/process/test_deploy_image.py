@@ -38,10 +38,16 @@ from tests.process._deploy_support import (
 )
 from tests.process.test_release import locked_releases
 
+pytestmark = pytest.mark.installs  # its own wheel and venv: the compiled pass only
+
 
 def test_dockerfile_is_multi_stage_non_root_and_health_checked() -> None:
     stages = instruction("FROM")
     assert len(stages) == 2 and stages[0].endswith(" AS build")
+    # mypyc needs a C compiler in the build stage (the only stage that installs packages).
+    (packages,) = [arguments for name, arguments in dockerfile() if "apt-get install" in arguments]
+    assert {"gcc", "libc6-dev"} <= set(packages.split()), packages
+    assert "hatch_build.py" in instruction("COPY")[0].split()  # the build hook it compiles with
     (base,) = [arg for name, arg in dockerfile() if name == "ARG" and "PYTHON_IMAGE" in arg]
     assert re.fullmatch(r"PYTHON_IMAGE=python:3\.1[1-9]-slim(-\w+)?", base)
     (user,) = instruction("USER")
@@ -183,6 +189,10 @@ def test_image_entrypoint_serves_health_and_verifies(image_sidecar: dict[str, An
                for s in family.samples if s.name == "signed_url_verifications_total"
                and s.labels["result"] == "ok" and s.value > 0]  # fmt: skip
     assert [s.labels["source"] for s in allowed] == ["books"]
+    # The build stage has a C compiler: the image runs the mypyc-compiled verify path.
+    (info,) = [s for family in text_string_to_metric_families(metrics.decode())
+               for s in family.samples if s.name == "signed_url_build_info"]  # fmt: skip
+    assert info.labels == {"version": sidecar.__version__, "build": "compiled"}
 
 
 @pytest.mark.e2e

@@ -26,6 +26,8 @@ from sidecar.devtools.demo import write_images
 from tests.conftest import REPO
 from tests.process._vm_sandbox import Sandbox, require_root_namespaces
 
+pytestmark = pytest.mark.installs  # its own wheel and venv: the compiled pass only
+
 SYSTEMD = REPO / "deploy" / "systemd"
 UNIT = SYSTEMD / "signed-url-sidecar.service"
 NGINX = REPO / "nginx"

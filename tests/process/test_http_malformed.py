@@ -18,11 +18,8 @@ from typing import NamedTuple
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from sidecar.runtime.verify_protocol import (
-    MAX_FIELD_SIZE,
-    PARTIAL_REQUEST_TIMEOUT,
-    SWEEP_INTERVAL,
-)
+from sidecar.runtime.http_reader import MAX_FIELD_SIZE
+from sidecar.runtime.verify_protocol import PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
 from tests.conftest import BOOKS_TOKEN, StackFactory, md5_signed
 from tests.process._http_support import (
     CONFIG,

@@ -29,6 +29,8 @@ import sidecar
 from tests.conftest import REPO
 from tests.process._deploy_support import run
 
+pytestmark = pytest.mark.installs  # its own wheel and venv: the compiled pass only
+
 LOCK = REPO / "requirements.lock"
 NAME = "signed_url_sidecar"  # the distribution's file name stem
 VERSION_LINE = re.compile(r'^__version__ = "(?P<version>[^"]+)"(?:  #.*)?$', re.MULTILINE)
@@ -75,7 +77,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m build`` of the repository: the sdist, then the wheel built from it (so a
     file missing from the sdist is missing from the wheel too)."""
     out = tmp_path_factory.mktemp("dist")
-    result = run(sys.executable, "-m", "build", "--outdir", str(out), str(REPO))
+    # The wheel's build compiles the verify path with mypyc: minutes on a busy machine.
+    result = run(sys.executable, "-m", "build", "--outdir", str(out), str(REPO), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out
 
@@ -117,11 +120,14 @@ def test_the_version_is_written_once_and_reported_everywhere(
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["hatch"]["version"]["path"] == "sidecar/__init__.py"
-    assert only(dist, f"{NAME}-*.whl").name == f"{NAME}-{version}-py3-none-any.whl"
+    # The verify path is compiled (hatch_build.py): the wheel is for this interpreter.
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    assert re.fullmatch(rf"{NAME}-{re.escape(version)}-{tag}-{tag}-linux_\w+\.whl",
+                        only(dist, f"{NAME}-*.whl").name)  # fmt: skip
     assert only(dist, f"{NAME}-*.tar.gz").name == f"{NAME}-{version}.tar.gz"
     env = venv_env(fresh_venv)
     shown = run("sidecar", "--version", env=env, cwd=tmp_path)
-    assert (shown.returncode, shown.stdout) == (0, f"sidecar {version}\n"), shown.stderr
+    assert (shown.returncode, shown.stdout) == (0, f"sidecar {version} (compiled)\n"), shown.stderr
     metadata = run("python", "-c", "import importlib.metadata as m; "
                    "print(m.version('signed-url-sidecar'))", env=env, cwd=tmp_path)  # fmt: skip
     assert metadata.stdout == f"{version}\n", metadata.stderr
@@ -161,7 +167,7 @@ def test_sdist_carries_license_lock_and_nginx_files(dist: Path) -> None:
             return extracted.read()
 
         expected = ["LICENSE", "CHANGELOG.md", "SECURITY.md", "README.md", "requirements.lock",
-                    "pyproject.toml", "sidecar/__init__.py",
+                    "pyproject.toml", "hatch_build.py", "sidecar/__init__.py",
                     *(f"nginx/{p.name}" for p in sorted((REPO / "nginx").iterdir()))]  # fmt: skip
         for name in expected:
             assert content(name) == (REPO / name).read_bytes(), name
@@ -172,6 +178,29 @@ def test_sdist_carries_license_lock_and_nginx_files(dist: Path) -> None:
     leaked = [n for n in members if n.split("/")[0] in {".venv", "dist", "build", ".git"}
               or "__pycache__" in n.split("/")]  # fmt: skip
     assert not leaked, leaked[:5]
+
+
+def test_without_a_c_compiler_the_wheel_is_pure_python_and_says_so(tmp_path: Path) -> None:
+    """Where no C compiler is found the build does not fail: it makes the pure-Python wheel
+    (any platform), warns, and the installed ``sidecar`` reports ``(pure)``."""
+    env = {**os.environ, "CC": str(tmp_path / "no-such-cc")}
+    out = tmp_path / "dist"
+    built = run(sys.executable, "-m", "build", "--wheel", "--outdir", str(out), str(REPO),
+                env=env, timeout=600)  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    assert "no C compiler found: building the pure-Python wheel" in built.stdout + built.stderr
+    wheel = only(out, f"{NAME}-*.whl")
+    assert wheel.name == f"{NAME}-{source_version()}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if name.endswith(".so")]
+    venv = tmp_path / "venv"
+    assert run(sys.executable, "-m", "venv", "--without-pip", str(venv)).returncode == 0
+    python = str(venv / "bin" / "python")
+    installed = run(sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
+                    str(wheel), timeout=300)  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    shown = run("sidecar", "--version", env=venv_env(venv), cwd=tmp_path)
+    assert shown.stdout == f"sidecar {source_version()} (pure)\n", shown.stderr
 
 
 def test_fresh_install_signs_and_verifies_a_url(fresh_venv: Path, tmp_path: Path) -> None:

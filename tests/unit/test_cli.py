@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import sidecar
+from sidecar import build
 from tests.conftest import md5_source, sidecar_config, source_toml
 
 REFERENCE = "/books/database-internals.jpg?w=400&h=600&fit=crop"
@@ -230,7 +231,7 @@ def test_verify_exit_codes(config_file: str) -> None:
 def test_version(config_file: str) -> None:
     result = run("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"sidecar {sidecar.__version__}"
+    assert result.stdout.strip() == f"sidecar {sidecar.__version__} ({build.KIND})"
 
 
 def test_verify_client_ip(config_file: str) -> None:

@@ -1,0 +1,136 @@
+"""The HTTP/1.1 requests of one verify connection, as httptools parses them.
+
+httptools wraps llhttp, the C parser behind Node.js (uvicorn reads requests with it too).
+It calls back with the request line and each header: only plain strings and one small
+dict are built per request, where a framework builds a message object, a URL object and
+a case-insensitive multidict. Headers the listener reads are kept under the spelling the
+code asks for, so lookups are exact; the others under their name as sent (a doctor's
+probe lists the names); the first of duplicates wins, as a multidict's ``get``.
+
+Bounds: a request line or header field over ``MAX_FIELD_SIZE`` is ``OVERSIZED`` (the
+listener denies it: nginx lets operators raise its own limit, and a 400 would be a 500
+there), as is a request still incomplete after ``MAX_REQUEST_BYTES``; more than
+``MAX_HEADERS`` headers, a body, an upgrade and anything llhttp refuses are ``MALFORMED``.
+After a refusal nothing more is read from the connection.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import NamedTuple
+
+import httptools
+
+from sidecar.policy.proxies import READ_HEADERS
+
+# nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
+MAX_FIELD_SIZE = 16384
+MAX_HEADERS = 64
+MAX_REQUEST_BYTES = MAX_HEADERS * MAX_FIELD_SIZE  # what the two bounds above allow at most
+
+_KNOWN_HEADERS = {
+    name.lower().encode(): name
+    for name in sorted(
+        {name for names in READ_HEADERS.values() for name in names}
+        | {"Cookie", "X-Request-ID", "Content-Length", "Transfer-Encoding", "Accept-Encoding"}
+    )
+}
+
+
+class Request(NamedTuple):
+    method: str
+    path: str  # the request target as sent (decoded as UTF-8, undecodable bytes escaped)
+    headers: dict[str, str]
+    keep_alive: bool
+
+
+_new = tuple.__new__
+
+
+class Refusal(Enum):
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+
+
+class RequestReader:
+    """Feed it a connection's bytes; it returns the requests they completed, in order,
+    ending with a ``Refusal`` when the connection must close."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._done: list[Request | Refusal] = []
+        self._refused = False
+        self.partial = False  # an incomplete request's bytes are buffered
+        self.began = False  # a request began in the bytes fed last
+        self._buffered = 0  # at least the bytes of the incomplete request
+        # The request being parsed.
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_count = 0
+        self._oversized = False
+
+    def feed(self, data: bytes) -> list[Request | Refusal]:
+        done: list[Request | Refusal] = []
+        self._done = done
+        self.began = False
+        if self._refused:
+            return done
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+            self._refuse(Refusal.MALFORMED)  # an upgrade too: no protocol switch here
+        if self.partial and not self._refused:
+            # The parser joins a field's pieces: bound what a trickling request may hold.
+            self._buffered = len(data) if self.began else self._buffered + len(data)
+            if self._buffered > MAX_REQUEST_BYTES:
+                self._refuse(Refusal.OVERSIZED)
+        return done
+
+    def _refuse(self, refusal: Refusal) -> None:
+        if not self._refused:
+            self._refused = True
+            self._done.append(refusal)
+
+    # --- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._header_count = 0
+        self._oversized = False
+        self.began = self.partial = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url  # usually in one piece
+        if len(self._url) > MAX_FIELD_SIZE:
+            self._oversized = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if len(value) > MAX_FIELD_SIZE or len(name) > MAX_FIELD_SIZE:
+            self._oversized = True
+            return
+        key = _KNOWN_HEADERS.get(name.lower())
+        if key is None:
+            key = name.decode("utf-8", "surrogateescape")
+        if key not in self._headers:
+            self._headers[key] = value.decode("utf-8", "surrogateescape")
+
+    def on_headers_complete(self) -> None:
+        if self._oversized:
+            self._refuse(Refusal.OVERSIZED)
+            return
+        headers = self._headers
+        body = "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
+        if self._header_count > MAX_HEADERS or body or self._parser.should_upgrade():
+            self._refuse(Refusal.MALFORMED)  # nginx's subrequests carry no body
+
+    def on_message_complete(self) -> None:
+        self.partial = False
+        if self._refused:
+            return
+        method = self._parser.get_method().decode("ascii")
+        path = self._url.decode("utf-8", "surrogateescape")
+        keep_alive = self._parser.should_keep_alive()
+        # Without the NamedTuple's Python-level __new__: one per request, every field given.
+        self._done.append(_new(Request, (method, path, self._headers, keep_alive)))
