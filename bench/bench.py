@@ -37,6 +37,9 @@ IMAGE_BYTES = 20 * 1024
 DISTINCT_URLS = 20_000
 WRK_CONNECTIONS = 32
 COMPILED_DIRECT = "sidecar direct, md5-token, 1 process"
+VIA_NGINX = "sidecar via nginx, md5-token, no cache"
+FLOOR_DIRECT = "bare uvloop protocol, direct (I/O floor)"
+FLOOR_VIA_NGINX = "auth_request -> bare uvloop protocol (floor)"
 PURE_DIRECT = "sidecar direct, md5-token, 1 process, pure Python"
 
 
@@ -123,14 +126,18 @@ class Bench:
         no_cache = self._sidecar_nginx(one, cache=False)
         no_cache_two = self._sidecar_nginx(two, cache=False)
         cached = self._sidecar_nginx(one, cache=True)
+        floor = self._floor()
+        floor_nginx = self._auth_nginx("floor", floor, cache=False)
         return [
             Setup("nginx, no verification (ceiling)", plain, self._plain_urls()),
             Setup("nginx secure_link (native MD5)", secure, self._secure_link_urls()),
             Setup("auth_request -> nginx stub (subrequest limit)", stub, self._plain_urls()),
-            Setup("sidecar via nginx, md5-token, no cache", no_cache, md5_urls),
+            Setup(FLOOR_VIA_NGINX, floor_nginx, md5_urls),
+            Setup(VIA_NGINX, no_cache, md5_urls),
             Setup("sidecar via nginx, md5-token, no cache, workers=2", no_cache_two, md5_urls),
             Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls),
             Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one),
+            Setup(FLOOR_DIRECT, floor, md5_urls, True),
             Setup(COMPILED_DIRECT, one.sidecar_port, md5_urls, True),
             Setup(
                 "sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls, True
@@ -171,10 +178,21 @@ class Bench:
         self.stacks.append(stack)
         return stack
 
-    def _sidecar_nginx(self, stack: LocalStack, *, cache: bool) -> int:
+    def _floor(self) -> int:
+        """bench/floor.py: a bare uvloop protocol answering a constant (the I/O floor)."""
         port = free_port()
-        folder = self.folder / f"nginx-{stack.folder.name}-{'cache' if cache else 'nocache'}"
-        conf = nginx_conf.render(folder, port=port, sidecar=f"127.0.0.1:{stack.sidecar_port}",
+        self.processes.append(subprocess.Popen([sys.executable, str(HERE / "floor.py"), str(port)]))
+        wait_for_port(port)
+        return port
+
+    def _sidecar_nginx(self, stack: LocalStack, *, cache: bool) -> int:
+        return self._auth_nginx(stack.folder.name, stack.sidecar_port, cache=cache)
+
+    def _auth_nginx(self, name: str, upstream: int, *, cache: bool) -> int:
+        """The shipped nginx config in front of the verifier listening on ``upstream``."""
+        port = free_port()
+        folder = self.folder / f"nginx-{name}-{'cache' if cache else 'nocache'}"
+        conf = nginx_conf.render(folder, port=port, sidecar=f"127.0.0.1:{upstream}",
                                  root=self.images)  # fmt: skip
         if not cache:
             auth = folder / "signed-url-auth.conf"
@@ -305,7 +323,14 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
               f"{median / limit:>12.2f} {setup.errors:>8}")  # fmt: skip
     rates = {setup.name: statistics.median(setup.rates) for setup in setups}
     print(f"\nsidecar build: {build.KIND}; direct md5-token, this build / pure Python: "
-          f"{rates[COMPILED_DIRECT] / rates[PURE_DIRECT]:.2f}\n")  # fmt: skip
+          f"{rates[COMPILED_DIRECT] / rates[PURE_DIRECT]:.2f}")  # fmt: skip
+    # Under load, what a request costs the sidecar beyond a Python process's own floor.
+    for name, floor in ((COMPILED_DIRECT, FLOOR_DIRECT), (PURE_DIRECT, FLOOR_DIRECT),
+                        (VIA_NGINX, FLOOR_VIA_NGINX)):  # fmt: skip
+        extra = (1 / rates[name] - 1 / rates[floor]) * 1e6
+        ratio = rates[name] / rates[floor]
+        print(f"{name}: {ratio:.2f} x its floor, {extra:.1f} µs more per request")
+    print()
     for name, pids in bench.sidecar_pids().items():
         sizes = ", ".join(f"{_rss_mb(pid):.1f} MB" for pid in pids)
         print(f"sidecar '{name}': RSS per process {sizes}")

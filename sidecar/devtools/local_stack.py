@@ -119,9 +119,13 @@ class LocalStack:
         return self
 
     def start_sidecar(self, env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "sidecar", "serve", "-c", str(self.config_path)]
+        command = [sys.executable, "-m", "sidecar", "serve", "-c", str(self.config_path.absolute())]
+        # Started in its own folder: `python -m` puts the working folder first on sys.path,
+        # and from a checkout that would run the tree's sources, not the installed build.
         with (self.folder / "sidecar.log").open("ab") as log:  # the child keeps its own copy
-            self.sidecar = subprocess.Popen(command, stdout=log, stderr=log, env=env)  # noqa: S603
+            self.sidecar = subprocess.Popen(  # noqa: S603
+                command, stdout=log, stderr=log, env=env, cwd=self.folder
+            )
         wait_for_http(f"{self.sidecar_url}/healthz")
 
     def start_nginx(self) -> None:

@@ -26,6 +26,7 @@ def start(config: Path, port: int, log: Path) -> tuple[subprocess.Popen[bytes], 
             [sys.executable, "-m", "sidecar", "serve", "-c", str(config)],
             stdout=output,
             stderr=subprocess.STDOUT,
+            cwd=config.parent,  # not a checkout: the installed build, not the tree's sources
         )
     deadline = started + READY_TIMEOUT
     while not _healthy(port):

@@ -54,6 +54,7 @@ HOST_TRUST_NOTES = {
 }
 
 Extractor = Callable[[str, str, Mapping[str, str]], RequestFacts]
+_new = tuple.__new__
 
 
 def _host(value: str | None) -> tuple[str | None, bool]:
@@ -85,14 +86,11 @@ def _rightmost(forwarded_for: str | None) -> str | None:
 
 def _nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
     host, host_ok = _host(headers.get("X-Original-Host"))
-    return RequestFacts(
-        uri=headers.get("X-Original-URI"),
-        method=headers.get("X-Original-Method"),
-        host=host,
-        client_ip=headers.get("X-Real-IP"),
-        cookies=headers.get("Cookie"),
-        host_ok=host_ok,
-    )
+    # The profile nearly every deployment runs: the facts in field order, built without
+    # the NamedTuple's Python-level __new__ (uri, method, host, client_ip, cookies, host_ok).
+    uri, original_method = headers.get("X-Original-URI"), headers.get("X-Original-Method")
+    client_ip, cookies = headers.get("X-Real-IP"), headers.get("Cookie")
+    return _new(RequestFacts, (uri, original_method, host, client_ip, cookies, host_ok))
 
 
 def _ingress_nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
