@@ -78,7 +78,9 @@ class Setup:
     port: int
     urls: Path
     direct: bool = False
+    verifier: list[int] = field(default_factory=list)  # pids whose CPU time is counted
     rates: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)  # the verifier's CPU per answer
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     errors: int = 0
@@ -126,25 +128,35 @@ class Bench:
         no_cache = self._sidecar_nginx(one, cache=False)
         no_cache_two = self._sidecar_nginx(two, cache=False)
         cached = self._sidecar_nginx(one, cache=True)
-        floor = self._floor()
+        floor, floor_pid = self._floor()
         floor_nginx = self._auth_nginx("floor", floor, cache=False)
+        # Whose CPU time a setup counts: the verifier's processes (a supervisor and its
+        # workers for workers = 2).
+        floor_cpu, one_cpu, two_cpu = [floor_pid], self.pids(one), self.pids(two)
+        pure_cpu = self.pids(pure)
         return [
             Setup("nginx, no verification (ceiling)", plain, self._plain_urls()),
             Setup("nginx secure_link (native MD5)", secure, self._secure_link_urls()),
             Setup("auth_request -> nginx stub (subrequest limit)", stub, self._plain_urls()),
-            Setup(FLOOR_VIA_NGINX, floor_nginx, md5_urls),
-            Setup(VIA_NGINX, no_cache, md5_urls),
-            Setup("sidecar via nginx, md5-token, no cache, workers=2", no_cache_two, md5_urls),
-            Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls),
-            Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one),
-            Setup(FLOOR_DIRECT, floor, md5_urls, True),
-            Setup(COMPILED_DIRECT, one.sidecar_port, md5_urls, True),
-            Setup(
-                "sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls, True
-            ),
-            Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True),
-            Setup(PURE_DIRECT, pure.sidecar_port, md5_urls, True),
-        ]
+            Setup(FLOOR_VIA_NGINX, floor_nginx, md5_urls, verifier=floor_cpu),
+            Setup(VIA_NGINX, no_cache, md5_urls, verifier=one_cpu),
+            Setup("sidecar via nginx, md5-token, no cache, workers=2", no_cache_two, md5_urls,
+                  verifier=two_cpu),
+            Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls,
+                  verifier=one_cpu),
+            Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one, verifier=one_cpu),
+            Setup(FLOOR_DIRECT, floor, md5_urls, True, floor_cpu),
+            Setup(COMPILED_DIRECT, one.sidecar_port, md5_urls, True, one_cpu),
+            Setup("sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls,
+                  True, one_cpu),
+            Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True,
+                  two_cpu),
+            Setup(PURE_DIRECT, pure.sidecar_port, md5_urls, True, pure_cpu),
+        ]  # fmt: skip
+
+    def pids(self, stack: LocalStack) -> list[int]:
+        assert stack.sidecar is not None
+        return [stack.sidecar.pid, *_children(stack.sidecar.pid)]
 
     def stop(self) -> None:
         for process in self.processes:
@@ -178,12 +190,14 @@ class Bench:
         self.stacks.append(stack)
         return stack
 
-    def _floor(self) -> int:
-        """bench/floor.py: a bare uvloop protocol answering a constant (the I/O floor)."""
+    def _floor(self) -> tuple[int, int]:
+        """bench/floor.py, a bare uvloop protocol answering a constant (the I/O floor): its
+        port and pid."""
         port = free_port()
-        self.processes.append(subprocess.Popen([sys.executable, str(HERE / "floor.py"), str(port)]))
+        process = subprocess.Popen([sys.executable, str(HERE / "floor.py"), str(port)])
+        self.processes.append(process)
         wait_for_port(port)
-        return port
+        return port, process.pid
 
     def _sidecar_nginx(self, stack: LocalStack, *, cache: bool) -> int:
         return self._auth_nginx(stack.folder.name, stack.sidecar_port, cache=cache)
@@ -266,12 +280,23 @@ def run_wrk(setup: Setup, seconds: int) -> None:
         env["VERIFY_HEADERS"] = "1"
     command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency",
                "-s", str(HERE / "lua_urls.lua"), f"http://127.0.0.1:{setup.port}/"]  # fmt: skip
+    cpu_before = sum(_cpu_seconds(pid) for pid in setup.verifier)
     output = subprocess.run(command, capture_output=True, text=True, env=env, check=True).stdout
+    cpu = sum(_cpu_seconds(pid) for pid in setup.verifier) - cpu_before
+    answered = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     setup.rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)))  # type: ignore[union-attr]
+    if setup.verifier:
+        setup.cpu_us.append(cpu / answered * 1e6)
     setup.p50.append(_latency(output, "50%"))
     setup.p99.append(_latency(output, "99%"))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     setup.errors += int(errors.group(1)) if errors else 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _latency(output: str, percentile: str) -> float:
@@ -311,16 +336,17 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
     print(f"\nmachine: {machine}\nmethod: {method}\n")
     header = (
         f"{'setup':<52} {'req/s median (min-max)':>26} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'x secure_link':>13} {'x subrequest':>12} {'non-2xx':>8}"
+        f"{'x secure_link':>13} {'x subrequest':>12} {'non-2xx':>8} {'CPU µs':>7}"
     )
     print(header)
     print("-" * len(header))
     for setup in setups:
         median = statistics.median(setup.rates)
         spread = f"{median:,.0f} ({min(setup.rates):,.0f}-{max(setup.rates):,.0f})"
+        cpu = f"{statistics.median(setup.cpu_us):.1f}" if setup.cpu_us else "-"
         print(f"{setup.name:<52} {spread:>26} {statistics.median(setup.p50):>7.2f} "
               f"{statistics.median(setup.p99):>7.2f} {median / secure:>13.2f} "
-              f"{median / limit:>12.2f} {setup.errors:>8}")  # fmt: skip
+              f"{median / limit:>12.2f} {setup.errors:>8} {cpu:>7}")  # fmt: skip
     rates = {setup.name: statistics.median(setup.rates) for setup in setups}
     print(f"\nsidecar build: {build.KIND}; direct md5-token, this build / pure Python: "
           f"{rates[COMPILED_DIRECT] / rates[PURE_DIRECT]:.2f}")  # fmt: skip
