@@ -6,13 +6,15 @@ source, type-checked by ``mypy --strict``, is the single truth for both builds. 
 verification takes about a third less CPU than the pure-Python one (bench/README.md).
 
 The build stays pure Python (a ``py3-none-any`` wheel that runs anywhere) when
-``SIDECAR_PURE_PYTHON=1`` is set, or when this machine has no C compiler, which it says.
-A compiler that is present but fails is an error, never a silent fallback.
+``SIDECAR_PURE_PYTHON=1`` is set, or when this machine has no C compiler or no Python
+headers, which it says. A compiler that is present but fails is an error, never a silent
+fallback.
 
 ``SIDECAR_MYPYC_CACHE=DIR`` keeps each compilation under a digest of everything it
-depends on (every source of the package, this hook, the interpreter, mypy, the compiler
-setting): building the same tree again reuses it instead of compiling for a minute. The
-test suite builds the wheel several times over and sets it.
+depends on (every source of the package, the compile list and script, the interpreter,
+every package installed for the build, the compiler settings): building the same tree
+again reuses it instead of compiling for a minute. The test suite builds the wheel
+several times over and sets it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
+from packaging.requirements import Requirement
 
 # Run by setuptools in a scratch folder, so it never reads this project's pyproject.toml
 # and writes nothing into the source tree.
@@ -60,16 +63,35 @@ def compile_in_parallel(self, sources, output_dir=None, macros=None, include_dir
     return objects
 
 
-distutils.ccompiler.CCompiler.compile = compile_in_parallel
+# Private distutils methods: where a setuptools release has changed them, compile serially.
+compiler = distutils.ccompiler.CCompiler
+if all(hasattr(compiler, name) for name in ("_setup_compile", "_get_cc_args", "_compile")):
+    compiler.compile = compile_in_parallel
 paths = sys.argv[sys.argv.index("--") + 1:]
 del sys.argv[sys.argv.index("--"):]
 setup(name="sidecar_compiled", ext_modules=mypycify(paths, opt_level="3", multi_file=True))
 """
 
 
-def _c_compiler() -> str | None:
+def _cannot_compile() -> str | None:
+    """Why this machine cannot build C extensions for this interpreter, if it cannot."""
     command = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    return shutil.which(command.split()[0])
+    if shutil.which(command.split()[0]) is None:
+        return "no C compiler found"
+    if not Path(sysconfig.get_paths()["include"], "Python.h").is_file():
+        return "no Python headers (Python.h) found"
+    return None
+
+
+def _name(requirement: str) -> str:
+    return Requirement(requirement).name
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
 
 
 class CompiledCoreHook(BuildHookInterface):
@@ -81,10 +103,11 @@ class CompiledCoreHook(BuildHookInterface):
         if os.environ.get("SIDECAR_PURE_PYTHON") == "1":
             self.app.display_info("SIDECAR_PURE_PYTHON=1: building the pure-Python wheel")
             return
-        if _c_compiler() is None:
+        missing = _cannot_compile()
+        if missing is not None:
             self.app.display_warning(
-                "no C compiler found: building the pure-Python wheel (about a third slower "
-                "per verification; install gcc for the compiled one)"
+                f"{missing}: building the pure-Python wheel (about a third slower per "
+                "verification; install gcc and the Python headers for the compiled one)"
             )
             return
         self._scratch = Path(tempfile.mkdtemp(prefix="sidecar-mypyc-"))
@@ -128,8 +151,11 @@ class CompiledCoreHook(BuildHookInterface):
         for path in sorted(package.rglob("*.py")):  # what mypyc reads, compiled or imported
             digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
         compiled = self.config.get("compile", [])  # as written: the same from any folder
-        facts = (_SETUP, *compiled, sys.version, platform.platform(),
-                 importlib.metadata.version("mypy"), os.environ.get("CC", ""))  # fmt: skip
+        # mypyc reads the types of the runtime dependencies; the compiler obeys the settings.
+        wanted = [*self.metadata.core.dependencies, *self.config.get("dependencies", [])]
+        installed = sorted(f"{name}=={_version(name)}" for name in map(_name, wanted))
+        settings = [os.environ.get(name, "") for name in ("CC", "CFLAGS", "CPPFLAGS", "LDFLAGS")]
+        facts = (_SETUP, *compiled, sys.version, platform.platform(), *installed, *settings)
         digest.update("\0".join(facts).encode())
         return digest.hexdigest()
 

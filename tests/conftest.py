@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import itertools
 import json
+import os
 import socket
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,6 +59,18 @@ EXTRA_IMAGES = {
     "/reports/r.png": png(8, 8, (60, 60, 60)),
     "/other/o.png": png(9, 9, (10, 240, 10)),
 }
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The pure-Python pass (scripts/test) leaves out the tests that build and install their
+    own copy of the package: they test that artifact, which the compiled pass already did.
+    Deselected, not skipped, whatever else the command line selects."""
+    if os.environ.get("SIDECAR_TEST_BUILD") != "pure":
+        return
+    kept = [item for item in items if item.get_closest_marker("installs") is None]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

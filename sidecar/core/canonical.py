@@ -12,25 +12,25 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from urllib.parse import unquote_plus
 
 # nginx refuses request lines over its large_client_header_buffers (8 KB by default);
 # anything longer cannot be a URI nginx accepted, so it is not canonical either.
-MAX_URI_LENGTH = 8192
+MAX_URI_LENGTH: Final = 8192
 
 # Raw characters never allowed anywhere in the URI: controls (C0, DEL, C1), space,
 # the fragment mark (never sent by a real client) and backslash (Windows separator).
-_FORBIDDEN_RAW = re.compile(r"[\x00-\x20\x7f-\x9f#\\]")
+_FORBIDDEN_RAW: Final = re.compile(r"[\x00-\x20\x7f-\x9f#\\]")
 # Printable ASCII but for "#" and backslash: every byte an ASCII URI may hold.
-_ALLOWED_ASCII = bytes(byte for byte in range(0x21, 0x7F) if byte not in b"#\\")
+_ALLOWED_ASCII: Final = bytes(byte for byte in range(0x21, 0x7F) if byte not in b"#\\")
 # A "%" not followed by two hex digits.
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_BAD_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PERCENT: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 # Bytes that must never arrive percent-encoded in a path: they change which file the
 # decoded path names ("/", "\", ".") or are controls nginx would pass through.
-_C1_CONTROL = re.compile(r"[\x80-\x9f]")
-_FORBIDDEN_DECODED = frozenset(b"/\\.") | frozenset(range(0x20)) | {0x7F}
+_C1_CONTROL: Final = re.compile(r"[\x80-\x9f]")
+_FORBIDDEN_DECODED: Final = frozenset(b"/\\.") | frozenset(range(0x20)) | {0x7F}
 
 
 class QueryParam(NamedTuple):
@@ -142,7 +142,7 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-_new_param = tuple.__new__  # builds a QueryParam without NamedTuple's Python-level __new__
+_new_param: Final = tuple.__new__  # builds a QueryParam without NamedTuple's Python-level __new__
 
 
 def _split_query(query: str, offset: int) -> tuple[QueryParam, ...]:

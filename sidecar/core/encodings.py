@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 # Unix seconds without leading zeros or sign: up to 12 digits covers the year 33658.
-_EPOCH = re.compile(r"0|[1-9][0-9]{0,11}")
-_HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+_EPOCH: Final = re.compile(r"0|[1-9][0-9]{0,11}")
+_HEX: Final = re.compile(r"[0-9a-f]+|[0-9A-F]+")
 
 
 def parse_epoch(text: str) -> int | None:
@@ -71,7 +71,7 @@ CLOUDFRONT = Base64Alphabet("-", "~", "_")
 
 # Byte tables (bytes.translate runs in C at about a nanosecond a byte; str.translate with a
 # dict mapping costs microseconds for a 344-character RSA signature).
-_TABLES: dict[Base64Alphabet, tuple[bytes, bytes]] = {}
+_TABLES: Final[dict[Base64Alphabet, tuple[bytes, bytes]]] = {}
 
 
 def _tables(alphabet: Base64Alphabet) -> tuple[bytes, bytes]:

@@ -7,7 +7,7 @@ One bounded set of reasons names the ``X-Signature-Result`` header value and the
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 
 class Reason(StrEnum):
@@ -54,4 +54,4 @@ def allow(key_id: str, expires_at: int | None, *, shareable: bool) -> Verdict:
     return Verdict(Reason.OK, key_id, expires_at, shareable)
 
 
-_DENIALS = {reason: Verdict(reason) for reason in Reason}
+_DENIALS: Final = {reason: Verdict(reason) for reason in Reason}

@@ -7,7 +7,7 @@ its signature verifies, or the source is in ``report`` or ``off`` mode.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from sidecar.core import canonical
 from sidecar.core.verdict import Reason, Verdict, deny
@@ -15,8 +15,8 @@ from sidecar.policy.routing import Router
 from sidecar.policy.settings import Mode, Settings, SourceSettings
 from sidecar.schemes.base import VerifyRequest
 
-ALLOWED_METHODS = frozenset({"GET", "HEAD"})
-NO_SOURCE = "-"  # names the source of a request no source owns (source names cannot be "-")
+ALLOWED_METHODS: Final = frozenset({"GET", "HEAD"})
+NO_SOURCE: Final = "-"  # names the source of a request no source owns (source names cannot be "-")
 
 
 class Outcome(StrEnum):
@@ -45,7 +45,7 @@ class Decision(NamedTuple):
 
 # Builds a NamedTuple without its Python-level __new__ (a frame per request saved): used
 # on the allow path, which nearly every request takes, with every field given.
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 
 class Decider:

@@ -23,12 +23,13 @@ ASCII host name makes the request non-canonical (denied), never case-folded into
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Final
 
 from sidecar.core.urls import host_of, parse_url
 from sidecar.errors import UrlError
 from sidecar.policy.decide import RequestFacts
 
-VERIFY_PATH = "/verify"
+VERIFY_PATH: Final = "/verify"
 PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy")
 # The headers each profile cannot decide without: when one is missing, the proxy in front
 # is likely not the one configured (a denial that is not about the signature).
@@ -54,7 +55,7 @@ HOST_TRUST_NOTES = {
 }
 
 Extractor = Callable[[str, str, Mapping[str, str]], RequestFacts]
-_new = tuple.__new__
+_new: Final = tuple.__new__
 
 
 def _host(value: str | None) -> tuple[str | None, bool]:
@@ -74,8 +75,8 @@ def _host(value: str | None) -> tuple[str | None, bool]:
 
 # The same few host headers arrive on nearly every request: their spelling is worked out
 # once (a pure function of the header, so remembering it changes no answer).
-_HOSTS_SEEN: dict[str, tuple[str | None, bool]] = {}
-_MAX_HOSTS_SEEN = 1024
+_HOSTS_SEEN: Final[dict[str, tuple[str | None, bool]]] = {}
+_MAX_HOSTS_SEEN: Final = 1024
 
 
 def _rightmost(forwarded_for: str | None) -> str | None:
@@ -132,7 +133,7 @@ def _envoy(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
     )
 
 
-EXTRACTORS: dict[str, Extractor] = {
+EXTRACTORS: Final[dict[str, Extractor]] = {
     "nginx": _nginx,
     "ingress-nginx": _ingress_nginx,
     "traefik": _traefik,

@@ -5,30 +5,36 @@ It calls back with the request line and each header: only plain strings and one 
 dict are built per request, where a framework builds a message object, a URL object and
 a case-insensitive multidict. Headers the listener reads are kept under the spelling the
 code asks for, so lookups are exact; the others under their name as sent (a doctor's
-probe lists the names); the first of duplicates wins, as a multidict's ``get``.
+probe lists the names); the first of duplicates wins, as a multidict's ``get``, except
+for a second ``Host``, ``Content-Length`` or ``Transfer-Encoding``, which is refused.
+Values lose the whitespace around them.
 
 Bounds: a request line or header field over ``MAX_FIELD_SIZE`` is ``OVERSIZED`` (the
 listener denies it: nginx lets operators raise its own limit, and a 400 would be a 500
 there), as is a request still incomplete after ``MAX_REQUEST_BYTES``; more than
-``MAX_HEADERS`` headers, a body, an upgrade and anything llhttp refuses are ``MALFORMED``.
-After a refusal nothing more is read from the connection.
+``MAX_HEADERS`` headers, a body, an upgrade, a repeated singleton header and anything
+llhttp refuses are ``MALFORMED``. After a refusal nothing more is read from the
+connection.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 import httptools
 
 from sidecar.policy.proxies import READ_HEADERS
 
 # nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
-MAX_FIELD_SIZE = 16384
-MAX_HEADERS = 64
-MAX_REQUEST_BYTES = MAX_HEADERS * MAX_FIELD_SIZE  # what the two bounds above allow at most
+MAX_FIELD_SIZE: Final = 16384
+MAX_HEADERS: Final = 64
+# An incomplete request holds at most this much: room for a 16 KB URI and a 16 KB Cookie
+# twice over. It also bounds the work of a field sent a few bytes at a time (the parser
+# joins its pieces, copying what came before each time).
+MAX_REQUEST_BYTES: Final = 4 * MAX_FIELD_SIZE
 
-_KNOWN_HEADERS = {
+_KNOWN_HEADERS: Final = {
     name.lower().encode(): name
     for name in sorted(
         {name for names in READ_HEADERS.values() for name in names}
@@ -44,7 +50,10 @@ class Request(NamedTuple):
     keep_alive: bool
 
 
-_new = tuple.__new__
+# Headers that say one thing once: a second one makes the request mean two things (which
+# Host routes? how long is the body?), so it is refused, as aiohttp's parser did.
+_SINGLETONS: Final = frozenset({"Host", "Content-Length", "Transfer-Encoding"})
+_new: Final = tuple.__new__
 
 
 class Refusal(Enum):
@@ -68,6 +77,7 @@ class RequestReader:
         self._headers: dict[str, str] = {}
         self._header_count = 0
         self._oversized = False
+        self._ambiguous = False  # a second Host, Content-Length or Transfer-Encoding
 
     def feed(self, data: bytes) -> list[Request | Refusal]:
         done: list[Request | Refusal] = []
@@ -81,7 +91,13 @@ class RequestReader:
             self._refuse(Refusal.MALFORMED)  # an upgrade too: no protocol switch here
         if self.partial and not self._refused:
             # The parser joins a field's pieces: bound what a trickling request may hold.
-            self._buffered = len(data) if self.began else self._buffered + len(data)
+            # A request that began in these bytes starts after the last complete one (no
+            # request here has a body, and no field holds an empty line).
+            if self.began:
+                end = data.rfind(b"\r\n\r\n")
+                self._buffered = len(data) - (end + 4 if end >= 0 else 0)
+            else:
+                self._buffered += len(data)
             if self._buffered > MAX_REQUEST_BYTES:
                 self._refuse(Refusal.OVERSIZED)
         return done
@@ -97,10 +113,12 @@ class RequestReader:
         self._url = b""
         self._headers = {}
         self._header_count = 0
-        self._oversized = False
+        self._oversized = self._ambiguous = False
         self.began = self.partial = True
 
     def on_url(self, url: bytes) -> None:
+        if self._oversized:
+            return  # joined no further: pieces of a long target would be copied again and again
         self._url += url  # usually in one piece
         if len(self._url) > MAX_FIELD_SIZE:
             self._oversized = True
@@ -113,8 +131,12 @@ class RequestReader:
         key = _KNOWN_HEADERS.get(name.lower())
         if key is None:
             key = name.decode("utf-8", "surrogateescape")
-        if key not in self._headers:
-            self._headers[key] = value.decode("utf-8", "surrogateescape")
+        if key in self._headers:
+            self._ambiguous = self._ambiguous or key in _SINGLETONS
+            return  # the first of other duplicates, as a multidict's get
+        # llhttp drops the whitespace before a value, not after it (RFC 9110 §5.5: neither
+        # is part of the value).
+        self._headers[key] = value.rstrip(b" \t").decode("utf-8", "surrogateescape")
 
     def on_headers_complete(self) -> None:
         if self._oversized:
@@ -122,7 +144,8 @@ class RequestReader:
             return
         headers = self._headers
         body = "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
-        if self._header_count > MAX_HEADERS or body or self._parser.should_upgrade():
+        refused = self._header_count > MAX_HEADERS or body or self._ambiguous
+        if refused or self._parser.should_upgrade():
             self._refuse(Refusal.MALFORMED)  # nginx's subrequests carry no body
 
     def on_message_complete(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from typing import cast
+from typing import Final, cast
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -32,10 +32,10 @@ from sidecar.runtime.state import State, accepts_gzip
 KEEPALIVE_TIMEOUT = 75.0  # above nginx's upstream keepalive_timeout (60 s)
 PARTIAL_REQUEST_TIMEOUT = 10.0  # a request still incomplete after this is dropped
 SWEEP_INTERVAL = 5.0
-_PHRASES = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+_PHRASES: Final = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
             503: "Service Unavailable"}  # fmt: skip
-_NO_CACHE = b"X-Accel-Expires: 0\r\nCache-Control: no-store\r\n"
+_NO_CACHE: Final = b"X-Accel-Expires: 0\r\nCache-Control: no-store\r\n"
 
 
 def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
@@ -49,8 +49,8 @@ def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
     )
 
 
-_CACHED_ANSWERS: dict[tuple[int, str, int, bool], bytes] = {}
-_MAX_CACHED_ANSWERS = 4096
+_CACHED_ANSWERS: Final[dict[tuple[int, str, int, bool], bytes]] = {}
+_MAX_CACHED_ANSWERS: Final = 4096
 
 
 def verify_answer(status: int, reason: str, cache_ttl: int, keep_alive: bool) -> bytes:
@@ -102,9 +102,14 @@ class VerifyProtocol(asyncio.Protocol):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
-        now = self.last_active = time.monotonic()
+        now = time.monotonic()
         reader = self._reader
-        for request in reader.feed(data):
+        requests = reader.feed(data)
+        if requests or reader.partial:
+            # Bytes that are no request (bare CRLFs between requests, which llhttp skips)
+            # do not keep an idle connection open.
+            self.last_active = now
+        for request in requests:
             if self._transport is None or self._scrape is not None:
                 break  # closed, or closing after a scrape, by an earlier request
             if request is Refusal.OVERSIZED:

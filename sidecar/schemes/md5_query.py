@@ -6,15 +6,15 @@ each scheme's module."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from sidecar.core.canonical import CanonicalURI, QueryParam
 from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.schemes.base import VerifyRequest
 
-SIGNATURE_PARAM = "s"
-EXPIRES_PARAM = "expires"
+SIGNATURE_PARAM: Final = "s"
+EXPIRES_PARAM: Final = "expires"
 
 
 class Md5Query(NamedTuple):
@@ -23,7 +23,7 @@ class Md5Query(NamedTuple):
     expires_at: int | None
 
 
-_new = tuple.__new__  # a NamedTuple without its Python-level __new__: this is the hot path
+_new: Final = tuple.__new__  # a NamedTuple without its Python-level __new__: this is the hot path
 
 
 def read(uri: CanonicalURI, digest: Callable[[str], bytes | None]) -> Md5Query | Reason:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Final
 
 from sidecar.core.encodings import parse_hex
 from sidecar.core.verdict import Reason, Verdict, deny
@@ -32,7 +33,7 @@ from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
 NAME = "md5-token"
 SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
 EXPIRES_PARAM = md5_query.EXPIRES_PARAM
-_DIGEST_SIZE = 16
+_DIGEST_SIZE: Final = 16
 
 
 def _md5_hex(text: str) -> bytes | None:

@@ -44,6 +44,11 @@ def test_the_first_of_duplicate_headers_wins() -> None:
     assert only_request(RequestReader().feed(raw)).headers["X-Original-URI"] == URI
 
 
+def test_whitespace_around_a_value_is_not_part_of_it() -> None:
+    raw = b"GET /verify HTTP/1.1\r\nX-Original-URI: \t" + URI.encode() + b" \t \r\n\r\n"
+    assert only_request(RequestReader().feed(raw)).headers["X-Original-URI"] == URI
+
+
 def test_bytes_that_are_not_utf8_arrive_escaped_never_replaced() -> None:
     raw = b"GET /verify HTTP/1.1\r\nX-Original-URI: /books/\xff.png\r\n\r\n"
     uri = only_request(RequestReader().feed(raw)).headers["X-Original-URI"]
@@ -76,11 +81,13 @@ def test_http10_without_keep_alive_is_not_kept_alive() -> None:
          Refusal.MALFORMED),
         (verify_request(URI, extra=tuple(b"X-%d: v" % i for i in range(MAX_HEADERS))),
          Refusal.MALFORMED),
+        (verify_request(URI, extra=(b"host: other.example",)), Refusal.MALFORMED),
         (verify_request("/" + "a" * MAX_FIELD_SIZE), Refusal.OVERSIZED),
         (b"GET /verify?" + b"a" * MAX_FIELD_SIZE + b" HTTP/1.1\r\n\r\n", Refusal.OVERSIZED),
         (verify_request(URI, extra=(b"X-" + b"n" * MAX_FIELD_SIZE + b": v",)), Refusal.OVERSIZED),
     ],
-    ids=["garbage", "body", "chunked", "upgrade", "too-many-headers", "long-uri-header",
+    ids=["garbage", "body", "chunked", "upgrade", "too-many-headers", "second-host",
+         "long-uri-header",
          "long-request-line", "long-header-name"],
 )  # fmt: skip
 def test_refusals_end_the_connections_requests(raw: bytes, refusal: Refusal) -> None:
@@ -92,6 +99,12 @@ def test_refusals_end_the_connections_requests(raw: bytes, refusal: Refusal) -> 
 def test_content_length_zero_is_no_body() -> None:
     raw = verify_request(URI, extra=(b"Content-Length: 0",))
     assert only_request(RequestReader().feed(raw)).headers["Content-Length"] == "0"
+
+
+def test_many_pipelined_requests_in_one_read_are_no_oversized_request() -> None:
+    many = verify_request(URI) * 1000  # about 300 KB, as one large read may bring
+    requests = RequestReader().feed(many + verify_request(URI)[:40])
+    assert len(requests) == 1000 and all(isinstance(r, Request) for r in requests)
 
 
 def test_a_trickling_request_is_bounded_in_bytes() -> None:
