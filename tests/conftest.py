@@ -46,6 +46,16 @@ REPO = Path(__file__).resolve().parent.parent  # the repository: docker/, grafan
 HOST = "image.example.com"  # the example server's server_name in nginx/nginx.conf
 # The Secure Source documentation's own example token: published, not a secret.
 BOOKS_TOKEN = "wakanda123@"
+# The smallest working config: one md5-token source, its token in the file.
+ONE_SOURCE_CONFIG = f"""
+[[sources]]
+name = "books"
+scheme = "md5-token"
+path_prefix = "/books/"
+  [[sources.keys]]
+  id = "k1"
+  secret = "{BOOKS_TOKEN}"
+"""
 SECRET_TOKEN = "s3cret-source-t0ken-9f2c"
 REPORT_TOKEN = "rep0rt-source-t0ken-41aa"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

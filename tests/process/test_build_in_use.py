@@ -17,19 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import build
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import REPO, request, write_test_images
+from tests.conftest import ONE_SOURCE_CONFIG, REPO, request, write_test_images
 
 pytestmark = pytest.mark.e2e
 
-CONFIG = """
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "k1"
-  secret = "build-in-use-token"
-"""
+CONFIG = ONE_SOURCE_CONFIG
 
 
 def test_a_started_sidecar_runs_the_build_under_test(

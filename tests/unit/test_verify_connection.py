@@ -13,16 +13,9 @@ from sidecar.devtools import paced_load
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import create_state
 from sidecar.runtime.verify_protocol import VerifyProtocol, VerifyServer
+from tests.conftest import ONE_SOURCE_CONFIG
 
-CONFIG = """
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "k1"
-  secret = "verify-connection-token"
-"""
+CONFIG = ONE_SOURCE_CONFIG
 
 
 class Transport:

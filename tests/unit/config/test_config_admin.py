@@ -10,18 +10,11 @@ import pytest
 from sidecar import config
 from sidecar.errors import ConfigError
 from sidecar.policy.settings import Address, Settings
+from tests.conftest import ONE_SOURCE_CONFIG
 from tests.unit.config.conftest import write
 
 KEY_HASH = hashlib.sha256(b"an-admin-key").hexdigest()
-SOURCE = """
-[[sources]]
-name = "books"
-scheme = "md5-token"
-path_prefix = "/books/"
-  [[sources.keys]]
-  id = "k1"
-  secret = "0123456789abcdef0123"
-"""
+SOURCE = ONE_SOURCE_CONFIG
 SERVER = """
 [server]
 listen = "127.0.0.1:8080"
