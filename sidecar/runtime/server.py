@@ -22,8 +22,8 @@ from sidecar.runtime.logs import JsonLog, route_library_logs
 from sidecar.runtime.offload import Offload
 from sidecar.runtime.reload import Reloader, freeze_heap, source_summary
 from sidecar.runtime.signing_api import create_signing_app
-from sidecar.runtime.state import create_metrics_app, create_state
-from sidecar.runtime.verify_protocol import VerifyServer
+from sidecar.runtime.state import create_state
+from sidecar.runtime.verify_protocol import MetricsServer, VerifyServer
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
@@ -61,9 +61,9 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     state.metrics.last_reload.set(time.time())
     freeze_heap()
     runners = []
-    if not shared_listener:
-        metrics_app = create_metrics_app(state)
-        runners.append(await _start(metrics_app, server.metrics_listen, reuse_port))
+    listeners: list[VerifyServer] = []
+    if not shared_listener:  # the same protocol and answers as the verify listener's
+        listeners.append(await _listen(MetricsServer(state), server.metrics_listen, reuse_port))
     if settings.signing_listen is not None:
         signing_app = create_signing_app(state)
         runners.append(await _start(signing_app, settings.signing_listen, reuse_port))
@@ -72,8 +72,8 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         runners.append(await _start(console_app, settings.admin.listen, reuse_port))
     # The verify listener (which answers /healthz) starts last: once it answers, every
     # listener of the process does.
-    verify_server = VerifyServer(state, serve_metrics=shared_listener)
-    await verify_server.start(server.listen.host, server.listen.port, reuse_port=reuse_port)
+    verify = VerifyServer(state, serve_metrics=shared_listener)
+    listeners.append(await _listen(verify, server.listen, reuse_port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -98,11 +98,16 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     watcher.cancel()
     state.ready = False
     log.event("stopping")
-    await verify_server.stop(SHUTDOWN_TIMEOUT)
+    await asyncio.gather(*(listener.stop(SHUTDOWN_TIMEOUT) for listener in listeners))
     for runner in runners:
         await runner.cleanup()
     offload.close()
     log.event("stopped")
+
+
+async def _listen(listener: VerifyServer, address: Address, reuse_port: bool) -> VerifyServer:
+    await listener.start(address.host, address.port, reuse_port=reuse_port)
+    return listener
 
 
 async def _start(app: web.Application, address: Address, reuse_port: bool) -> web.AppRunner:

@@ -3,7 +3,7 @@ function that turns a verify request into a decision (extract, decide, record, l
 
 The verify answer is 200, 401 or 403 and nothing else (nginx turns any other status
 into a 500), with no body, and never echoes the URI, a key or an expected signature.
-The separate metrics listener is a small aiohttp application.
+The aiohttp listeners (signing API, console) find the state under ``STATE``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sidecar.policy.decide import NO_SOURCE, Decider, Decision, Outcome, RequestFacts
 from sidecar.policy.proxies import EXTRACTORS, REQUIRED_HEADERS
 from sidecar.policy.settings import Settings
+from sidecar.runtime.endpoints import HEALTHZ, PLAIN_HEADERS, health
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.metrics import Metrics
 from sidecar.runtime.offload import Offload
@@ -137,49 +137,12 @@ STATE = web.AppKey("state", State)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
-
-
-async def readyz(request: web.Request) -> web.Response:
-    ready = request.app[STATE].ready
-    return web.Response(status=200 if ready else 503, text="ready\n" if ready else "not ready\n")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    gzipped = accepts_gzip(request.headers.get("Accept-Encoding"))
-    body = await state.scrape(gzipped=gzipped)
-    headers = {"Content-Type": CONTENT_TYPE_LATEST, "Vary": "Accept-Encoding"}
-    if gzipped:
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(body=body, headers=headers)
-
-
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` value accepts gzip (``gzip`` listed without
-    ``q=0``; RFC 9110 §12.5.3). Prometheus sends ``gzip``."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, parameters = item.partition(";")
-        if coding.strip().lower() == "gzip":
-            quality = parameters.strip().lower().removeprefix("q=")
-            try:
-                return float(quality or "1") > 0
-            except ValueError:
-                return False
-    return False
+    """``/healthz`` on the aiohttp listeners (the signing API), answered as the verify
+    and metrics listeners answer it (``endpoints.health``)."""
+    status, body = health(HEALTHZ, request.app[STATE].ready) or (500, b"")
+    return web.Response(status=status, body=body, headers=dict(PLAIN_HEADERS))
 
 
 async def without_banner(request: web.Request, response: web.StreamResponse) -> None:
     """No ``Server: Python/… aiohttp/…``: versions tell a scanner what to try."""
     response.headers.popall("Server", None)
-
-
-def create_metrics_app(state: State) -> web.Application:
-    """The metrics listener, when ``metrics_listen`` differs from ``listen``."""
-    app = web.Application()
-    app.on_response_prepare.append(without_banner)
-    app[STATE] = state
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    return app

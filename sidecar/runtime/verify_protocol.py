@@ -1,4 +1,5 @@
-"""The verify listener: a dedicated asyncio protocol on httptools (``http_reader``).
+"""The verify listener, and the metrics listener: a dedicated asyncio protocol on
+httptools (``http_reader``).
 
 nginx asks before every image, so this path must cost almost nothing. A framework's
 request and response objects cost several times the verification itself; here each
@@ -6,11 +7,13 @@ request is read into plain strings and answered with pre-encoded bytes, synchron
 arrival order: HTTP/1.1 keep-alive and pipelining stay correct because nothing is awaited
 between a request and its answer.
 
-Routes: ``/verify`` (and ``/verify/...`` for the envoy profile), ``/healthz``,
-``/readyz``, and ``/metrics`` when the metrics share this listener. Requests with a body,
-upgrades and malformed HTTP get a 400 and the connection is closed; oversized ones are
-denied and closed (``http_reader`` holds the bounds). Idle and half-sent connections are
-closed by a periodic sweep.
+Routes: ``/verify`` (and ``/verify/...`` for the envoy profile), ``/probe/<id>``,
+``/healthz``, ``/readyz``, and ``/metrics`` when the metrics share this listener. When
+``metrics_listen`` differs from ``listen``, ``MetricsServer`` serves ``/healthz``,
+``/readyz`` and ``/metrics`` there with this same protocol, so both ports answer alike
+(``endpoints`` defines the answers). Requests with a body, upgrades and malformed HTTP get
+a 400 and the connection is closed; oversized ones are denied and closed (``http_reader``
+holds the bounds). Idle and half-sent connections are closed by a periodic sweep.
 """
 
 from __future__ import annotations
@@ -20,14 +23,20 @@ import time
 import weakref
 from typing import Final, cast
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decision, Outcome
 from sidecar.policy.proxies import VERIFY_PATH
+from sidecar.runtime.endpoints import (
+    METRICS,
+    PLAIN_HEADERS,
+    accepts_gzip,
+    health,
+    metrics_headers,
+    route,
+)
 from sidecar.runtime.http_reader import Refusal, Request, RequestReader
 from sidecar.runtime.probes import PROBE_PATH, ProbeBook
-from sidecar.runtime.state import State, accepts_gzip
+from sidecar.runtime.state import State
 
 KEEPALIVE_TIMEOUT = 75.0  # above nginx's upstream keepalive_timeout (60 s)
 PARTIAL_REQUEST_TIMEOUT = 10.0  # a request still incomplete after this is dropped
@@ -36,6 +45,10 @@ _PHRASES: Final = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "For
             404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
             503: "Service Unavailable"}  # fmt: skip
 _NO_CACHE: Final = b"X-Accel-Expires: 0\r\nCache-Control: no-store\r\n"
+
+
+def _lines(headers: tuple[tuple[str, str], ...]) -> bytes:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode()
 
 
 def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
@@ -71,8 +84,11 @@ def verify_answer(status: int, reason: str, cache_ttl: int, keep_alive: bool) ->
     return answer
 
 
-def _plain(status: int, body: bytes, keep_alive: bool, content_type: str = "text/plain") -> bytes:
-    extra = f"Content-Type: {content_type}\r\nCache-Control: no-store\r\n".encode()
+_PLAIN: Final = _lines(PLAIN_HEADERS)
+_JSON: Final = _lines((("Content-Type", "application/json"), ("Cache-Control", "no-store")))
+
+
+def _plain(status: int, body: bytes, keep_alive: bool, extra: bytes = _PLAIN) -> bytes:
     return _head(status, extra, len(body), keep_alive) + body
 
 
@@ -210,30 +226,27 @@ class VerifyServer:
             return verify_answer(decision.status, decision.reason, decision.cache_ttl, keep_alive)
         if path.startswith(PROBE_PATH):
             status, record = self.probes.take(path)
-            return _plain(status, record, keep_alive, "application/json")
-        body = b"" if method == "HEAD" else None
-        if path == "/healthz":
-            return _plain(200, b"ok\n" if body is None else body, keep_alive)
-        if path == "/readyz":
-            ready = self.state.ready
-            text = b"ready\n" if ready else b"not ready\n"
-            return _plain(200 if ready else 503, text if body is None else body, keep_alive)
-        return _plain(404, b"", keep_alive)
+            return _plain(status, record, keep_alive, _JSON)
+        return self.health_answer(method, path, keep_alive)
 
-    def is_scrape(self, path: str) -> bool:
-        return self.serve_metrics and path == "/metrics"
+    def health_answer(self, method: str, target: str, keep_alive: bool) -> bytes:
+        """``/healthz`` and ``/readyz`` (a HEAD gets their headers alone), else a 404."""
+        answer = health(route(target), self.state.ready)
+        if answer is None:
+            return _plain(404, b"", keep_alive)
+        status, body = answer
+        return _plain(status, b"" if method == "HEAD" else body, keep_alive)
+
+    def is_scrape(self, target: str) -> bool:
+        # Asked before every request: the prefix test keeps a /verify from paying more.
+        return self.serve_metrics and target.startswith(METRICS) and route(target) == METRICS
 
     async def scrape(self, head_only: bool, gzipped: bool) -> bytes:
         """The metrics answer, rendered off the verify loop (thousands of series cost
         milliseconds), always closing: nothing pipelined behind it is waited for."""
         exposition = await self.state.scrape(gzipped=gzipped)
-        encoding = "Content-Encoding: gzip\r\n" if gzipped else ""
-        extra = (
-            f"Content-Type: {CONTENT_TYPE_LATEST}\r\nCache-Control: no-store\r\n"
-            f"Vary: Accept-Encoding\r\n{encoding}"
-        ).encode()
         body = b"" if head_only else exposition
-        return _head(200, extra, len(body), False) + body
+        return _head(200, _lines(metrics_headers(gzipped)), len(body), False) + body
 
     async def _sweep(self) -> None:
         while True:
@@ -262,3 +275,18 @@ class VerifyServer:
             connection.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+
+
+class MetricsServer(VerifyServer):
+    """The metrics listener (``metrics_listen`` apart from ``listen``): ``/healthz``,
+    ``/readyz`` and ``/metrics``, answered by the same code as on the verify listener;
+    never ``/verify`` or a probe record, and never a decision counted."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(state, serve_metrics=True)
+
+    def answer(self, request: Request, keep_alive: bool) -> bytes:
+        return self.health_answer(request.method, request.path, keep_alive)
+
+    def deny_oversized(self) -> bytes:
+        return _plain(400, b"", keep_alive=False)  # no verify request: nothing to deny

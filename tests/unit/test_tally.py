@@ -12,7 +12,7 @@ from sidecar import config
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Decision, Outcome
 from sidecar.policy.settings import SourceSettings
-from sidecar.runtime.state import accepts_gzip
+from sidecar.runtime.endpoints import accepts_gzip
 from sidecar.runtime.tally import DURATION_BUCKETS, LocalTally
 from tests.conftest import md5_source, sidecar_config
 
