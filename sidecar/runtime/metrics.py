@@ -1,6 +1,6 @@
 """Prometheus metrics. Labels come from the config, never from a request.
 
-Bounded for many tenants (SPEC §12): latency is a histogram per scheme (not per source,
+Bounded for many tenants (docs/metrics.md): latency is a histogram per scheme (not per source,
 which would be 16 series per tenant); with more than ``INITIALISED_SOURCES`` sources, a
 source's verification series are created by its first request (not a zero for every
 reason at start) and key-match series start at 0 only where a source holds several keys.
@@ -26,7 +26,7 @@ from sidecar.build import KIND
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Outcome
 from sidecar.policy.settings import Mode, Settings, SourceSettings
-from sidecar.runtime.tally import LocalTally, SharedTally
+from sidecar.runtime.tally import Counts, LocalTally, SharedTally
 from sidecar.runtime.workers import MULTIPROCESS_ENV  # set by the supervisor: workers = N
 
 SIGNING_RESULTS = ("ok", "unauthorized", "bad_request", "busy", "rate_limited")
@@ -46,9 +46,8 @@ class Metrics:
         ProcessCollector(registry=registry)  # process_cpu_seconds_total, resident memory, fds
         # The verify decisions' families: plain integers in one process, the shared
         # files with several workers (see tally.py).
-        self.decisions: LocalTally | SharedTally = (
-            SharedTally() if os.environ.get(MULTIPROCESS_ENV) else LocalTally()
-        )
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        self.decisions: LocalTally | SharedTally = SharedTally(folder) if folder else LocalTally()
         self.record = self.decisions.record
         self.signing_requests = Counter(
             "signed_url_signing_requests",
@@ -97,6 +96,11 @@ class Metrics:
         MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
         ProcessCollector(registry=merged)
         return bytes(generate_latest(merged))
+
+    def snapshot(self) -> Counts:
+        """The decisions and key matches as numbers, summed over all workers as
+        ``exposition`` sums them (the console reads these, not the text)."""
+        return self.decisions.snapshot()
 
     def initialise(self, settings: Settings) -> None:
         """Create the series dashboards need at 0, so they show 0 rather than no data and

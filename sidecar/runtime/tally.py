@@ -8,6 +8,9 @@ and a scrape copies each dictionary (one C-level operation) before it reads.
 ``SharedTally`` (``workers = N``): prometheus-client's children, which write to the
 memory-mapped files that every worker's scrape sums.
 
+``snapshot()`` gives the counts and last matches as numbers (``Counts``), summed over every
+worker like a scrape, for the console: no text is written and read back.
+
 Label values come from the config (names are letters, digits, '_', '.', '-') and from the
 fixed vocabularies: nothing to escape.
 """
@@ -17,8 +20,11 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Decision, Outcome
@@ -43,6 +49,17 @@ _LE = [repr(bound) for bound in DURATION_BUCKETS] + ["+Inf"]
 
 Labels = tuple[str, str, Reason, Outcome]  # source, scheme, result, decision
 KeyLabels = tuple[str, str]  # source, key
+DecisionLabels = tuple[str, str, str, str]  # source, scheme, result, decision: as exported
+
+
+@dataclass
+class Counts:
+    """What a scrape shows of the decisions and key matches, as numbers (every worker's
+    summed; the newest last match of any)."""
+
+    verifications: dict[DecisionLabels, float] = field(default_factory=dict)
+    key_matches: dict[KeyLabels, float] = field(default_factory=dict)
+    key_last_match: dict[KeyLabels, float] = field(default_factory=dict)  # matched keys only
 
 
 def labels_of(decision: Decision) -> tuple[Labels, str]:
@@ -95,6 +112,16 @@ class LocalTally:
             self.key_counts.pop(key, None)
             self.last_match.pop(key, None)
 
+    def snapshot(self) -> Counts:
+        # Copies first (one C-level step each): the verify loop may write meanwhile.
+        counts, key_counts = self.counts.copy(), self.key_counts.copy()
+        last_match = self.last_match.copy()
+        return Counts(
+            {(s, scheme, r.value, o.value): float(n) for (s, scheme, r, o), n in counts.items()},
+            {key: float(n) for key, n in key_counts.items()},
+            {key: float(second) for key, second in last_match.items()},
+        )
+
     def text(self) -> str:
         counts, key_counts = self.counts.copy(), self.key_counts.copy()
         last_match, sums = self.last_match.copy(), self.sums.copy()
@@ -126,9 +153,11 @@ class LocalTally:
 
 
 class SharedTally:
-    """prometheus-client's children, for multiprocess mode (its collector renders them)."""
+    """prometheus-client's children, for multiprocess mode (its collector renders them
+    from the workers' files in ``folder``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
         self.verifications = Counter(
             VERIFICATIONS,
             HELP[VERIFICATIONS],
@@ -190,12 +219,36 @@ class SharedTally:
     def text(self) -> str:
         return ""  # the multiprocess collector writes these families from the files
 
+    def snapshot(self) -> Counts:
+        """Every worker's counts, merged from their files as a scrape merges them; only
+        the counter and max-gauge files (not the histograms', which the console never
+        shows)."""
+        files = sorted(map(str, Path(self.folder).glob("counter_*.db")))
+        files += sorted(map(str, Path(self.folder).glob("gauge_max_*.db")))
+        merged = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        counts = Counts()
+        for family in merged:
+            for sample in family.samples:
+                _take(counts, sample.name, sample.labels, sample.value)
+        return counts
+
     def _key_children(self, key: KeyLabels) -> tuple[Counter, Gauge]:
         children = self._keys[key] = (
             self.key_matches.labels(*key),
             self.key_last_match.labels(*key),
         )
         return children
+
+
+def _take(counts: Counts, name: str, labels: dict[str, str], value: float) -> None:
+    """One merged sample into ``counts``, when it is one of theirs."""
+    if name == VERIFICATIONS + "_total":
+        key = (labels["source"], labels["scheme"], labels["result"], labels["decision"])
+        counts.verifications[key] = value
+    elif name == KEY_MATCHES + "_total":
+        counts.key_matches[labels["source"], labels["key"]] = value
+    elif name == KEY_LAST_MATCH and value > 0:  # 0: created, never matched
+        counts.key_last_match[labels["source"], labels["key"]] = value
 
 
 def _header(sample: str, family: str, kind: str) -> str:

@@ -1,24 +1,18 @@
-"""The console's numbers, read from the process's own metrics exposition.
+"""The console's numbers, from the process's counts (``Metrics.snapshot``): the same
+numbers a scrape shows, taken as numbers rather than written as text and read back.
 
-With ``workers = N`` the exposition sums every worker's samples, so whichever worker
-serves a page shows the same totals. Rates are differences of totals between two reads
-(the page's script computes them), never kept here: a worker keeps no history.
+With ``workers = N`` the counts are every worker's summed, so whichever worker serves a
+page shows the same totals. Rates are differences of totals between two reads (the page's
+script computes them), never kept here: a worker keeps no history.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.policy.decide import Outcome
-
-VERIFICATIONS = "signed_url_verifications_total"
-KEY_MATCHES = "signed_url_key_matches_total"
-KEY_LAST_MATCH = "signed_url_key_last_match_timestamp_seconds"
-_WANTED = (VERIFICATIONS + "{", KEY_MATCHES + "{", KEY_LAST_MATCH + "{")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+from sidecar.runtime.tally import Counts
 
 
 @dataclass
@@ -55,43 +49,26 @@ class Snapshot:
         }
 
 
-def read(text: str) -> Snapshot:
-    """The console's totals from the Prometheus text format."""
-    snapshot = Snapshot()
-    for name, labels, value in _samples(text):
-        if name == VERIFICATIONS:
-            _add_decision(snapshot, labels, value)
-        elif name == KEY_MATCHES:
-            key = (labels.get("source", ""), labels.get("key", ""))
-            snapshot.key_matches[key] = snapshot.key_matches.get(key, 0.0) + value
-        elif name == KEY_LAST_MATCH and value > 0:
-            # Per-worker series (a ``pid`` label) when the gauge is not merged: the newest.
-            key = (labels.get("source", ""), labels.get("key", ""))
-            snapshot.key_last_match[key] = max(value, snapshot.key_last_match.get(key, 0))
+def read(counts: Counts) -> Snapshot:
+    """The console's totals from the process's counts."""
+    snapshot = Snapshot(
+        key_matches=dict(counts.key_matches), key_last_match=dict(counts.key_last_match)
+    )
+    for (source, _scheme, result, decision), value in counts.verifications.items():
+        _add_decision(snapshot, source, result, decision, value)
     return snapshot
 
 
-def _samples(text: str) -> Iterator[tuple[str, dict[str, str], float]]:
-    """The samples of the three families the console shows. A line-by-line reader for
-    this known shape: prometheus-client's general parser spends about 60 µs a line, which
-    with 10,000 tenants' series is half a second of the GIL every refresh."""
-    for line in text.splitlines():
-        if not line.startswith(_WANTED):
-            continue
-        name, _, rest = line.partition("{")
-        labels, _, value = rest.rpartition("} ")
-        yield name, dict(_LABEL.findall(labels)), float(value.split(" ", 1)[0])
-
-
-def _add_decision(snapshot: Snapshot, labels: dict[str, str], value: float) -> None:
-    counts = snapshot.sources.setdefault(labels.get("source", ""), SourceCounts())
-    decision = labels.get("decision", "")
+def _add_decision(
+    snapshot: Snapshot, source: str, result: str, decision: str, value: float
+) -> None:
+    counts = snapshot.sources.setdefault(source, SourceCounts())
     counts.total += value
     if decision == Outcome.DENY:
         counts.denied += value
     elif decision == Outcome.WOULD_DENY:
         counts.would_deny += value
-    reason = (labels.get("result", ""), decision)
+    reason = (result, decision)
     counts.by_reason[reason] = counts.by_reason.get(reason, 0.0) + value
 
 

@@ -1,7 +1,8 @@
 """The console's pages, once the session and CSRF checks have passed (``app._guard``).
 
-Numbers come from the metrics exposition, parsed off the verify loop. The config is
-only read: the pages show it as the running process loaded it (after any reload).
+Numbers come from the process's counts (every worker's, summed), read off the verify
+loop. The config is only read: the pages show it as the running process loaded it (after
+any reload).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def admin_hashes(request: web.Request) -> tuple[bytes, ...]:
 @dataclass
 class _Recent:
     """The last snapshot of this process, shared by every viewer for ``FRESH_FOR``: with
-    thousands of active sources a read costs a few hundred ms of a core (the parser)."""
+    thousands of active sources (and, with workers, their files to merge) a read still
+    costs milliseconds of a core."""
 
     at: float = float("-inf")
     snapshot: numbers.Snapshot | None = None
@@ -71,14 +73,14 @@ async def _snapshot(request: web.Request) -> numbers.Snapshot:
     state, recent = request.app[STATE], request.app[RECENT]
     async with recent.lock:  # viewers arriving together wait for one read
         if recent.snapshot is None or time.monotonic() - recent.at >= FRESH_FOR:
-            # Thousands of series: parsed off the verify loop.
+            # Thousands of series (and with workers, files to read): off the verify loop.
             recent.snapshot = await state.off_loop(_read, state.metrics)
             recent.at = time.monotonic()
         return recent.snapshot
 
 
 def _read(metrics: Metrics) -> numbers.Snapshot:
-    return numbers.read(metrics.exposition().decode())
+    return numbers.read(metrics.snapshot())
 
 
 async def sources(request: web.Request) -> web.Response:

@@ -1,31 +1,26 @@
-"""The console's totals, read from the Prometheus text format the process exposes."""
+"""The console's totals, from the process's counts (``Metrics.snapshot``)."""
 
 from __future__ import annotations
 
 from sidecar.runtime.console.numbers import read, rejected, would_deny_rows
+from sidecar.runtime.tally import Counts
 
-EXPOSITION = """\
-# HELP signed_url_verifications_total Verify decisions.
-# TYPE signed_url_verifications_total counter
-signed_url_verifications_total{decision="allow",result="ok",scheme="md5",source="books"} 7.0
-signed_url_verifications_total{decision="deny",result="invalid",scheme="md5",source="books"} 2.0
-signed_url_verifications_total{decision="deny",result="expired",scheme="md5",source="books"} 1.0
-signed_url_verifications_total{decision="would_deny",result="missing",scheme="md5",source="rep"} 4.0
-signed_url_verifications_total{decision="allow",result="ok",scheme="md5",source="rep"} 1.0
-signed_url_verifications_total{decision="deny",result="invalid",scheme="md5",source="idle"} 0.0
-# HELP signed_url_key_matches_total Valid signatures by key.
-# TYPE signed_url_key_matches_total counter
-signed_url_key_matches_total{key="k1",source="books"} 7.0
-# HELP signed_url_key_last_match_timestamp_seconds Last match.
-# TYPE signed_url_key_last_match_timestamp_seconds gauge
-signed_url_key_last_match_timestamp_seconds{key="k1",pid="11",source="books"} 1700000000.0
-signed_url_key_last_match_timestamp_seconds{key="k1",pid="12",source="books"} 1700000500.0
-signed_url_key_last_match_timestamp_seconds{key="k2",source="books"} 0.0
-"""
+COUNTS = Counts(
+    verifications={
+        ("books", "md5", "ok", "allow"): 7.0,
+        ("books", "md5", "invalid", "deny"): 2.0,
+        ("books", "md5", "expired", "deny"): 1.0,
+        ("rep", "md5", "missing", "would_deny"): 4.0,
+        ("rep", "md5", "ok", "allow"): 1.0,
+        ("idle", "md5", "invalid", "deny"): 0.0,
+    },
+    key_matches={("books", "k1"): 7.0},
+    key_last_match={("books", "k1"): 1700000500.0},
+)
 
 
 def test_totals_per_source_split_by_decision_and_reason() -> None:
-    snapshot = read(EXPOSITION)
+    snapshot = read(COUNTS)
     books = snapshot.counts("books")
     assert (books.total, books.denied, books.would_deny, rejected(books)) == (10, 3, 0, 3)
     assert books.by_reason[("invalid", "deny")] == 2
@@ -34,21 +29,27 @@ def test_totals_per_source_split_by_decision_and_reason() -> None:
 
 
 def test_a_source_without_series_counts_zero() -> None:
-    assert read(EXPOSITION).counts("never-asked").total == 0
+    assert read(COUNTS).counts("never-asked").total == 0
 
 
 def test_the_live_json_lists_only_sources_that_saw_requests() -> None:
-    live = read(EXPOSITION).as_json()
+    live = read(COUNTS).as_json()
     assert set(live) == {"books", "rep"}
     assert ["expired", "deny", 1.0] in live["books"]["reasons"]
 
 
-def test_key_matches_and_the_newest_last_match_of_any_worker() -> None:
-    snapshot = read(EXPOSITION)
+def test_key_matches_and_last_matches_are_shown_as_counted() -> None:
+    snapshot = read(COUNTS)
     assert snapshot.key_matches[("books", "k1")] == 7
-    assert snapshot.key_last_match[("books", "k1")] == 1700000500.0
-    assert ("books", "k2") not in snapshot.key_last_match  # 0: never matched
+    assert snapshot.key_last_match == {("books", "k1"): 1700000500.0}
 
 
 def test_would_deny_rows_are_report_mode_denials_most_first() -> None:
-    assert would_deny_rows(read(EXPOSITION)) == [("rep", "missing", 4.0)]
+    assert would_deny_rows(read(COUNTS)) == [("rep", "missing", 4.0)]
+
+
+def test_the_snapshot_is_a_copy_later_counts_do_not_change() -> None:
+    counts = Counts(key_matches={("books", "k1"): 1.0})
+    snapshot = read(counts)
+    counts.key_matches[("books", "k1")] = 2.0
+    assert snapshot.key_matches[("books", "k1")] == 1.0
