@@ -1,4 +1,4 @@
-"""10,000 tenants on one process (SPEC §12): start, memory, scrape size, /verify while
+"""10,000 tenants on one process (docs/operations.md): start, memory, scrape size, /verify while
 scrapes run back to back, and a reload to 10,001 sources under load.
 
 The bounds are the targets of ``bench/scale.py`` with generous margins (this machine is
