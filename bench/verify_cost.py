@@ -24,8 +24,8 @@ from pathlib import Path
 from sidecar import config, schemes
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.decide import Decider, RequestFacts
-from sidecar.policy.signing import sign_url
-from sidecar.schemes.base import Grant, sign_request
+from sidecar.policy.signing import sign_request, sign_url
+from sidecar.schemes.base import Grant
 from sidecar.schemes.cloudfront_keys import new_key_pair
 
 NOW = 1_900_000_000

@@ -164,7 +164,7 @@ def _source(
     mode = Mode(mode_text) if mode_text in Mode.__members__.values() else None
     table.check("mode", mode is not None, "must be enforce, report or off")
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
-    scheme_settings = _scheme_settings(table, scheme, folder, env)
+    scheme_settings = _scheme_settings(table, scheme, folder, env) if scheme else None
     default_ttl, max_ttl = _ttls(table)
     if scheme is not None and not scheme.expiring:
         for lifetime in ("default_ttl", "max_ttl"):
@@ -172,7 +172,8 @@ def _source(
     keys, keys_ok = load_keys(table, folder, env, scheme.key_fields if scheme else frozenset())
     verifier = None
     # Built even when some key failed, so the scheme's own problems are reported too.
-    if scheme is not None and prefix is not None and (keys or mode is not Mode.OFF or not keys_ok):
+    wanted = keys or mode is not Mode.OFF or not keys_ok
+    if scheme is not None and prefix is not None and scheme_settings is not None and wanted:
         spec = SourceSpec(name or "", prefix, tuple(keys), scheme_settings)
         verifier = _verifier(table, scheme, spec, missing_reported=not keys_ok)
     if None in (name, scheme, prefix, mode) or not keys_ok:
@@ -183,12 +184,11 @@ def _source(
     if verifier is not None and mode is not Mode.OFF and not verifier.expiry_required:
         _warn_never_expiring(table, scheme, max_ttl)
     return SourceSettings(
-        name, scheme_name, prefix, hosts, mode, deny_status, verifier, scheme_settings,
-        default_ttl, max_ttl,
-    )  # fmt: skip
+        name, scheme_name, prefix, hosts, mode, deny_status, verifier, default_ttl, max_ttl
+    )
 
 
-def _warn_never_expiring(table: Table, scheme: Scheme | None, max_ttl: int | None) -> None:
+def _warn_never_expiring(table: Table, scheme: Scheme[Any] | None, max_ttl: int | None) -> None:
     """A source that allows URLs without an expiry: one leaked URL works until its key is
     rotated. ``max_ttl`` closes it (enforced on verify: no expiry is ``missing``)."""
     if scheme is not None and not scheme.expiring:
@@ -205,7 +205,7 @@ def _warn_never_expiring(table: Table, scheme: Scheme | None, max_ttl: int | Non
         )
 
 
-def _setting_names(scheme: Scheme | None) -> set[str]:
+def _setting_names(scheme: Scheme[Any] | None) -> set[str]:
     # With an unknown scheme, any scheme's setting is not reported as a second problem.
     known = [scheme] if scheme is not None else list(schemes.REGISTRY.values())
     names = set()
@@ -217,22 +217,20 @@ def _setting_names(scheme: Scheme | None) -> set[str]:
 
 
 def _scheme_settings(
-    table: Table, scheme: Scheme | None, folder: Path, env: dict[str, str]
-) -> dict[str, Any]:
-    """The scheme's own settings, type-checked and validated, defaults filled in."""
-    values: dict[str, Any] = {}
-    for setting in scheme.settings if scheme is not None else ():
-        value: object
+    table: Table, scheme: Scheme[Any], folder: Path, env: dict[str, str]
+) -> object:
+    """The scheme's settings object, every problem with them reported (a setting with
+    one takes its default, so the scheme's own problems are reported too)."""
+    values: dict[str, object] = {}
+    for setting in scheme.settings:
         if setting.secret:
-            value = _secret_setting(table, setting.name, folder, env)
+            values[setting.name] = _secret_setting(table, setting.name, folder, env)
         else:
-            value = table.get(setting.name, setting.kind)
-        if value is not None and setting.check is not None:
-            problem = setting.check(value)
-            if not table.check(setting.name, problem is None, problem or ""):
-                value = None
-        values[setting.name] = setting.default if value is None else value
-    return values
+            values[setting.name] = table.get(setting.name, setting.kind)
+    built, problems = scheme.settings_from(values)
+    for name, problem in problems:
+        table.check(name, False, problem)
+    return built
 
 
 def _secret_setting(table: Table, name: str, folder: Path, env: dict[str, str]) -> str | None:
@@ -283,7 +281,7 @@ def _team(raw: object, index: int, sources: set[str], problems: Problems) -> Tea
 
 
 def _verifier(
-    table: Table, scheme: Scheme, spec: SourceSpec, *, missing_reported: bool
+    table: Table, scheme: Scheme[Any], spec: SourceSpec[Any], *, missing_reported: bool
 ) -> SourceScheme | None:
     if not spec.keys:
         if not missing_reported:
@@ -345,7 +343,7 @@ def _check_unique(sources: list[tuple[SourceSettings, str]], problems: Problems)
     )
 
 
-def _scheme_of(source: SourceSettings) -> Scheme:
+def _scheme_of(source: SourceSettings) -> Scheme[Any]:
     scheme = schemes.get(source.scheme)
     assert scheme is not None  # a built source has a registered scheme
     return scheme

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
 
 from sidecar.schemes.base import SourceScheme
 
@@ -51,8 +50,6 @@ class SourceSettings:
     mode: Mode
     deny_status: int
     verifier: SourceScheme | None  # None only for mode = "off" with no keys
-    # The scheme's own settings; hidden from repr: some are secrets (an Akamai salt).
-    settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
     max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
 

@@ -82,17 +82,24 @@ def _lifetime(source: SourceSettings, expires_in: int | None) -> int | None:
     return expires_in
 
 
-def _owned_request(router: Router, source: SourceSettings, url: str, absolute: bool) -> SignRequest:
+def sign_request(url: str, grant: Grant, *, require_absolute: bool = False) -> SignRequest:
+    """A URL to sign, parsed once by the one URL parser and checked canonical, for any
+    scheme's ``sign``; ``SigningError`` when it could never verify."""
     if len(url) > MAX_URL_LENGTH:
         raise SigningError(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
-        parsed = parse_url(url, require_absolute=absolute)
+        parsed = parse_url(url, require_absolute=require_absolute)
     except UrlError as error:
         raise SigningError(str(error)) from None
     uri = canonical.parse(parsed.uri)
     if uri is None:
         raise SigningError("URL is not canonical")
-    owner = router.route(parsed.host, uri.path)
+    return SignRequest(parsed, uri, grant)
+
+
+def _owned_request(router: Router, source: SourceSettings, url: str, absolute: bool) -> SignRequest:
+    request = sign_request(url, Grant(), require_absolute=absolute)
+    owner = router.route(request.url.host, request.uri.path)
     if owner is None or owner.name != source.name:
         raise SigningError(f"URL is outside source '{source.name}'")
-    return SignRequest(parsed, uri, Grant())
+    return request

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 from sidecar.schemes import (
     akamai,
@@ -21,7 +22,7 @@ from sidecar.schemes import (
 )
 from sidecar.schemes.base import Scheme
 
-REGISTRY: Mapping[str, Scheme] = MappingProxyType(
+REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType(
     {
         md5_token.SCHEME.name: md5_token.SCHEME,
         cloudfront.SCHEME.name: cloudfront.SCHEME,
@@ -35,7 +36,7 @@ REGISTRY: Mapping[str, Scheme] = MappingProxyType(
 )
 
 
-def get(name: str) -> Scheme | None:
+def get(name: str) -> Scheme[Any] | None:
     return REGISTRY.get(name)
 
 

@@ -44,7 +44,7 @@ import hmac
 import ipaddress
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote_plus, unquote_plus
 
@@ -54,17 +54,19 @@ from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import (
-    SECRET,
+    CookieSettings,
     NewKey,
-    Setting,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
     refuse_unexpressible,
+    require,
+    setting,
 )
 from sidecar.schemes.cloudfront_policy import matches
-from sidecar.schemes.keyring import Keyring, KeyringSource, SecretKey, require
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "akamai"
 IP, START, EXPIRES, ACL, SESSION_ID, DATA, HMAC = "ip", "st", "exp", "acl", "id", "data", "hmac"
@@ -134,45 +136,62 @@ def _times(fields: dict[str, str]) -> _Times | None:
     return _Times(start, expires)
 
 
+# --- settings and keys ------------------------------------------------------------------------
+
+
+def _algorithm_problem(value: str) -> str | None:
+    return None if value in DIGEST_SIZES else "must be sha256, sha1 or md5"
+
+
+def _token_name_problem(value: str) -> str | None:
+    return None if _TOKEN_NAME.fullmatch(value) else "must be 1-64 of A-Z a-z 0-9 _ . -"
+
+
+def _delimiter_problem(value: str) -> str | None:
+    return None if len(value) == 1 and value in DELIMITERS else f"must be one of {DELIMITERS}"
+
+
+def _salt_problem(value: str) -> str | None:
+    # Never echo the value: a salt is a secret.
+    return None if value else "must not be empty (leave it out for no salt)"
+
+
+@dataclass(frozen=True, slots=True)
+class AkamaiSettings(CookieSettings):
+    algorithm: str = setting("sha256", check=_algorithm_problem)
+    token_name: str = setting("__token__", check=_token_name_problem)
+    field_delimiter: str = setting("~", check=_delimiter_problem)
+    acl_delimiter: str = setting("!", check=_delimiter_problem)
+    escape_early: bool = False
+    salt: str | None = setting(None, kind=str, check=_salt_problem, secret=True)
+
+
 @dataclass(frozen=True, slots=True)
 class AkamaiSource(KeyringSource):
-    configured: tuple[tuple[str, bytes], ...] = field(repr=False)  # hex, as written
-    algorithm: str = "sha256"
-    token_name: str = "__token__"  # noqa: S105  (a parameter name, not a secret)
-    field_delimiter: str = "~"
-    acl_delimiter: str = "!"
-    escape_early: bool = False
-    salt: str | None = field(default=None, repr=False)
-    path_prefix: str = "/"
-    accept_cookies: bool = False
-
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return self.configured  # "Show Token" shows the hex key as Akamai's console does
-
-    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
-        return ()
+    settings: AkamaiSettings
+    path_prefix: str
 
     # --- verify ---------------------------------------------------------------------------
 
     def verify(self, request: VerifyRequest) -> Verdict:
         found = self._token_param(request.uri.params)
-        if found is Reason.MISSING and self.accept_cookies:
+        if found is Reason.MISSING and self.settings.accept_cookies:
             return self._verify_cookie(request)
         if isinstance(found, Reason):
             return deny(found)
         return self._verify_token(request, found.value, cookie=False)
 
     def _verify_cookie(self, request: VerifyRequest) -> Verdict:
-        found = grant_cookies(request.cookies, (self.token_name,))
+        found = grant_cookies(request.cookies, (self.settings.token_name,))
         if isinstance(found, Reason):
             return deny(found)
-        value = found.get(self.token_name)
+        value = found.get(self.settings.token_name)
         if value is None:
             return deny(Reason.MISSING)
         return self._verify_token(request, value, cookie=True)
 
     def _verify_token(self, request: VerifyRequest, text: str, *, cookie: bool) -> Verdict:
-        token = parse_token(text, self.field_delimiter)
+        token = parse_token(text, self.settings.field_delimiter)
         if token is None:
             return deny(Reason.MALFORMED)
         fields = token.fields
@@ -203,20 +222,20 @@ class AkamaiSource(KeyringSource):
     def _token_param(self, params: tuple[QueryParam, ...]) -> QueryParam | Reason:
         found = None
         for param in params:  # one pass: this is the hot path
-            if param.name == self.token_name:
+            if param.name == self.settings.token_name:
                 if found is not None:
                     return Reason.NON_CANONICAL
                 found = param
         if found is None:
             return Reason.MISSING
         # An encoded spelling of the name (%5F_token__) is a second spelling.
-        return found if found.raw_name == self.token_name else Reason.MALFORMED
+        return found if found.raw_name == self.settings.token_name else Reason.MALFORMED
 
     def _acls(self, text: str | None) -> tuple[str, ...] | None:
         """The ACL's globs (``()`` when one is empty), None for a URL token."""
         if text is None:
             return None
-        globs = tuple(text.split(self.acl_delimiter))
+        globs = tuple(text.split(self.settings.acl_delimiter))
         return () if "" in globs else globs
 
     def _address(self, text: str | None) -> Address | Reason | None:
@@ -224,7 +243,7 @@ class AkamaiSource(KeyringSource):
         one spelling (``str(ip_address(…))``, escaped with ``escape_early``)."""
         if text is None:
             return None
-        plain = unquote_plus(text) if self.escape_early else text
+        plain = unquote_plus(text) if self.settings.escape_early else text
         try:
             address = ipaddress.ip_address(plain)
         except ValueError:
@@ -232,11 +251,11 @@ class AkamaiSource(KeyringSource):
         return address if self._ip_text(address) == text else Reason.MALFORMED
 
     def _ip_text(self, address: Address) -> str:
-        return escape(str(address)) if self.escape_early else str(address)
+        return escape(str(address)) if self.settings.escape_early else str(address)
 
     def _presented(self, text: str) -> bytes | None:
         """The hmac: lowercase hex (EdgeAuth's ``hexdigest``) of the exact digest length."""
-        if len(text) != 2 * DIGEST_SIZES[self.algorithm] or not _LOWER_HEX.fullmatch(text):
+        if len(text) != 2 * DIGEST_SIZES[self.settings.algorithm] or not _LOWER_HEX.fullmatch(text):
             return None
         return bytes.fromhex(text)
 
@@ -244,13 +263,13 @@ class AkamaiSource(KeyringSource):
         """What the hmac covers: the token's head, the URL of a URL token, the salt."""
         parts = [head]
         if url is not None:
-            parts.append("url=" + (escape(url) if self.escape_early else url))
-        if self.salt:
-            parts.append("salt=" + self.salt)
-        return self.field_delimiter.join(parts).encode()
+            parts.append("url=" + (escape(url) if self.settings.escape_early else url))
+        if self.settings.salt:
+            parts.append("salt=" + self.settings.salt)
+        return self.settings.field_delimiter.join(parts).encode()
 
     def _digest(self, key: bytes, message: bytes) -> bytes:
-        return hmac.digest(key, message, self.algorithm)
+        return hmac.digest(key, message, self.settings.algorithm)
 
     # --- sign -----------------------------------------------------------------------------
 
@@ -261,8 +280,8 @@ class AkamaiSource(KeyringSource):
             raise SchemeError("akamai tokens need an expiry (unix seconds)")
         if grant.not_before is not None and not 0 < grant.not_before < grant.expires:
             raise SchemeError("not_before must be positive and before the expiry")
-        if request.uri.get(self.token_name) is not None:
-            raise SchemeError(f"URL already carries '{self.token_name}'")
+        if request.uri.get(self.settings.token_name) is not None:
+            raise SchemeError(f"URL already carries '{self.settings.token_name}'")
         prefix = grant.prefix
         if grant.cookies:
             prefix = self._cookie_prefix(grant.resource, prefix)
@@ -275,17 +294,19 @@ class AkamaiSource(KeyringSource):
         fields.append(f"{EXPIRES}={grant.expires}")
         if acl is not None:
             fields.append(f"{ACL}={acl}")
-        head = self.field_delimiter.join(fields)
+        head = self.settings.field_delimiter.join(fields)
         message = self._message(head, None if acl is not None else request.uri.path)
         digest = self._digest(self.keyring.newest.secret, message).hex()
-        token = f"{head}{self.field_delimiter}{HMAC}={digest}"
+        token = f"{head}{self.settings.field_delimiter}{HMAC}={digest}"
         uri = request.url.uri
         unsigned = uri.rstrip("?") if request.uri.query == "" else uri
         if grant.cookies and prefix is not None:
-            cookie = set_cookie(self.token_name, token, path=prefix, expires=grant.expires)
+            cookie = set_cookie(self.settings.token_name, token, path=prefix, expires=grant.expires)
             return Signed(f"{request.url.origin}{unsigned}", (cookie,))
         separator = "&" if "?" in unsigned else "?"
-        return Signed(f"{request.url.origin}{unsigned}{separator}{self.token_name}={token}")
+        return Signed(
+            f"{request.url.origin}{unsigned}{separator}{self.settings.token_name}={token}"
+        )
 
     def _cookie_prefix(self, resource: str | None, prefix: str | None) -> str:
         """The path a cookie grant covers (and its cookie is sent for): the grant's prefix
@@ -311,8 +332,8 @@ class AkamaiSource(KeyringSource):
         if (
             not _ACL_TEXT.fullmatch(acl)
             or _NOT_IN_ACL.intersection(acl)
-            or self.field_delimiter in acl
-            or self.acl_delimiter in acl
+            or self.settings.field_delimiter in acl
+            or self.settings.acl_delimiter in acl
         ):
             raise SchemeError(
                 "an ACL must be printable ASCII without space, '#', '%', '&', '\\' "
@@ -359,77 +380,30 @@ def _client_address(text: str) -> Address:
         raise SchemeError(f"'{text}' is not an IP address (akamai binds one address)") from None
 
 
-# --- settings and keys ------------------------------------------------------------------------
+def _hex_key(configured: bytes) -> bytes | None:
+    """The key as Akamai shows it: hex, an even number of digits in one letter case."""
+    text = configured.decode("ascii", errors="replace").strip()
+    return bytes.fromhex(text) if _HEX_KEY.fullmatch(text) else None
 
 
-def _algorithm_problem(value: str) -> str | None:
-    return None if value in DIGEST_SIZES else "must be sha256, sha1 or md5"
+class AkamaiScheme(Scheme[AkamaiSettings]):
+    name = NAME
+    settings_type = AkamaiSettings
+    key_types = ("akamai",)
 
-
-def _token_name_problem(value: str) -> str | None:
-    return None if _TOKEN_NAME.fullmatch(value) else "must be 1-64 of A-Z a-z 0-9 _ . -"
-
-
-def _delimiter_problem(value: str) -> str | None:
-    return None if len(value) == 1 and value in DELIMITERS else f"must be one of {DELIMITERS}"
-
-
-def _salt_problem(value: str) -> str | None:
-    # Never echo the value: a salt is a secret.
-    return None if value else "must not be empty (leave it out for no salt)"
-
-
-def _load_keys(spec: SourceSpec) -> tuple[Keyring, tuple[tuple[str, bytes], ...]]:
-    problems: list[str] = []
-    keys = []
-    for material in spec.keys:
-        text = (material.secret or b"").decode("ascii", errors="replace").strip()
-        if not _HEX_KEY.fullmatch(text) or len(text) < 2 * MIN_KEY_BYTES:
-            problems.append(
-                f"key '{material.id}': secret must be the key in hex"
-                f" ({2 * MIN_KEY_BYTES}+ digits, an even number, one letter case)"
-            )
-            continue
-        keys.append((SecretKey(material.id, bytes.fromhex(text)), (material.id, text.encode())))
-    require(problems)
-    return Keyring(tuple(key for key, _ in keys)), tuple(text for _, text in keys)
-
-
-@dataclass(frozen=True, slots=True)
-class AkamaiScheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = (
-        Setting("algorithm", str, "sha256", _algorithm_problem),
-        Setting("token_name", str, "__token__", _token_name_problem),
-        Setting("field_delimiter", str, "~", _delimiter_problem),
-        Setting("acl_delimiter", str, "!", _delimiter_problem),
-        Setting("escape_early", bool, False),
-        Setting("salt", str, None, _salt_problem, secret=True),
-        Setting("accept_cookies", bool, False),
-    )
-    key_types: tuple[str, ...] = ("akamai",)
-    key_ids_in_url: bool = False
-    expiring: bool = True
-
-    def build(self, spec: SourceSpec) -> AkamaiSource:
-        values = {setting.name: spec.settings.get(setting.name, setting.default)
-                  for setting in self.settings}  # fmt: skip
-        problems = [
-            f"{setting.name}: {problem}"
-            for setting in self.settings
-            if setting.check is not None and values[setting.name] is not None
-            and (problem := setting.check(values[setting.name])) is not None
-        ]  # fmt: skip
-        if values["field_delimiter"] == values["acl_delimiter"]:
+    def build(self, spec: SourceSpec[AkamaiSettings]) -> AkamaiSource:
+        settings = spec.settings
+        problems = []
+        if settings.field_delimiter == settings.acl_delimiter:
             problems.append("field_delimiter and acl_delimiter must differ")
-        require(problems)
-        keyring, configured = _load_keys(spec)
-        return AkamaiSource(keyring, configured, values["algorithm"], values["token_name"],
-                            values["field_delimiter"], values["acl_delimiter"],
-                            bool(values["escape_early"]), values["salt"], spec.path_prefix,
-                            bool(values["accept_cookies"]))  # fmt: skip
+        keyring, key_problems = secret_keyring(
+            spec.keys, min_bytes=MIN_KEY_BYTES, decode=_hex_key,
+            rule=f"the key in hex as its secret ({2 * MIN_KEY_BYTES}+ digits, an even number,"
+            " one letter case)",
+        )  # fmt: skip
+        require(problems + key_problems)
+        # "Show Token" shows the hex key as configured, as Akamai's console does.
+        return AkamaiSource(keyring, settings, spec.path_prefix)
 
     def new_key(self, key_type: str) -> NewKey:
         return NewKey(secret=secrets.token_bytes(KEY_SIZE).hex())

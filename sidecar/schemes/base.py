@@ -1,14 +1,19 @@
-"""The scheme interface: what a scheme is shown, what it answers, what it declares.
+"""The scheme interface: what a scheme declares, what it is shown, what it answers.
 
-A scheme is one pure module. It declares its settings (keys of the ``[[sources]]`` table),
-the key fields it reads and the key types it can generate; ``build`` turns one source's
-keys and settings into a ``SourceScheme`` with the two verbs:
+A scheme is one pure module holding two classes (docs/architecture.md, "The scheme
+interface"):
 
-- ``verify(VerifyRequest) -> Verdict``: shown the canonical URI, the cookies the proxy
-  passed, the client address, the routing host and the clock; a decode error is a
-  ``Verdict``, never an exception.
-- ``sign(SignRequest) -> Signed``: one ``Grant`` (expiry, not-before, client address,
-  resource or prefix scope) → the signed URL and, for a cookie grant, its cookies.
+- a registry entry, a subclass of ``Scheme``: its declarations are class constants (only
+  those that differ from the defaults below), its settings are one frozen dataclass whose
+  fields each hold their one default (``setting(...)`` adds a check or marks a secret), and
+  ``build`` turns one source's keys and settings (a ``SourceSpec``) into
+- a built source (``SourceScheme``) with the two verbs:
+
+  - ``verify(VerifyRequest) -> Verdict``: shown the canonical URI, the cookies the proxy
+    passed, the client address, the routing host and the clock; a decode error is a
+    ``Verdict``, never an exception.
+  - ``sign(SignRequest) -> Signed``: one ``Grant`` (expiry, not-before, client address,
+    resource or prefix scope) → the signed URL and, for a cookie grant, its cookies.
 
 The source's ``path_prefix`` is given at build time (``SourceSpec``): thumbor's signature,
 for one, is the first path segment after it.
@@ -16,16 +21,17 @@ for one, is the first path segment after it.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar, cast
 
-from sidecar.core import canonical
 from sidecar.core.canonical import CanonicalURI
-from sidecar.core.urls import Url, parse_url
+from sidecar.core.urls import Url, is_origin
 from sidecar.core.verdict import Verdict
-from sidecar.errors import SchemeError, UrlError
+from sidecar.errors import SchemeError
 
 # Which fields of ``[[sources.keys]]`` a scheme reads. A scheme reading PUBLIC_KEY also
 # accepts an optional ``private_key_file`` (only where this process signs).
@@ -43,31 +49,112 @@ class KeyMaterial:
     private_key_pem: bytes | None = field(default=None, repr=False)
 
 
+# --- settings: one frozen dataclass per scheme ----------------------------------------------
+
+SettingKind = type[str] | type[int] | type[bool]
+SettingCheck = Callable[[Any], "str | None"]
+_CHECK, _SECRET, _KIND, _REQUIRED = "check", "secret", "kind", "required"
+
+
+def setting(
+    default: Any,
+    *,
+    check: SettingCheck | None = None,
+    secret: bool = False,
+    required: bool = False,
+    kind: SettingKind | None = None,
+) -> Any:
+    """A field of a scheme's settings dataclass, with what the config loader needs beyond
+    its one default: ``check`` returns what is wrong with a value of the right type (None
+    when it is fine); a ``secret`` (a string) may also be given as ``<name>_file`` or
+    ``<name>_env``, like a key's secret, and is never shown; ``required`` settings have no
+    usable default; ``kind`` is the value's type where the default (None) cannot say it."""
+    metadata = {_CHECK: check, _SECRET: secret, _REQUIRED: required, _KIND: kind}
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """A scheme-specific key of the ``[[sources]]`` table.
-
-    ``check`` returns what is wrong with a value of the right type (None when it is
-    fine); the config loader reports it with the file, source and field. A ``secret``
-    setting (a string) may also be given as ``<name>_file`` (a mounted file, read first
-    in the docs) or ``<name>_env``, like a key's secret, and is never shown.
-    """
+    """A scheme-specific key of the ``[[sources]]`` table, as the config loader reads it
+    (derived from the settings dataclass: see ``setting``)."""
 
     name: str
-    kind: type[str] | type[int] | type[bool]
-    default: Any = None
-    check: Callable[[Any], str | None] | None = None
+    kind: SettingKind
+    check: SettingCheck | None = None
     secret: bool = False
+    required: bool = False
+
+
+def declared_settings(settings_type: type[Any]) -> tuple[Setting, ...]:
+    """The settings a scheme's settings dataclass declares, in field order (read once per
+    type: a config of thousands of sources asks for each source's)."""
+    declared = _DECLARED.get(settings_type)
+    if declared is None:
+        declared = _DECLARED[settings_type] = tuple(
+            Setting(entry.name, _kind(entry), entry.metadata.get(_CHECK),
+                    bool(entry.metadata.get(_SECRET)), bool(entry.metadata.get(_REQUIRED)))
+            for entry in dataclasses.fields(settings_type)
+        )  # fmt: skip
+    return declared
+
+
+_DECLARED: dict[type[Any], tuple[Setting, ...]] = {}
+
+
+def _kind(entry: dataclasses.Field[Any]) -> SettingKind:
+    kind = entry.metadata.get(_KIND) or type(entry.default)
+    if kind not in (str, int, bool):
+        raise TypeError(f"setting '{entry.name}': give its kind (str, int or bool)")
+    return cast(SettingKind, kind)
 
 
 @dataclass(frozen=True, slots=True)
-class SourceSpec:
+class NoSettings:
+    """The settings of a scheme that has none of its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class CookieSettings:
+    """``accept_cookies``: the grant may also arrive in the scheme's cookies
+    (docs/cookies.md). Schemes with a cookie form derive their settings from this."""
+
+    accept_cookies: bool = False
+
+
+def _origin_problem(value: str) -> str | None:
+    return None if is_origin(value) else "must be http(s)://host[:port]"
+
+
+@dataclass(frozen=True, slots=True)
+class OriginSettings(CookieSettings):
+    """For formats whose signed text begins with the URL's origin (CloudFront's Resource,
+    Google's full URL): ``public_origin`` is how the URLs clients are given begin."""
+
+    public_origin: str = setting("", check=_origin_problem, required=True)
+
+    def absolute(self, url: Url) -> str:
+        """A URL to sign as the full URL its signature covers: one given with an origin
+        must name this one; one given as a path gets it."""
+        origin = self.public_origin
+        if url.origin and url.origin != origin:
+            raise SchemeError(f"URL must start with the source's public_origin {origin}")
+        return origin + url.uri
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec(Generic[S]):
     """Everything a scheme is built from, for one source."""
 
     name: str
     path_prefix: str
     keys: tuple[KeyMaterial, ...]
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    settings: S
+
+
+# --- what a built source is shown and answers -------------------------------------------------
 
 
 class VerifyRequest(NamedTuple):
@@ -111,6 +198,20 @@ class Signed(NamedTuple):
     cookies: tuple[str, ...] = ()
 
 
+class KeyKind(StrEnum):
+    SHARED_SECRET = "shared secret"  # noqa: S105  (a kind of key, not a secret)
+    PUBLIC_KEY = "public key"
+
+
+class SourceKey(NamedTuple):
+    """One key of a built source as an operator may be shown it ("Show Token"): a shared
+    secret as configured, or a public key as DER SubjectPublicKeyInfo."""
+
+    id: str
+    kind: KeyKind
+    material: bytes
+
+
 class NewKey(NamedTuple):
     """A generated key: a shared secret (text), or a PEM key pair."""
 
@@ -137,70 +238,68 @@ class SourceScheme(Protocol):
         """The signed URL; a grant the scheme cannot express raises ``SchemeError``."""
         ...
 
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        """``(key id, secret)`` for "Show Token"; empty for public-key schemes."""
-        ...
-
-    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
-        """``(key id, public key as DER SubjectPublicKeyInfo)`` for "Show public key";
-        empty for shared-secret schemes."""
+    def key_material(self) -> tuple[SourceKey, ...]:
+        """Every key, newest first, with the material an operator may be shown."""
         ...
 
 
-class Scheme(Protocol):
-    """A registry entry: the declarations, and ``build``."""
+# --- the registry entry ---------------------------------------------------------------------
+
+
+class Scheme(Generic[S]):
+    """A registry entry: declarations as class constants, then ``build``.
+
+    A subclass sets ``name`` and ``settings_type`` (when it has settings), overrides the
+    other constants only where they differ, and implements ``build`` (and ``new_key`` for
+    keys other than a random token).
+    """
+
+    name: ClassVar[str]
+    settings_type: ClassVar[type[Any]] = NoSettings
+    default_deny_status: ClassVar[int] = 403
+    # Which ``[[sources.keys]]`` fields the scheme reads (SECRET or PUBLIC_KEY).
+    key_fields: ClassVar[frozenset[str]] = frozenset({SECRET})
+    # What ``new_key`` can make, the default first.
+    key_types: ClassVar[tuple[str, ...]] = ("token",)
+    # True when the URL names its key (a Key-Pair-Id): such an id must name one key of one
+    # source across the whole config.
+    key_ids_in_url: ClassVar[bool] = False
+    # False when the format has no expiry (thumbor): a source of it may not set
+    # ``default_ttl`` or ``max_ttl``, which would refuse every URL it signs or serves.
+    expiring: ClassVar[bool] = True
 
     @property
-    def name(self) -> str: ...
+    def settings(self) -> tuple[Setting, ...]:
+        return declared_settings(self.settings_type)
 
-    @property
-    def default_deny_status(self) -> int: ...
+    def settings_from(self, values: Mapping[str, Any]) -> tuple[S, list[tuple[str, str]]]:
+        """The settings object from the values a source gives, and every problem with them
+        as ``(setting, what is wrong)``. A value left out, or one with a problem, takes
+        its one default, so ``build`` still runs and reports its own problems too. A
+        problem never echoes the value (some settings are secrets)."""
+        problems, given = [], {}
+        for declared in self.settings:
+            value = values.get(declared.name)
+            problem = None
+            if value is None:
+                if declared.required:
+                    problem = f"required by scheme {self.name}"
+            elif declared.check is not None:
+                problem = declared.check(value)
+            if problem is not None:
+                problems.append((declared.name, problem))
+            elif value is not None:
+                given[declared.name] = value
+        built: S = self.settings_type(**given)
+        return built, problems
 
-    @property
-    def key_fields(self) -> frozenset[str]: ...
-
-    @property
-    def settings(self) -> tuple[Setting, ...]: ...
-
-    @property
-    def key_types(self) -> tuple[str, ...]:
-        """What ``new_key`` can make, the default first."""
-        ...
-
-    @property
-    def key_ids_in_url(self) -> bool:
-        """True when the URL names its key (a Key-Pair-Id): such an id must name one key
-        of one source across the whole config."""
-        ...
-
-    @property
-    def expiring(self) -> bool:
-        """False when the format has no expiry (thumbor): a source of it may not set
-        ``default_ttl`` or ``max_ttl``, which would refuse every URL it signs or serves."""
-        ...
-
-    def build(self, spec: SourceSpec) -> SourceScheme:
+    def build(self, spec: SourceSpec[S]) -> SourceScheme:
         """Raise ``SchemeError`` listing every problem with the keys or settings."""
-        ...
+        raise NotImplementedError
 
-    def new_key(self, key_type: str) -> NewKey: ...
-
-
-def sign_request(url: str, grant: Grant) -> SignRequest:
-    """Parse a URL to sign once, for any scheme; ``SchemeError`` when it cannot be signed."""
-    try:
-        parsed = parse_url(url)
-    except UrlError as error:
-        raise SchemeError(str(error)) from None
-    uri = canonical.parse(parsed.uri)
-    if uri is None:
-        raise SchemeError("URL is not canonical")
-    return SignRequest(parsed, uri, grant)
-
-
-def new_token() -> NewKey:
-    """A strong random shared secret (256 bits, URL-safe text)."""
-    return NewKey(secret=secrets.token_urlsafe(32))
+    def new_key(self, key_type: str) -> NewKey:
+        """A strong random shared secret (256 bits, URL-safe text)."""
+        return NewKey(secret=secrets.token_urlsafe(32))
 
 
 def refuse_unexpressible(scheme: str, grant: Grant, *, supported: frozenset[str]) -> None:
@@ -215,3 +314,9 @@ def refuse_unexpressible(scheme: str, grant: Grant, *, supported: frozenset[str]
     refused = sorted(name for name, wanted in asked.items() if wanted and name not in supported)
     if refused:
         raise SchemeError(f"{scheme} signatures cannot carry {', '.join(refused)}")
+
+
+def require(problems: list[str]) -> None:
+    """Raise ``SchemeError`` listing every problem, if there is any."""
+    if problems:
+        raise SchemeError("; ".join(problems))

@@ -32,21 +32,24 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from sidecar.core.canonical import QueryParam
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import CLOUDFRONT, parse_epoch
-from sidecar.core.urls import is_origin
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.base import (
     PUBLIC_KEY,
     Grant,
+    KeyKind,
     KeyMaterial,
     NewKey,
-    Setting,
+    OriginSettings,
+    Scheme,
     Signed,
     SignRequest,
+    SourceKey,
     SourceSpec,
     VerifyRequest,
     refuse_unexpressible,
+    require,
 )
 from sidecar.schemes.cloudfront_keys import new_key_pair
 from sidecar.schemes.cloudfront_policy import PolicyStatement
@@ -102,31 +105,29 @@ class _Key:
 
 @dataclass(frozen=True, slots=True)
 class CloudFrontSource:
-    keys: tuple[_Key, ...]
-    public_origin: str
+    key_pairs: tuple[_Key, ...]  # newest first
+    settings: OriginSettings
     path_prefix: str = "/"
-    accept_cookies: bool = False
     _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
     _verified: VerifiedSignatures = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
+        object.__setattr__(self, "_by_id", {key.id: key for key in self.key_pairs})
         object.__setattr__(self, "_verified", VerifiedSignatures())
 
     @property
     def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.id for key in self.keys)
+        return tuple(key.id for key in self.key_pairs)
 
     @property
     def expiry_required(self) -> bool:
         return True
 
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return ()  # public keys only: nothing secret to show
-
-    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
+    def key_material(self) -> tuple[SourceKey, ...]:
+        # Public keys only: nothing secret to show.
         der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        return tuple((key.id, key.public.public_bytes(der, spki)) for key in self.keys)
+        return tuple(SourceKey(key.id, KeyKind.PUBLIC_KEY, key.public.public_bytes(der, spki))
+                     for key in self.key_pairs)  # fmt: skip
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -142,8 +143,8 @@ class CloudFrontSource:
                 found[param.name] = param
             else:
                 own.append(pair)
-        resource = self.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
-        if not found and self.accept_cookies:
+        resource = self.settings.public_origin + uri.raw_path + ("?" + "&".join(own) if own else "")
+        if not found and self.settings.accept_cookies:
             return self._verify_cookies(resource, request)
         values = {name: param.value for name, param in found.items()}
         problem = _incomplete(values)
@@ -202,7 +203,7 @@ class CloudFrontSource:
 
     def _signature(self, statement: PolicyStatement) -> tuple[_Key, bytes, str]:
         document = policies.build(statement)
-        key = next((k for k in self.keys if k.private is not None), self.keys[0])
+        key = next((k for k in self.key_pairs if k.private is not None), self.key_pairs[0])
         # SHA-1 is what CloudFront and botocore use unless Hash-Algorithm says otherwise.
         return key, document, b64encode(key.sign(document, hashes.SHA1()))  # noqa: S303
 
@@ -214,7 +215,10 @@ class CloudFrontSource:
         prefix = self._cookie_prefix(grant, request.url.uri)
         network = _parse_network(grant.client_ip) if grant.client_ip else None
         statement = PolicyStatement(
-            grant.expires or 0, self.public_origin + prefix + "*", grant.not_before, network
+            grant.expires or 0,
+            self.settings.public_origin + prefix + "*",
+            grant.not_before,
+            network,
         )
         key, document, signature = self._signature(statement)
         values = ((POLICY, b64encode(document)), (SIGNATURE, signature), (KEY_PAIR_ID, key.id))
@@ -241,14 +245,9 @@ class CloudFrontSource:
         return prefix
 
     def _sign_target(self, request: SignRequest) -> str:
-        origin = request.url.origin
-        if origin and origin != self.public_origin:
-            raise SchemeError(
-                f"URL must start with the source's public_origin {self.public_origin}"
-            )
         if any(request.uri.get(name) for name in SIGNING_PARAMS):
             raise SchemeError("URL already carries CloudFront signing parameters")
-        return self.public_origin + request.url.uri
+        return self.settings.absolute(request.url)
 
 
 class _Signed(NamedTuple):
@@ -333,10 +332,6 @@ def _parse_network(text: str) -> policies.IPNetwork:
         raise SchemeError(f"'{text}' is not an IP address or CIDR") from None
 
 
-def _origin_problem(value: str) -> str | None:
-    return None if is_origin(value) else "must be http(s)://host[:port]"
-
-
 _GRANT_PARTS = frozenset({"not_before", "client_ip", "resource"})
 # A cookie grant's scope is its prefix; a free Resource pattern could end mid-segment.
 _COOKIE_GRANT_PARTS = frozenset({"not_before", "client_ip", "prefix", "cookies"})
@@ -351,32 +346,19 @@ def _incomplete(values: dict[str, str]) -> Verdict | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class CloudFrontScheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({PUBLIC_KEY})
-    settings: tuple[Setting, ...] = (
-        Setting("public_origin", str, check=_origin_problem),
-        Setting("accept_cookies", bool, default=False),
-    )
-    key_types: tuple[str, ...] = ("rsa", "ecdsa")
-    key_ids_in_url: bool = True  # Key-Pair-Id
-    expiring: bool = True
+class CloudFrontScheme(Scheme[OriginSettings]):
+    name = NAME
+    settings_type = OriginSettings
+    key_fields = frozenset({PUBLIC_KEY})
+    key_types = ("rsa", "ecdsa")
+    key_ids_in_url = True  # Key-Pair-Id
 
-    def build(self, spec: SourceSpec) -> CloudFrontSource:
+    def build(self, spec: SourceSpec[OriginSettings]) -> CloudFrontSource:
         problems: list[str] = []
-        origin = spec.settings.get("public_origin")
-        if not origin:
-            problems.append("cloudfront needs public_origin (how signed Resource URLs begin)")
         loaded = [_load_key(key, problems) for key in spec.keys]
-        if problems:
-            raise SchemeError("; ".join(problems))
+        require(problems)
         return CloudFrontSource(
-            tuple(key for key in loaded if key is not None),
-            origin or "",
-            spec.path_prefix,
-            bool(spec.settings.get("accept_cookies", False)),
+            tuple(key for key in loaded if key is not None), spec.settings, spec.path_prefix
         )
 
     def new_key(self, key_type: str) -> NewKey:

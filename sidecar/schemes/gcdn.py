@@ -37,26 +37,27 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sidecar.core import canonical
 from sidecar.core.canonical import QueryParam
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import URLSAFE, parse_epoch
-from sidecar.core.urls import is_origin, parse_url
+from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError, UrlError
 from sidecar.schemes.base import (
-    SECRET,
-    KeyMaterial,
     NewKey,
-    Setting,
+    OriginSettings,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
     refuse_unexpressible,
+    require,
 )
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "gcdn"
 URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE = "URLPrefix", "Expires", "KeyName", "Signature"
@@ -76,13 +77,6 @@ def signature(key: bytes, string: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class _Key:
-    id: str
-    key: bytes = field(repr=False)
-    text: bytes = field(repr=False)  # as configured (Google's spelling), for "Show Token"
-
-
-@dataclass(frozen=True, slots=True)
 class _Presented:
     """The signing parameters of one request, in their one place: the last three (four)."""
 
@@ -93,34 +87,16 @@ class _Presented:
 
 
 @dataclass(frozen=True, slots=True)
-class GcdnSource:
-    keys: tuple[_Key, ...]
-    public_origin: str
+class GcdnSource(KeyringSource):
+    settings: OriginSettings
     path_prefix: str
-    accept_cookies: bool = False
-    _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_id", {key.id: key for key in self.keys})
-
-    @property
-    def key_ids(self) -> tuple[str, ...]:
-        return tuple(key.id for key in self.keys)
-
-    @property
-    def expiry_required(self) -> bool:
-        return True
-
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple((key.id, key.text) for key in self.keys)
-
-    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
-        return ()
 
     # --- verify ---------------------------------------------------------------------------
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        if self.accept_cookies and not any(p.name in SIGNING_PARAMS for p in request.uri.params):
+        if self.settings.accept_cookies and not any(
+            p.name in SIGNING_PARAMS for p in request.uri.params
+        ):
             return self._verify_cookie(request)
         return self._verify_url(request)
 
@@ -136,18 +112,18 @@ class GcdnSource:
         prefix = _decoded_prefix(found.url_prefix) if found.url_prefix is not None else None
         if found.url_prefix is not None and prefix is None:
             return deny(Reason.MALFORMED)
-        key = self._by_id.get(found.key_name.value)
+        key = self.keyring.get(found.key_name.value)
         if key is None:
             return deny(Reason.UNKNOWN_KEY)
         end = found.signature.start - 1  # the '&' before Signature
         if found.url_prefix is None:
-            string = self.public_origin + uri.raw[:end]
+            string = self.settings.public_origin + uri.raw[:end]
         else:
             string = uri.raw[found.url_prefix.start : end]
-        if not hmac.compare_digest(signature(key.key, string.encode()), presented):
+        if not hmac.compare_digest(signature(key.secret, string.encode()), presented):
             return deny(Reason.INVALID)
         # A genuine prefix grants only URLs of this source that start with it.
-        if prefix is not None and not self._grants(prefix, self.public_origin + uri.raw):
+        if prefix is not None and not self._grants(prefix, self.settings.public_origin + uri.raw):
             return deny(Reason.INVALID)
         if request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
@@ -171,14 +147,14 @@ class GcdnSource:
             return deny(Reason.MALFORMED)
         if prefix is None:
             return deny(Reason.MALFORMED)
-        key = self._by_id.get(key_name)
+        key = self.keyring.get(key_name)
         if key is None:
             return deny(Reason.UNKNOWN_KEY)
         string = value[: len(value) - len(signature_text) - len(SIGNATURE) - 2]
-        if not hmac.compare_digest(signature(key.key, string.encode()), presented):
+        if not hmac.compare_digest(signature(key.secret, string.encode()), presented):
             return deny(Reason.INVALID)
         # A genuine cookie grants only URLs of this source under its prefix.
-        if not self._grants(prefix, self.public_origin + request.uri.raw):
+        if not self._grants(prefix, self.settings.public_origin + request.uri.raw):
             return deny(Reason.INVALID)
         if request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
@@ -194,8 +170,9 @@ class GcdnSource:
             parsed = parse_url(prefix, require_absolute=True)
         except UrlError as error:
             return str(error)
-        if parsed.origin != self.public_origin:
-            return f"URL prefix must start with the source's public_origin {self.public_origin}"
+        origin = self.settings.public_origin
+        if parsed.origin != origin:
+            return f"URL prefix must start with the source's public_origin {origin}"
         if "?" in parsed.uri:
             return "URL prefix must not carry a query"
         uri = canonical.parse(parsed.uri)
@@ -218,7 +195,7 @@ class GcdnSource:
         if grant.cookies:
             return self._sign_cookie(url, grant.prefix, grant.expires)
         separator = "&" if "?" in url else "?"
-        key = self.keys[0]  # the newest key signs
+        key = self.keyring.newest
         tail = f"{EXPIRES}={grant.expires}&{KEY_NAME}={key.id}"
         if grant.prefix is None:
             string = f"{url}{separator}{tail}"
@@ -227,35 +204,30 @@ class GcdnSource:
             prefix = self._sign_prefix(grant.prefix, url)
             string = f"{URL_PREFIX}={b64encode(prefix.encode())}&{tail}"
             head = f"{url}{separator}{string}"
-        digest = b64encode(signature(key.key, string.encode()))
+        digest = b64encode(signature(key.secret, string.encode()))
         return Signed(f"{head}&{SIGNATURE}={digest}")
 
     def _sign_cookie(self, url: str, prefix: str | None, expires: int) -> Signed:
         """The unsigned URL and a ``Cloud-CDN-Cookie`` for the grant's prefix (by default
         the source's folder), as Google's ``sign_cookie`` writes it."""
         full = self._sign_prefix(prefix or self.path_prefix.rstrip("/") + "/", url)
-        key = self.keys[0]  # the newest key signs
+        key = self.keyring.newest
         string = f"{URL_PREFIX}={b64encode(full.encode())}:{EXPIRES}={expires}:{KEY_NAME}={key.id}"
-        value = f"{string}:{SIGNATURE}={b64encode(signature(key.key, string.encode()))}"
-        path = full[len(self.public_origin) :]
+        value = f"{string}:{SIGNATURE}={b64encode(signature(key.secret, string.encode()))}"
+        path = full[len(self.settings.public_origin) :]
         return Signed(url, (set_cookie(COOKIE, value, path=path, expires=expires),))
 
     def _sign_target(self, request: SignRequest) -> str:
-        origin = request.url.origin
-        if origin and origin != self.public_origin:
-            raise SchemeError(
-                f"URL must start with the source's public_origin {self.public_origin}"
-            )
         if any(param.name in SIGNING_PARAMS for param in request.uri.params):
             raise SchemeError("URL already carries Cloud CDN signing parameters")
-        uri = request.url.uri
         # A bare '?' is no query: the signed URL keeps one '?', as Google's samples do.
-        return self.public_origin + (uri[:-1] if request.uri.query == "" else uri)
+        url = self.settings.absolute(request.url)
+        return url[:-1] if request.uri.query == "" else url
 
     def _sign_prefix(self, prefix: str, url: str) -> str:
         """The grant's prefix as a full URL: a path under the source (``/books/``) or a
         full URL starting with ``public_origin``; it must cover the URL being signed."""
-        full = self.public_origin + prefix if prefix.startswith("/") else prefix
+        full = self.settings.public_origin + prefix if prefix.startswith("/") else prefix
         problem = self.prefix_problem(full)
         if problem is not None:
             raise SchemeError(problem)
@@ -315,50 +287,31 @@ def _decoded(text: str) -> str | None:
         return None
 
 
-def _origin_problem(value: str) -> str | None:
-    return None if is_origin(value) else "must be http(s)://host[:port]"
+def _google_key(configured: bytes) -> bytes | None:
+    """The key as Google shows it: 16 bytes in padded base64url (24 characters)."""
+    key = b64decode(configured.decode("ascii", errors="replace"))
+    return key if key is not None and len(key) == KEY_SIZE else None
 
 
-def _load_key(material: KeyMaterial, problems: list[str]) -> _Key | None:
-    where = f"key '{material.id}'"
-    if not KEY_NAME_RULE.fullmatch(material.id):
-        problems.append(f"{where}: a KeyName is 1-63 of A-Z a-z 0-9 _ -")
-        return None
-    text = material.secret or b""
-    key = b64decode(text.decode("ascii", errors="replace"))
-    if key is None or len(key) != KEY_SIZE:
-        problems.append(
-            f"{where}: secret must be the 16-byte key in padded base64url"
-            " (24 characters, as Google shows it)"
-        )
-        return None
-    return _Key(material.id, key, text)
+class GcdnScheme(Scheme[OriginSettings]):
+    name = NAME
+    settings_type = OriginSettings
+    key_types = ("gcdn",)
+    key_ids_in_url = True  # KeyName
 
-
-@dataclass(frozen=True, slots=True)
-class GcdnScheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = (
-        Setting("public_origin", str, check=_origin_problem),
-        Setting("accept_cookies", bool, False),
-    )
-    key_types: tuple[str, ...] = ("gcdn",)
-    key_ids_in_url: bool = True  # KeyName
-    expiring: bool = True
-
-    def build(self, spec: SourceSpec) -> GcdnSource:
-        problems: list[str] = []
-        origin = spec.settings.get("public_origin")
-        if not origin:
-            problems.append("gcdn needs public_origin (signed strings begin with the origin)")
-        loaded = [_load_key(key, problems) for key in spec.keys]
-        if problems:
-            raise SchemeError("; ".join(problems))
-        keys = tuple(key for key in loaded if key is not None)
-        accept = bool(spec.settings.get("accept_cookies", False))
-        return GcdnSource(keys, origin or "", spec.path_prefix, accept)
+    def build(self, spec: SourceSpec[OriginSettings]) -> GcdnSource:
+        problems = [
+            f"key '{key.id}': a KeyName is 1-63 of A-Z a-z 0-9 _ -"
+            for key in spec.keys
+            if not KEY_NAME_RULE.fullmatch(key.id)
+        ]
+        keyring, key_problems = secret_keyring(
+            spec.keys, min_bytes=KEY_SIZE, decode=_google_key,
+            rule="the 16-byte key in padded base64url as its secret"
+            " (24 characters, as Google shows it)",
+        )  # fmt: skip
+        require(problems + key_problems)
+        return GcdnSource(keyring, spec.settings, spec.path_prefix)
 
     def new_key(self, key_type: str) -> NewKey:
         # What `head -c 16 /dev/urandom | base64 | tr +/ -_` makes (Google's instructions).

@@ -33,17 +33,16 @@ from sidecar.core.encodings import URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import (
-    SECRET,
-    NewKey,
-    Setting,
+    NoSettings,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
-    new_token,
     refuse_unexpressible,
+    require,
 )
-from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "hmac-sha256"
 EXPIRES, KEY_ID, SIGNATURE = "expires", "kid", "sig"
@@ -106,18 +105,12 @@ class HmacSha256Source(KeyringSource):
         return Signed(f"{request.url.origin}{unsigned}&{SIGNATURE}={sig}")
 
 
-@dataclass(frozen=True, slots=True)
-class HmacSha256Scheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = ()
-    key_types: tuple[str, ...] = ("token",)
-    key_ids_in_url: bool = True  # kid
-    expiring: bool = True
+class HmacSha256Scheme(Scheme[NoSettings]):
+    name = NAME
+    key_ids_in_url = True  # kid
 
-    def build(self, spec: SourceSpec) -> HmacSha256Source:
-        keyring, problems = secret_keyring(spec, min_bytes=MIN_SECRET_BYTES)
+    def build(self, spec: SourceSpec[NoSettings]) -> HmacSha256Source:
+        keyring, problems = secret_keyring(spec.keys, min_bytes=MIN_SECRET_BYTES)
         problems += [
             f"key '{key.id}': a kid is letters, digits, '_', '.', '-'"
             for key in spec.keys
@@ -125,9 +118,6 @@ class HmacSha256Scheme:
         ]
         require(problems)
         return HmacSha256Source(keyring)
-
-    def new_key(self, key_type: str) -> NewKey:
-        return new_token()
 
 
 SCHEME: HmacSha256Scheme = HmacSha256Scheme()

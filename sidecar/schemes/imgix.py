@@ -26,17 +26,16 @@ from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes import md5_query
 from sidecar.schemes.base import (
-    SECRET,
-    NewKey,
-    Setting,
+    NoSettings,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
-    new_token,
     refuse_unexpressible,
+    require,
 )
-from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "imgix"
 SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
@@ -97,23 +96,13 @@ def _carried_expiry(uri: CanonicalURI) -> int | None:
     return expires
 
 
-@dataclass(frozen=True, slots=True)
-class ImgixScheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = ()
-    key_types: tuple[str, ...] = ("token",)
-    key_ids_in_url: bool = False
-    expiring: bool = True
+class ImgixScheme(Scheme[NoSettings]):
+    name = NAME
 
-    def build(self, spec: SourceSpec) -> ImgixSource:
-        keyring, problems = secret_keyring(spec)
+    def build(self, spec: SourceSpec[NoSettings]) -> ImgixSource:
+        keyring, problems = secret_keyring(spec.keys)
         require(problems)
         return ImgixSource(keyring)
-
-    def new_key(self, key_type: str) -> NewKey:
-        return new_token()
 
 
 SCHEME: ImgixScheme = ImgixScheme()

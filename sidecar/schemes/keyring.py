@@ -4,17 +4,19 @@ constant time, and named, so the metrics say which key matched (rotation)."""
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sidecar.errors import SchemeError
-from sidecar.schemes.base import SourceSpec
+from sidecar.schemes.base import KeyKind, KeyMaterial, SourceKey
 
 
 @dataclass(frozen=True, slots=True)
 class SecretKey:
     id: str
-    secret: bytes = field(repr=False)
+    secret: bytes = field(repr=False)  # the bytes the scheme computes with
+    # As configured, where the scheme decodes it (Google's base64url, Akamai's hex): what
+    # "Show Token" shows. None: the secret itself.
+    configured: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +48,12 @@ class Keyring:
                 matched = key.id
         return matched
 
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return tuple((key.id, key.secret) for key in self.keys)
+    def shown(self) -> tuple[SourceKey, ...]:
+        return tuple(
+            SourceKey(key.id, KeyKind.SHARED_SECRET,
+                      key.secret if key.configured is None else key.configured)
+            for key in self.keys
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,26 +71,28 @@ class KeyringSource:
     def expiry_required(self) -> bool:
         return True  # a scheme whose expiry is optional says so
 
-    def shared_secrets(self) -> tuple[tuple[str, bytes], ...]:
-        return self.keyring.shared_secrets()
-
-    def public_keys(self) -> tuple[tuple[str, bytes], ...]:
-        return ()
+    def key_material(self) -> tuple[SourceKey, ...]:
+        return self.keyring.shown()
 
 
-def secret_keyring(spec: SourceSpec, *, min_bytes: int = 1) -> tuple[Keyring, list[str]]:
-    """The source's keys as a keyring, and every problem with them (a missing or too
-    short secret), for the scheme's ``build`` to report with its own."""
-    problems = [
-        f"key '{key.id}': needs a secret" + (f" of {min_bytes}+ bytes" if min_bytes > 1 else "")
-        for key in spec.keys
-        if key.secret is None or len(key.secret) < min_bytes
-    ]
-    keys = tuple(SecretKey(key.id, key.secret or b"") for key in spec.keys)
-    return Keyring(keys), problems
-
-
-def require(problems: list[str]) -> None:
-    """Raise ``SchemeError`` listing every problem, if there is any."""
-    if problems:
-        raise SchemeError("; ".join(problems))
+def secret_keyring(
+    keys: Iterable[KeyMaterial],
+    *,
+    min_bytes: int = 1,
+    decode: Callable[[bytes], bytes | None] | None = None,
+    rule: str = "",
+) -> tuple[Keyring, list[str]]:
+    """The source's keys as a keyring, and every problem with them, for the scheme's
+    ``build`` to report with its own. ``decode`` turns a configured secret into the key
+    bytes (None: not in the scheme's spelling, then ``rule`` says what it must be); the
+    key must then hold ``min_bytes`` or more."""
+    problems, loaded = [], []
+    for material in keys:
+        configured = material.secret or b""
+        secret = decode(configured) if decode is not None else configured
+        if secret is None or len(secret) < min_bytes:
+            need = rule or ("a secret" + (f" of {min_bytes}+ bytes" if min_bytes > 1 else ""))
+            problems.append(f"key '{material.id}': needs {need}")
+            continue
+        loaded.append(SecretKey(material.id, secret, None if decode is None else configured))
+    return Keyring(tuple(loaded)), problems

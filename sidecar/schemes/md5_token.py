@@ -18,17 +18,15 @@ from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes import md5_query
 from sidecar.schemes.base import (
-    SECRET,
-    NewKey,
-    Setting,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
-    new_token,
     refuse_unexpressible,
+    require,
 )
-from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "md5-token"
 SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
@@ -45,18 +43,23 @@ def signature(unsigned_uri: bytes, token: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Md5TokenSource(KeyringSource):
+class Md5TokenSettings:
     require_expires: bool = False  # a URL without ``expires`` is ``missing``
+
+
+@dataclass(frozen=True, slots=True)
+class Md5TokenSource(KeyringSource):
+    settings: Md5TokenSettings
 
     @property
     def expiry_required(self) -> bool:
-        return self.require_expires
+        return self.settings.require_expires
 
     def verify(self, request: VerifyRequest) -> Verdict:
         found = md5_query.read(request.uri, _md5_hex)
         if isinstance(found, Reason):
             return deny(found)
-        if found.expires_at is None and self.require_expires:
+        if found.expires_at is None and self.settings.require_expires:
             return deny(Reason.MISSING)
         unsigned = found.unsigned
         matched = self.keyring.match(found.presented, lambda token: signature(unsigned, token))
@@ -65,7 +68,7 @@ class Md5TokenSource(KeyringSource):
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
         refuse_unexpressible(NAME, grant, supported=frozenset())
-        if grant.expires is None and self.require_expires:
+        if grant.expires is None and self.settings.require_expires:
             raise SchemeError("this source requires an expiry (require_expires)")
         if request.uri.get(SIGNATURE_PARAM) or request.uri.get(EXPIRES_PARAM):
             raise SchemeError(f"URL already carries '{SIGNATURE_PARAM}' or '{EXPIRES_PARAM}'")
@@ -78,23 +81,15 @@ class Md5TokenSource(KeyringSource):
         return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
 
 
-@dataclass(frozen=True, slots=True)
-class Md5TokenScheme:
-    name: str = NAME
-    default_deny_status: int = 401
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = (Setting("require_expires", bool, default=False),)
-    key_types: tuple[str, ...] = ("token",)
-    key_ids_in_url: bool = False
-    expiring: bool = True
+class Md5TokenScheme(Scheme[Md5TokenSettings]):
+    name = NAME
+    settings_type = Md5TokenSettings
+    default_deny_status = 401
 
-    def build(self, spec: SourceSpec) -> Md5TokenSource:
-        keyring, problems = secret_keyring(spec)
+    def build(self, spec: SourceSpec[Md5TokenSettings]) -> Md5TokenSource:
+        keyring, problems = secret_keyring(spec.keys)
         require(problems)
-        return Md5TokenSource(keyring, require_expires=bool(spec.settings.get("require_expires")))
-
-    def new_key(self, key_type: str) -> NewKey:
-        return new_token()
+        return Md5TokenSource(keyring, spec.settings)
 
 
 SCHEME: Md5TokenScheme = Md5TokenScheme()

@@ -41,17 +41,16 @@ from sidecar.core.encodings import URLSAFE, URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import (
-    SECRET,
-    NewKey,
-    Setting,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
-    new_token,
     refuse_unexpressible,
+    require,
+    setting,
 )
-from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "nginx-secure-link"
 DEFAULT_SECURE_LINK = "$arg_md5,$arg_expires"
@@ -314,35 +313,27 @@ def _digest(pieces: Iterable[bytes | None], secret: bytes) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class SecureLinkScheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = (
-        Setting("secure_link", str, default=DEFAULT_SECURE_LINK, check=_check_secure_link),
-        Setting("secure_link_md5", str, default=DEFAULT_SECURE_LINK_MD5, check=_problem),
-    )
-    key_types: tuple[str, ...] = ("token",)
-    key_ids_in_url: bool = False
-    expiring: bool = True
+class SecureLinkSettings:
+    """The two nginx directives' values, ``$secret`` standing for the key."""
 
-    def build(self, spec: SourceSpec) -> SecureLinkSource:
-        keyring, problems = secret_keyring(spec)
+    secure_link: str = setting(DEFAULT_SECURE_LINK, check=_check_secure_link)
+    secure_link_md5: str = setting(DEFAULT_SECURE_LINK_MD5, check=_problem)
+
+
+class SecureLinkScheme(Scheme[SecureLinkSettings]):
+    name = NAME
+    settings_type = SecureLinkSettings
+
+    def build(self, spec: SourceSpec[SecureLinkSettings]) -> SecureLinkSource:
+        keyring, problems = secret_keyring(spec.keys)
         try:
-            hash_arg, expires_arg = _parse_secure_link(
-                str(spec.settings.get("secure_link", DEFAULT_SECURE_LINK))
-            )
-            template = compile_template(
-                str(spec.settings.get("secure_link_md5", DEFAULT_SECURE_LINK_MD5))
-            )
+            hash_arg, expires_arg = _parse_secure_link(spec.settings.secure_link)
+            template = compile_template(spec.settings.secure_link_md5)
         except SchemeError as error:
             raise SchemeError("; ".join([*problems, str(error)])) from None
         problems += _template_problems(template, hash_arg, expires_arg)
         require(problems)
         return SecureLinkSource(keyring, hash_arg, expires_arg, template)
-
-    def new_key(self, key_type: str) -> NewKey:
-        return new_token()
 
 
 def _template_problems(

@@ -50,17 +50,16 @@ from sidecar.core.encodings import URLSAFE
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import (
-    SECRET,
-    NewKey,
-    Setting,
+    NoSettings,
+    Scheme,
     Signed,
     SignRequest,
     SourceSpec,
     VerifyRequest,
-    new_token,
     refuse_unexpressible,
+    require,
 )
-from sidecar.schemes.keyring import KeyringSource, require, secret_keyring
+from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "thumbor"
 UNSAFE = "unsafe"
@@ -165,24 +164,15 @@ class ThumborSource(KeyringSource):
         return after, query
 
 
-@dataclass(frozen=True, slots=True)
-class ThumborScheme:
-    name: str = NAME
-    default_deny_status: int = 403
-    key_fields: frozenset[str] = frozenset({SECRET})
-    settings: tuple[Setting, ...] = ()
-    key_types: tuple[str, ...] = ("token",)
-    key_ids_in_url: bool = False
-    expiring: bool = False  # thumbor URLs never expire
+class ThumborScheme(Scheme[NoSettings]):
+    name = NAME
+    expiring = False  # thumbor URLs never expire
 
-    def build(self, spec: SourceSpec) -> ThumborSource:
-        keyring, problems = secret_keyring(spec)
+    def build(self, spec: SourceSpec[NoSettings]) -> ThumborSource:
+        keyring, problems = secret_keyring(spec.keys)
         require(problems)
         base = spec.path_prefix.rstrip("/") + "/"
         return ThumborSource(keyring, base, frozenset({base, quote(base, safe=_PRINTABLE)}))
-
-    def new_key(self, key_type: str) -> NewKey:
-        return new_token()
 
 
 SCHEME: ThumborScheme = ThumborScheme()

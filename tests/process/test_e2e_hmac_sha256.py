@@ -13,8 +13,8 @@ import pytest
 from sidecar import config
 from sidecar.core.encodings import URLSAFE_NOPAD
 from sidecar.devtools.local_stack import LocalStack
-from sidecar.policy.signing import sign_url
-from sidecar.schemes.base import Grant, sign_request
+from sidecar.policy.signing import sign_request, sign_url
+from sidecar.schemes.base import Grant
 from tests.conftest import (
     HOST,
     fetch,

@@ -11,8 +11,8 @@ from imgix import UrlBuilder  # type: ignore[import-untyped]  # no stubs, no py.
 
 from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
-from sidecar.policy.signing import sign_url
-from sidecar.schemes.base import Grant, sign_request
+from sidecar.policy.signing import sign_request, sign_url
+from sidecar.schemes.base import Grant
 from tests.conftest import (
     HOST,
     fetch,

@@ -15,7 +15,8 @@ from imgix import UrlBuilder  # type: ignore[import-untyped]  # no stubs, no py.
 
 from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
-from sidecar.schemes.base import Grant, SourceScheme, sign_request
+from sidecar.policy.signing import sign_request
+from sidecar.schemes.base import Grant, SourceScheme
 from tests.conftest import (
     HOST,
     REPO,

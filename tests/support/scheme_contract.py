@@ -18,13 +18,14 @@ from sidecar.core import canonical
 from sidecar.core.canonical import CanonicalURI
 from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason, Verdict
+from sidecar.errors import SchemeError
+from sidecar.policy.signing import sign_request
 from sidecar.schemes.base import (
     Grant,
     KeyMaterial,
     SourceScheme,
     SourceSpec,
     VerifyRequest,
-    sign_request,
 )
 
 NOW = 1_900_000_000
@@ -45,9 +46,10 @@ def build_source(
     """``scheme_name`` built for one source, its settings defaulted as the config would."""
     scheme = schemes.get(scheme_name)
     assert scheme is not None, scheme_name
-    values = {setting.name: setting.default for setting in scheme.settings}
-    values.update(settings or {})
-    return scheme.build(SourceSpec("test", prefix, tuple(keys), values))
+    built, problems = scheme.settings_from(settings or {})
+    if problems:
+        raise SchemeError("; ".join(f"{name}: {problem}" for name, problem in problems))
+    return scheme.build(SourceSpec("test", prefix, tuple(keys), built))
 
 
 def sign(verifier: SourceScheme, url: str, **grant: Any) -> str:

@@ -30,6 +30,7 @@ from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.reload import Reloader
 from sidecar.runtime.state import create_state
 from sidecar.schemes import cloudfront_policy as policies
+from sidecar.schemes.akamai import AkamaiSource
 from sidecar.schemes.cloudfront import b64decode, b64encode
 from sidecar.schemes.cloudfront_keys import new_key_pair
 
@@ -240,7 +241,9 @@ async def test_a_key_changed_during_a_reload_is_not_missed(
     books = state.decider.settings.source("books")
     assert books is not None and books.verifier is not None
     # The token that replaced the one being read is what serves, not the replaced one.
-    assert books.verifier.shared_secrets() == (("k", b"token-three-written-during-the-reload"),)
+    assert [key.material for key in books.verifier.key_material()] == [
+        b"token-three-written-during-the-reload"
+    ]
 
 
 # --- 7. what "one spelling" holds exactly (the README lists the twins real signers need) ----
@@ -299,7 +302,8 @@ def test_secret_setting_from_a_file_the_environment_or_inline(
     (tmp_path / "salt.txt").write_text("s4lt-value\n")  # a mounted file's newline is dropped
     settings = config.load(write(tmp_path, akamai_source(salt_line)), environ=environ)
     edge = settings.source("edge")
-    assert edge is not None and edge.settings["salt"] == "s4lt-value"
+    assert edge is not None and isinstance(edge.verifier, AkamaiSource)
+    assert edge.verifier.settings.salt == "s4lt-value"
     assert "s4lt-value" not in repr(settings)
     if "salt_file" in salt_line:  # watched like a key file: a new salt reloads
         assert str(tmp_path / "salt.txt") in settings.files

@@ -14,48 +14,36 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 
 from sidecar.policy.settings import SourceSettings
+from sidecar.schemes.base import KeyKind
 
-SHARED_SECRET = "shared secret"  # noqa: S105 (a kind of key, not a secret)
-PUBLIC_KEY = "public key"
 FINGERPRINT_DIGITS = 12
 
 
 @dataclass(frozen=True, slots=True)
 class KeyView:
     id: str
-    kind: str  # SHARED_SECRET or PUBLIC_KEY
+    kind: KeyKind
     fingerprint: str
 
 
 def key_views(source: SourceSettings) -> list[KeyView]:
     """The source's keys, newest first (the first one signs)."""
-    if source.verifier is None:
-        return []
-    secrets = dict(source.verifier.shared_secrets())
-    publics = dict(source.verifier.public_keys())
-    views = []
-    for key_id in source.verifier.key_ids:
-        if key_id in secrets:
-            views.append(KeyView(key_id, SHARED_SECRET, _fingerprint(secrets[key_id])))
-        elif key_id in publics:
-            views.append(KeyView(key_id, PUBLIC_KEY, _fingerprint(publics[key_id])))
-    return views
+    keys = source.verifier.key_material() if source.verifier is not None else ()
+    return [KeyView(key.id, key.kind, _fingerprint(key.material)) for key in keys]
 
 
-def reveal(source: SourceSettings, key_id: str) -> tuple[str, str] | None:
+def reveal(source: SourceSettings, key_id: str) -> tuple[KeyKind, str] | None:
     """(kind, text) of one key: the token as configured, or the public key as PEM."""
-    if source.verifier is None:
+    keys = source.verifier.key_material() if source.verifier is not None else ()
+    key = next((key for key in keys if key.id == key_id), None)
+    if key is None:
         return None
-    secret = dict(source.verifier.shared_secrets()).get(key_id)
-    if secret is not None:
-        return SHARED_SECRET, _text(secret)
-    der = dict(source.verifier.public_keys()).get(key_id)
-    if der is not None:
-        pem = serialization.load_der_public_key(der).public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return PUBLIC_KEY, pem.decode()
-    return None
+    if key.kind is KeyKind.SHARED_SECRET:
+        return key.kind, _text(key.material)
+    pem = serialization.load_der_public_key(key.material).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key.kind, pem.decode()
 
 
 def _fingerprint(material: bytes) -> str:

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from html import escape
 
 from sidecar.policy.settings import Mode, SourceSettings
-from sidecar.runtime.console.keys import PUBLIC_KEY, key_views
+from sidecar.runtime.console.keys import key_views
 from sidecar.runtime.console.numbers import Snapshot, rejected, would_deny_rows
 from sidecar.runtime.console.playground import Answer
+from sidecar.schemes.base import KeyKind
 
 NAV = (("/sources", "Sources"), ("/live", "Live"), ("/report", "Report mode"),
        ("/playground", "Playground"))  # fmt: skip
@@ -87,7 +88,7 @@ def _source_row(
     keys = []
     for view in key_views(source):
         pair = (source.name, view.id)
-        label = "Show public key" if view.kind == PUBLIC_KEY else "Show token"
+        label = "Show public key" if view.kind is KeyKind.PUBLIC_KEY else "Show token"
         if untracked:
             allowed = snapshot.counts(source.name).by_reason.get(("ok", "allow"), 0.0)
             usage = f"{_matches(allowed)} (the source's ok decisions)"

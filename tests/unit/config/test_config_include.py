@@ -12,6 +12,7 @@ import pytest
 from sidecar.config import load
 from sidecar.devtools.tenants import Tenants
 from sidecar.errors import ConfigError
+from sidecar.schemes.base import KeyKind, SourceKey
 from tests.conftest import md5_source, sidecar_config, source_toml, team_toml
 from tests.unit.config.conftest import write
 
@@ -54,7 +55,9 @@ def test_key_files_resolve_against_the_file_that_names_them(tmp_path: Path) -> N
     settings = load(main_file(tmp_path, "tenants/*/source.toml"))
     acme = settings.source("acme")
     assert acme is not None and acme.verifier is not None
-    assert acme.verifier.shared_secrets() == (("k", b"acme-token-0123456789abcdef"),)
+    assert acme.verifier.key_material() == (
+        SourceKey("k", KeyKind.SHARED_SECRET, b"acme-token-0123456789abcdef"),
+    )
 
 
 def test_an_absolute_include_path_is_taken_as_it_is(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives import serialization
 
 from sidecar import schemes
 from sidecar.policy.settings import Mode, SourceSettings
-from sidecar.runtime.console.keys import PUBLIC_KEY, SHARED_SECRET, key_views, reveal
-from sidecar.schemes.base import KeyMaterial, SourceSpec
+from sidecar.runtime.console.keys import key_views, reveal
+from sidecar.schemes.base import KeyKind, KeyMaterial, SourceSpec
 
 TOKENS = {"2026-11": b"new-books-t0ken-0123456789", "2026-05": b"old-books-t0ken-9876543210"}
 
@@ -17,7 +17,9 @@ TOKENS = {"2026-11": b"new-books-t0ken-0123456789", "2026-05": b"old-books-t0ken
 def _source(scheme_name: str, keys: tuple[KeyMaterial, ...], **settings: object) -> SourceSettings:
     scheme = schemes.get(scheme_name)
     assert scheme is not None
-    spec = SourceSpec("books", "/books/", keys, settings)
+    built, problems = scheme.settings_from(settings)
+    assert not problems
+    spec = SourceSpec("books", "/books/", keys, built)
     verifier = scheme.build(spec)
     return SourceSettings("books", scheme_name, "/books/", None, Mode.ENFORCE, 403, verifier)
 
@@ -30,13 +32,13 @@ def md5_source() -> SourceSettings:
 def test_shared_secret_keys_show_id_and_fingerprint_newest_first() -> None:
     views = key_views(md5_source())
     assert [view.id for view in views] == ["2026-11", "2026-05"]
-    assert all(view.kind == SHARED_SECRET for view in views)
+    assert all(view.kind == KeyKind.SHARED_SECRET for view in views)
     assert views[0].fingerprint == hashlib.sha256(TOKENS["2026-11"]).hexdigest()[:12]
     assert all(TOKENS[view.id].decode() not in view.fingerprint for view in views)
 
 
 def test_reveal_shows_the_token_of_the_key_asked_for_only() -> None:
-    assert reveal(md5_source(), "2026-05") == (SHARED_SECRET, TOKENS["2026-05"].decode())
+    assert reveal(md5_source(), "2026-05") == (KeyKind.SHARED_SECRET, TOKENS["2026-05"].decode())
     assert reveal(md5_source(), "no-such-key") is None
 
 
@@ -55,10 +57,10 @@ def test_a_public_key_source_shows_the_public_key_as_pem() -> None:
     der = serialization.load_pem_public_key(pair.public_pem).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    assert (view.id, view.kind) == ("K2JCJMDEHXQW5F", PUBLIC_KEY)
+    assert (view.id, view.kind) == ("K2JCJMDEHXQW5F", KeyKind.PUBLIC_KEY)
     assert view.fingerprint == hashlib.sha256(der).hexdigest()[:12]
     kind, text = reveal(source, "K2JCJMDEHXQW5F") or ("", "")
-    assert kind == PUBLIC_KEY and text.startswith("-----BEGIN PUBLIC KEY-----")
+    assert kind == KeyKind.PUBLIC_KEY and text.startswith("-----BEGIN PUBLIC KEY-----")
     assert "PRIVATE" not in text
 
 

@@ -19,7 +19,7 @@ from sidecar.cli import main
 from sidecar.core.verdict import Reason
 from sidecar.errors import ConfigError, SchemeError
 from sidecar.schemes.akamai import escape, parse_token
-from sidecar.schemes.base import KeyMaterial, SourceScheme
+from sidecar.schemes.base import KeyKind, KeyMaterial, SourceKey, SourceScheme
 from tests.conftest import sidecar_config, source_toml
 from tests.support.scheme_contract import (
     NOW,
@@ -335,8 +335,9 @@ def test_sign_refuses_a_url_already_carrying_the_token() -> None:
         sign(source(), "/books/x.png?__token__=1", expires=NOW)
 
 
-def test_shared_secrets_are_the_configured_hex() -> None:
-    assert source(KEY.upper()).shared_secrets() == (("k0", KEY.upper().encode()),)
+def test_shown_keys_are_the_configured_hex() -> None:
+    shown = SourceKey("k0", KeyKind.SHARED_SECRET, KEY.upper().encode())
+    assert source(KEY.upper()).key_material() == (shown,)
 
 
 # --- config, CLI ------------------------------------------------------------------------------
@@ -422,7 +423,9 @@ def test_token_new_makes_a_key_the_config_accepts(
     path.write_text(path.read_text().replace(KEY, made))
     loaded = config.load(path).source("edge")
     assert loaded is not None and loaded.verifier is not None
-    assert loaded.verifier.shared_secrets() == (("edge-1", made.encode()),)
+    assert loaded.verifier.key_material() == (
+        SourceKey("edge-1", KeyKind.SHARED_SECRET, made.encode()),
+    )
 
 
 def test_request_uri_helper_keeps_the_token() -> None:

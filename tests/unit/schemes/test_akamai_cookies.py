@@ -16,7 +16,8 @@ import pytest
 
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme, sign_request
+from sidecar.policy.signing import sign_request
+from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
 from tests.support.scheme_contract import (
     NOW,
     Carrier,

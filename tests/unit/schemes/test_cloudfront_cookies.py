@@ -19,7 +19,8 @@ from sidecar import config
 from sidecar.core.verdict import Reason, Verdict
 from sidecar.errors import SchemeError
 from sidecar.policy.decide import Decider, RequestFacts
-from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme, sign_request
+from sidecar.policy.signing import sign_request
+from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
 from sidecar.schemes.cloudfront import b64decode, b64encode
 from tests.conftest import cloudfront_source, sidecar_config
 from tests.support.scheme_contract import (

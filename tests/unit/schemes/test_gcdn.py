@@ -13,7 +13,7 @@ import pytest
 from sidecar import schemes
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import KeyMaterial, SourceScheme
+from sidecar.schemes.base import KeyKind, KeyMaterial, SourceKey, SourceScheme
 from tests.support.scheme_contract import (
     LIFETIME,
     NOW,
@@ -342,4 +342,6 @@ def test_new_key_is_16_random_bytes_as_google_shows_them() -> None:
     assert first is not None and second is not None and first != second
     assert len(first) == 24 and first.endswith("==")
     assert len(base64.urlsafe_b64decode(first)) == 16
-    assert source(material("k1", first)).shared_secrets() == (("k1", first.encode()),)
+    assert source(material("k1", first)).key_material() == (
+        SourceKey("k1", KeyKind.SHARED_SECRET, first.encode()),
+    )

@@ -95,7 +95,7 @@ def test_token_new_makes_a_key_the_config_accepts(
 @pytest.mark.parametrize(
     ("old", "new", "problem"),
     [
-        (f'public_origin = "{ORIGIN}"\n', "", "gcdn needs public_origin"),
+        (f'public_origin = "{ORIGIN}"\n', "", "public_origin: required by scheme gcdn"),
         (ORIGIN, ORIGIN + "/books", "must be http(s)://host[:port]"),
         (KEY_TEXT, KEY_TEXT.rstrip("="), "16-byte key"),
         (KEY_TEXT, "c2l4dGVlbi1ieXRlcy1rZXk=", "16-byte key"),  # 17 bytes

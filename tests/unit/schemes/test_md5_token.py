@@ -12,8 +12,9 @@ import pytest
 
 from sidecar import schemes
 from sidecar.core.verdict import Reason
-from sidecar.errors import SchemeError
+from sidecar.errors import SchemeError, SigningError
 from sidecar.schemes.base import KeyMaterial, SourceScheme, SourceSpec
+from sidecar.schemes.md5_token import Md5TokenSettings
 from tests.support.scheme_contract import SchemeContract, build_source, request_uri, sign
 from tests.support.scheme_contract import verify as verify_verdict
 
@@ -173,7 +174,7 @@ def test_expires_with_leading_zeros_is_malformed() -> None:
     ],
 )
 def test_sign_refuses_non_canonical(url: str) -> None:
-    with pytest.raises(SchemeError):
+    with pytest.raises(SigningError):
         sign(verifier_for("t"), url)
 
 
@@ -208,7 +209,7 @@ def test_build_refuses_key_without_secret() -> None:
     assert scheme is not None
     with pytest.raises(SchemeError, match="k2"):
         keys = (KeyMaterial("k1", secret=b"x"), KeyMaterial("k2"))
-        scheme.build(SourceSpec("books", "/books/", keys))
+        scheme.build(SourceSpec("books", "/books/", keys, Md5TokenSettings()))
 
 
 def test_scheme_defaults() -> None:

@@ -21,7 +21,7 @@ from sidecar import schemes
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import KeyMaterial, SourceScheme, SourceSpec, VerifyRequest
-from sidecar.schemes.nginx_secure_link import LITERAL, Part, compile_template
+from sidecar.schemes.nginx_secure_link import LITERAL, Part, SecureLinkSettings, compile_template
 from tests.support.scheme_contract import NOW, SchemeContract, build_source, parse, sign
 
 VECTORS = json.loads(
@@ -312,7 +312,8 @@ def test_build_refuses_key_without_secret() -> None:
     scheme = schemes.get("nginx-secure-link")
     assert scheme is not None
     with pytest.raises(SchemeError, match="k2"):
-        scheme.build(SourceSpec("s", "/", (KeyMaterial("k1", secret=b"x"), KeyMaterial("k2"))))
+        keys = (KeyMaterial("k1", secret=b"x"), KeyMaterial("k2"))
+        scheme.build(SourceSpec("s", "/", keys, SecureLinkSettings()))
 
 
 def test_repr_hides_secrets() -> None:

@@ -20,8 +20,9 @@ from sidecar import schemes
 from sidecar.core import canonical
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
+from sidecar.policy.signing import sign_request
 from sidecar.schemes import thumbor
-from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme, sign_request
+from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
 from tests.support.scheme_contract import (
     CLIENT_IP,
     NOW,
