@@ -11,14 +11,19 @@ from typing import TypeAlias
 from sidecar import __version__, build, schemes
 from sidecar import commands as handlers
 from sidecar.commands import EXIT_FAILURE, EXIT_USAGE
-from sidecar.errors import ConfigError, SidecarError
+from sidecar.errors import ConfigError, SidecarError, UsageError
 from sidecar.runtime.logs import DEFAULT_LEVEL, LEVELS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command: its exit status (0 done; 1 it ran and failed, or denied; 2 a usage
+    or configuration error: what argparse refuses exits 2 from ``parse_args``)."""
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except UsageError as error:  # argparse's shape, for what only the command can check
+        print(f"sidecar: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as error:
         print(f"configuration has {len(error.problems)} problem(s):", file=sys.stderr)
         for problem in error.problems:

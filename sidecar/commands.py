@@ -19,7 +19,7 @@ import orjson
 
 from sidecar import config, schemes
 from sidecar.core.urls import parse_url
-from sidecar.errors import SidecarError, UrlError
+from sidecar.errors import ConfigError, UrlError, UsageError
 from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
 from sidecar.policy.proxies import HOST_TRUST_NOTES
 from sidecar.policy.settings import Settings, SourceSettings
@@ -35,7 +35,7 @@ def run_serve(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     if args.workers is not None:
         if not 1 <= args.workers <= 64:
-            raise SystemExit("--workers must be between 1 and 64")
+            raise UsageError("--workers must be between 1 and 64")
         settings = replace(settings, server=replace(settings.server, workers=args.workers))
     if settings.server.workers > 1 and not args.worker:
         from sidecar.runtime import workers  # noqa: PLC0415
@@ -69,12 +69,12 @@ def run_sign(args: argparse.Namespace) -> int:
     grant = Grant(None, args.not_before, args.client_ip, args.resource, args.prefix,
                   cookies=args.cookies)  # fmt: skip
     settings = config.load(args.config)
+    source = _source(settings, args.source)
     signed = sign(settings, args.source, args.url, grant, now=time.time(),
                   expires_in=args.expires_in)  # fmt: skip
     print(signed.url)
-    source = settings.source(args.source)
-    lifetime = args.expires_in or (source.default_ttl or source.max_ttl if source else None)
-    if source and source.verifier and not source.verifier.expiry_required and not lifetime:
+    lifetime = args.expires_in or source.default_ttl or source.max_ttl
+    if source.verifier and not source.verifier.expiry_required and not lifetime:
         print("warning: this URL never expires: anyone holding it can use it until the key "
               "is rotated (give --expires-in, or set default_ttl on the source)",
               file=sys.stderr)  # fmt: skip
@@ -105,7 +105,8 @@ def run_verify(args: argparse.Namespace) -> int:
         }
         sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
     sys.stdout.flush()
-    # Scripts and audits can branch on it: 0 every URL allowed, 1 any denied (2: usage).
+    # Scripts and audits can branch on it: 0 every URL allowed, 1 any denied (2: usage,
+    # raised before any URL is decided).
     return EXIT_FAILURE if denied else EXIT_OK
 
 
@@ -127,18 +128,18 @@ def _instant(text: str | None) -> float:
     try:
         instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        print(f"--at: '{text}' is neither unix seconds nor ISO 8601", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE) from None
+        raise UsageError(f"--at: '{text}' is neither unix seconds nor ISO 8601") from None
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=UTC)
     return instant.timestamp()
 
 
 def _source(settings: Settings, name: str) -> SourceSettings:
+    """The source ``--source`` names; naming none is a usage error."""
     source = settings.source(name)
     if source is None:
         known = ", ".join(s.name for s in settings.sources)
-        raise SidecarError(f"no source named '{name}' (known: {known})")
+        raise UsageError(f"--source: no source named '{name}' (known: {known})")
     return source
 
 
@@ -148,7 +149,7 @@ def run_token_new(args: argparse.Namespace) -> int:
     if key.secret is not None:
         return _write_secret(args.out, (key.secret + "\n").encode(), "token")
     if args.out is None:
-        raise SystemExit(
+        raise UsageError(
             "a key pair needs --out FILE (the private key; FILE.pub.pem gets the public)"
         )
     assert key.private_pem is not None and key.public_pem is not None
@@ -163,13 +164,13 @@ def _key_maker(args: argparse.Namespace) -> tuple[Scheme, str]:
     named, otherwise whichever scheme makes ``--key-type`` (a token by default)."""
     if args.source is not None:
         if args.config is None:
-            raise SystemExit("--source needs -c FILE")
+            raise UsageError("--source needs -c FILE")
         scheme = schemes.get(_declared_scheme(args.config, args.source))
         if scheme is None:
-            raise SystemExit(f"source '{args.source}' names no known scheme")
+            raise ConfigError([f"{args.config}: source '{args.source}' names no known scheme"])
         key_type = args.key_type or scheme.key_types[0]
         if key_type not in scheme.key_types:
-            raise SystemExit(f"{scheme.name} keys are {', '.join(scheme.key_types)}")
+            raise UsageError(f"--key-type: {scheme.name} keys are {', '.join(scheme.key_types)}")
         return scheme, key_type
     key_type = args.key_type or "token"
     maker = next(s for s in schemes.REGISTRY.values() if key_type in s.key_types)
@@ -183,11 +184,11 @@ def _declared_scheme(path: str, source: str) -> str:
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise SystemExit(f"{path}: cannot read the config ({error})") from None
+        raise ConfigError([f"{path}: cannot read the config ({error})"]) from None
     for raw in data.get("sources", []):
         if isinstance(raw, dict) and raw.get("name") == source:
             return str(raw.get("scheme", ""))
-    raise SystemExit(f"{path}: no source named '{source}'")
+    raise UsageError(f"--source: {path} has no source named '{source}'")
 
 
 def _write_secret(path: str | None, data: bytes, what: str) -> int:
@@ -198,7 +199,7 @@ def _write_secret(path: str | None, data: bytes, what: str) -> int:
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise SystemExit(f"{path} exists: refusing to overwrite a secret") from None
+        raise UsageError(f"--out: {path} exists: refusing to overwrite a secret") from None
     with os.fdopen(descriptor, "wb") as file:
         file.write(data)
     print(f"wrote a new {what} to {path} (mode 0600)")
@@ -212,7 +213,7 @@ def run_token_show(args: argparse.Namespace) -> int:
     source = _source(config.load(args.config), args.source)
     tokens = source.verifier.shared_secrets() if source.verifier else ()
     if not tokens:
-        raise SidecarError(f"source '{source.name}' has no shared-secret tokens")
+        raise UsageError(f"--source: source '{source.name}' has no shared-secret tokens")
     for key_id, token in tokens:
         print(f"{key_id}\t{token.decode(errors='replace')}")
     return EXIT_OK

@@ -12,6 +12,12 @@ class SidecarError(Exception):
     """Base class of every deliberate refusal of the package."""
 
 
+class UsageError(SidecarError):
+    """A command line that cannot be carried out as given: an option out of range or
+    without the option it needs, a name that names nothing, a file that must not be
+    overwritten. The command line exits 2, as argparse does for what it refuses itself."""
+
+
 class ConfigError(SidecarError):
     """A configuration that must not be served; ``problems`` lists every one found."""
 
