@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -25,7 +26,7 @@ from sidecar.policy.proxies import HOST_TRUST_NOTES
 from sidecar.policy.settings import Settings, SourceSettings
 from sidecar.policy.signing import sign
 from sidecar.runtime.logs import JsonLog
-from sidecar.schemes.base import Grant, Scheme
+from sidecar.schemes.base import Grant, KeyKind, Scheme
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
@@ -159,7 +160,7 @@ def run_token_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _key_maker(args: argparse.Namespace) -> tuple[Scheme, str]:
+def _key_maker(args: argparse.Namespace) -> tuple[Scheme[Any], str]:
     """The scheme that makes the key, and which kind: the source's scheme when one is
     named, otherwise whichever scheme makes ``--key-type`` (a token by default)."""
     if args.source is not None:
@@ -211,11 +212,12 @@ def run_token_show(args: argparse.Namespace) -> int:
         print("refusing to print a secret to a non-terminal (use --force)", file=sys.stderr)
         return EXIT_FAILURE
     source = _source(config.load(args.config), args.source)
-    tokens = source.verifier.shared_secrets() if source.verifier else ()
+    keys = source.verifier.key_material() if source.verifier else ()
+    tokens = [key for key in keys if key.kind is KeyKind.SHARED_SECRET]
     if not tokens:
         raise UsageError(f"--source: source '{source.name}' has no shared-secret tokens")
-    for key_id, token in tokens:
-        print(f"{key_id}\t{token.decode(errors='replace')}")
+    for token in tokens:
+        print(f"{token.id}\t{token.material.decode(errors='replace')}")
     return EXIT_OK
 
 
