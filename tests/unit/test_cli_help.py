@@ -1,5 +1,6 @@
 """Every command and option of ``sidecar`` explains itself: help text on each, and
-examples on each command that parse as the command line they show."""
+examples on each command that parse as the command line they show; ``--help`` prints them
+(``cli.main`` run in this process)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sidecar.cli import _parser
+from sidecar.cli import _parser, main
 
 HIDDEN = {("serve", "--worker")}  # the supervisor's own flag for the processes it starts
 
@@ -65,10 +66,22 @@ def test_every_command_shows_examples_that_parse(
         assert callable(parsed.run), example
 
 
+@pytest.mark.parametrize(("path", "parser"), ALL, ids=[" ".join(p) or "sidecar" for p, _ in ALL])
+def test_help_prints_the_usage_and_the_examples(
+    path: tuple[str, ...], parser: argparse.ArgumentParser, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*path, "--help"])
+    assert exited.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: {' '.join(('sidecar', *path))}")
+    assert parser.epilog is not None and shown.rstrip().endswith(parser.epilog.rstrip())
+
+
 def test_log_level_choices_and_default() -> None:
     assert _parser().parse_args(["serve", "-c", "x.toml"]).log_level == "info"
     for level in ("debug", "info", "warning", "error"):
         assert _parser().parse_args(["serve", "-c", "x", "--log-level", level]).log_level == level
     with pytest.raises(SystemExit) as refused:
-        _parser().parse_args(["serve", "-c", "x", "--log-level", "verbose"])
+        main(["serve", "-c", "x", "--log-level", "verbose"])
     assert refused.value.code == 2
