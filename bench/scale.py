@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.devtools import paced_load, scale_probe
+from tools import paced_load, scale_probe  # bench/tools: this script's folder is on its path
+from tools.tenants import Tenants
+
 from sidecar.devtools.local_stack import free_port
-from sidecar.devtools.tenants import Tenants
 
 ACTIVE = 1_000  # sources that see traffic before the first scrape
 RATE = 2_000  # /verify requests a second during the latency runs

@@ -18,9 +18,9 @@ from subprocess import Popen
 
 import pytest
 
-from sidecar.devtools import paced_load, scale_probe
+from bench.tools import paced_load, scale_probe
+from bench.tools.tenants import Tenants
 from sidecar.devtools.local_stack import free_port
-from sidecar.devtools.tenants import Tenants
 
 pytestmark = pytest.mark.e2e
 

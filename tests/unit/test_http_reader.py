@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.devtools import paced_load
+from bench.tools import paced_load
 from sidecar.runtime.http_reader import (
     MAX_FIELD_SIZE,
     MAX_HEADERS,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from bench.tools import paced_load
 from sidecar import config
-from sidecar.devtools import paced_load
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import create_state
 from sidecar.runtime.verify_protocol import VerifyProtocol, VerifyServer

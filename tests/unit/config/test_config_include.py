@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.tools.tenants import Tenants
 from sidecar.config import load
-from sidecar.devtools.tenants import Tenants
 from sidecar.errors import ConfigError
 from sidecar.schemes.base import KeyKind, SourceKey
 from tests.conftest import md5_source, sidecar_config, source_toml, team_toml
