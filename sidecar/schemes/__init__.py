@@ -22,18 +22,17 @@ from sidecar.schemes import (
 )
 from sidecar.schemes.base import Scheme
 
-REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType(
-    {
-        md5_token.SCHEME.name: md5_token.SCHEME,
-        cloudfront.SCHEME.name: cloudfront.SCHEME,
-        imgix.SCHEME.name: imgix.SCHEME,
-        hmac_sha256.SCHEME.name: hmac_sha256.SCHEME,
-        gcdn.SCHEME.name: gcdn.SCHEME,
-        nginx_secure_link.SCHEME.name: nginx_secure_link.SCHEME,
-        thumbor.SCHEME.name: thumbor.SCHEME,
-        akamai.SCHEME.name: akamai.SCHEME,
-    }
+_SCHEMES: tuple[Scheme[Any], ...] = (
+    md5_token.SCHEME,
+    cloudfront.SCHEME,
+    imgix.SCHEME,
+    hmac_sha256.SCHEME,
+    gcdn.SCHEME,
+    nginx_secure_link.SCHEME,
+    thumbor.SCHEME,
+    akamai.SCHEME,
 )
+REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType({s.name: s for s in _SCHEMES})
 
 
 def get(name: str) -> Scheme[Any] | None:

@@ -53,20 +53,10 @@ from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import (
-    CookieSettings,
-    NewKey,
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-    setting,
-)
+from sidecar.schemes.base import NewKey, Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
 from sidecar.schemes.cloudfront_policy import matches
 from sidecar.schemes.keyring import KeyringSource, secret_keyring
+from sidecar.schemes.settings import CookieSettings, setting
 
 NAME = "akamai"
 IP, START, EXPIRES, ACL, SESSION_ID, DATA, HMAC = "ip", "st", "exp", "acl", "id", "data", "hmac"
@@ -275,7 +265,7 @@ class AkamaiSource(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=_GRANT_PARTS | {"cookies"})
+        grant.refuse_unexpressible(NAME, _GRANT_PARTS | {"cookies"})
         if grant.expires is None or grant.expires <= 0:
             raise SchemeError("akamai tokens need an expiry (unix seconds)")
         if grant.not_before is not None and not 0 < grant.not_before < grant.expires:
@@ -396,12 +386,11 @@ class AkamaiScheme(Scheme[AkamaiSettings]):
         problems = []
         if settings.field_delimiter == settings.acl_delimiter:
             problems.append("field_delimiter and acl_delimiter must differ")
-        keyring, key_problems = secret_keyring(
-            spec.keys, min_bytes=MIN_KEY_BYTES, decode=_hex_key,
+        keyring = secret_keyring(
+            spec.keys, min_bytes=MIN_KEY_BYTES, decode=_hex_key, problems=problems,
             rule=f"the key in hex as its secret ({2 * MIN_KEY_BYTES}+ digits, an even number,"
             " one letter case)",
         )  # fmt: skip
-        require(problems + key_problems)
         # "Show Token" shows the hex key as configured, as Akamai's console does.
         return AkamaiSource(keyring, settings, spec.path_prefix)
 

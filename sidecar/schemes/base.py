@@ -21,17 +21,17 @@ for one, is the first path segment after it.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
 from sidecar.core.canonical import CanonicalURI
-from sidecar.core.urls import Url, is_origin
+from sidecar.core.urls import Url
 from sidecar.core.verdict import Verdict
 from sidecar.errors import SchemeError
+from sidecar.schemes.settings import NoSettings, Setting, declared_settings
 
 # Which fields of ``[[sources.keys]]`` a scheme reads. A scheme reading PUBLIC_KEY also
 # accepts an optional ``private_key_file`` (only where this process signs).
@@ -47,98 +47,6 @@ class KeyMaterial:
     secret: bytes | None = field(default=None, repr=False)
     public_key_pem: bytes | None = field(default=None, repr=False)
     private_key_pem: bytes | None = field(default=None, repr=False)
-
-
-# --- settings: one frozen dataclass per scheme ----------------------------------------------
-
-SettingKind = type[str] | type[int] | type[bool]
-SettingCheck = Callable[[Any], "str | None"]
-_CHECK, _SECRET, _KIND, _REQUIRED = "check", "secret", "kind", "required"
-
-
-def setting(
-    default: Any,
-    *,
-    check: SettingCheck | None = None,
-    secret: bool = False,
-    required: bool = False,
-    kind: SettingKind | None = None,
-) -> Any:
-    """A field of a scheme's settings dataclass, with what the config loader needs beyond
-    its one default: ``check`` returns what is wrong with a value of the right type (None
-    when it is fine); a ``secret`` (a string) may also be given as ``<name>_file`` or
-    ``<name>_env``, like a key's secret, and is never shown; ``required`` settings have no
-    usable default; ``kind`` is the value's type where the default (None) cannot say it."""
-    metadata = {_CHECK: check, _SECRET: secret, _REQUIRED: required, _KIND: kind}
-    return field(default=default, repr=not secret, metadata=metadata)
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """A scheme-specific key of the ``[[sources]]`` table, as the config loader reads it
-    (derived from the settings dataclass: see ``setting``)."""
-
-    name: str
-    kind: SettingKind
-    check: SettingCheck | None = None
-    secret: bool = False
-    required: bool = False
-
-
-def declared_settings(settings_type: type[Any]) -> tuple[Setting, ...]:
-    """The settings a scheme's settings dataclass declares, in field order (read once per
-    type: a config of thousands of sources asks for each source's)."""
-    declared = _DECLARED.get(settings_type)
-    if declared is None:
-        declared = _DECLARED[settings_type] = tuple(
-            Setting(entry.name, _kind(entry), entry.metadata.get(_CHECK),
-                    bool(entry.metadata.get(_SECRET)), bool(entry.metadata.get(_REQUIRED)))
-            for entry in dataclasses.fields(settings_type)
-        )  # fmt: skip
-    return declared
-
-
-_DECLARED: dict[type[Any], tuple[Setting, ...]] = {}
-
-
-def _kind(entry: dataclasses.Field[Any]) -> SettingKind:
-    kind = entry.metadata.get(_KIND) or type(entry.default)
-    if kind not in (str, int, bool):
-        raise TypeError(f"setting '{entry.name}': give its kind (str, int or bool)")
-    return cast(SettingKind, kind)
-
-
-@dataclass(frozen=True, slots=True)
-class NoSettings:
-    """The settings of a scheme that has none of its own."""
-
-
-@dataclass(frozen=True, slots=True)
-class CookieSettings:
-    """``accept_cookies``: the grant may also arrive in the scheme's cookies
-    (docs/cookies.md). Schemes with a cookie form derive their settings from this."""
-
-    accept_cookies: bool = False
-
-
-def _origin_problem(value: str) -> str | None:
-    return None if is_origin(value) else "must be http(s)://host[:port]"
-
-
-@dataclass(frozen=True, slots=True)
-class OriginSettings(CookieSettings):
-    """For formats whose signed text begins with the URL's origin (CloudFront's Resource,
-    Google's full URL): ``public_origin`` is how the URLs clients are given begin."""
-
-    public_origin: str = setting("", check=_origin_problem, required=True)
-
-    def absolute(self, url: Url) -> str:
-        """A URL to sign as the full URL its signature covers: one given with an origin
-        must name this one; one given as a path gets it."""
-        origin = self.public_origin
-        if url.origin and url.origin != origin:
-            raise SchemeError(f"URL must start with the source's public_origin {origin}")
-        return origin + url.uri
 
 
 S = TypeVar("S")
@@ -181,6 +89,20 @@ class Grant:
     resource: str | None = None
     prefix: str | None = None
     cookies: bool = False
+
+    def refuse_unexpressible(self, scheme: str, supported: frozenset[str] = frozenset()) -> None:
+        """Raise ``SchemeError`` naming every part of this grant (beyond its expiry) that
+        ``scheme``'s signatures cannot carry."""
+        asked = {
+            "not_before": self.not_before is not None,
+            "client_ip": self.client_ip is not None,
+            "resource": self.resource is not None,
+            "prefix": self.prefix is not None,
+            "cookies": self.cookies,
+        }
+        refused = sorted(name for name, wanted in asked.items() if wanted and name not in supported)
+        if refused:
+            raise SchemeError(f"{scheme} signatures cannot carry {', '.join(refused)}")
 
 
 class SignRequest(NamedTuple):
@@ -300,23 +222,3 @@ class Scheme(Generic[S]):
     def new_key(self, key_type: str) -> NewKey:
         """A strong random shared secret (256 bits, URL-safe text)."""
         return NewKey(secret=secrets.token_urlsafe(32))
-
-
-def refuse_unexpressible(scheme: str, grant: Grant, *, supported: frozenset[str]) -> None:
-    """Raise ``SchemeError`` naming every part of ``grant`` a scheme cannot carry."""
-    asked = {
-        "not_before": grant.not_before is not None,
-        "client_ip": grant.client_ip is not None,
-        "resource": grant.resource is not None,
-        "prefix": grant.prefix is not None,
-        "cookies": grant.cookies,
-    }
-    refused = sorted(name for name, wanted in asked.items() if wanted and name not in supported)
-    if refused:
-        raise SchemeError(f"{scheme} signatures cannot carry {', '.join(refused)}")
-
-
-def require(problems: list[str]) -> None:
-    """Raise ``SchemeError`` listing every problem, if there is any."""
-    if problems:
-        raise SchemeError("; ".join(problems))

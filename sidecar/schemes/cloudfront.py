@@ -41,18 +41,16 @@ from sidecar.schemes.base import (
     KeyKind,
     KeyMaterial,
     NewKey,
-    OriginSettings,
     Scheme,
     Signed,
     SignRequest,
     SourceKey,
     SourceSpec,
     VerifyRequest,
-    refuse_unexpressible,
-    require,
 )
 from sidecar.schemes.cloudfront_keys import new_key_pair
 from sidecar.schemes.cloudfront_policy import PolicyStatement
+from sidecar.schemes.settings import OriginSettings
 from sidecar.schemes.signature_cache import VerifiedSignatures
 
 POLICY, EXPIRES, SIGNATURE, KEY_PAIR_ID, HASH_ALGORITHM = (
@@ -185,7 +183,7 @@ class CloudFrontSource:
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
         supported = _COOKIE_GRANT_PARTS if grant.cookies else _GRANT_PARTS
-        refuse_unexpressible(NAME, grant, supported=supported)
+        grant.refuse_unexpressible(NAME, supported)
         if grant.expires is None:
             raise SchemeError("cloudfront URLs need an expiry")
         target = self._sign_target(request)
@@ -356,7 +354,8 @@ class CloudFrontScheme(Scheme[OriginSettings]):
     def build(self, spec: SourceSpec[OriginSettings]) -> CloudFrontSource:
         problems: list[str] = []
         loaded = [_load_key(key, problems) for key in spec.keys]
-        require(problems)
+        if problems:
+            raise SchemeError("; ".join(problems))
         return CloudFrontSource(
             tuple(key for key in loaded if key is not None), spec.settings, spec.path_prefix
         )

@@ -46,18 +46,9 @@ from sidecar.core.encodings import URLSAFE, parse_epoch
 from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError, UrlError
-from sidecar.schemes.base import (
-    NewKey,
-    OriginSettings,
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-)
-from sidecar.schemes.keyring import KeyringSource, secret_keyring
+from sidecar.schemes.base import NewKey, Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
+from sidecar.schemes.keyring import KeyIdRule, KeyringSource, secret_keyring
+from sidecar.schemes.settings import OriginSettings
 
 NAME = "gcdn"
 URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE = "URLPrefix", "Expires", "KeyName", "Signature"
@@ -67,7 +58,7 @@ _COOKIE_ORDER = (URL_PREFIX, EXPIRES, KEY_NAME, SIGNATURE)
 KEY_SIZE = 16  # "A 128-bit secret key is used for signing the URLs" (gcloud compute sign-url)
 _DIGEST_SIZE = 20  # HMAC-SHA1
 # Google's rule for key names; it also keeps KeyName free of anything needing encoding.
-KEY_NAME_RULE = re.compile(r"[A-Za-z0-9_-]{1,63}")
+_KEY_NAME = KeyIdRule(re.compile(r"[A-Za-z0-9_-]{1,63}"), "a KeyName is 1-63 of A-Z a-z 0-9 _ -")
 b64encode = URLSAFE.encode
 b64decode = URLSAFE.decode  # strict: exact padding, zero unused bits, '-' and '_' only
 
@@ -188,7 +179,7 @@ class GcdnSource(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=frozenset({"prefix", "cookies"}))
+        grant.refuse_unexpressible(NAME, frozenset({"prefix", "cookies"}))
         if grant.expires is None or parse_epoch(str(grant.expires)) is None:
             raise SchemeError("gcdn URLs need an expiry (unix seconds)")
         url = self._sign_target(request)
@@ -300,17 +291,11 @@ class GcdnScheme(Scheme[OriginSettings]):
     key_ids_in_url = True  # KeyName
 
     def build(self, spec: SourceSpec[OriginSettings]) -> GcdnSource:
-        problems = [
-            f"key '{key.id}': a KeyName is 1-63 of A-Z a-z 0-9 _ -"
-            for key in spec.keys
-            if not KEY_NAME_RULE.fullmatch(key.id)
-        ]
-        keyring, key_problems = secret_keyring(
-            spec.keys, min_bytes=KEY_SIZE, decode=_google_key,
+        keyring = secret_keyring(
+            spec.keys, min_bytes=KEY_SIZE, decode=_google_key, key_id=_KEY_NAME,
             rule="the 16-byte key in padded base64url as its secret"
             " (24 characters, as Google shows it)",
         )  # fmt: skip
-        require(problems + key_problems)
         return GcdnSource(keyring, spec.settings, spec.path_prefix)
 
     def new_key(self, key_type: str) -> NewKey:

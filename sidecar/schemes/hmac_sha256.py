@@ -32,24 +32,18 @@ from sidecar.core.canonical import QueryParam
 from sidecar.core.encodings import URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import (
-    NoSettings,
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-)
-from sidecar.schemes.keyring import KeyringSource, secret_keyring
+from sidecar.schemes.base import Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
+from sidecar.schemes.keyring import KeyIdRule, KeyringSource, secret_keyring
+from sidecar.schemes.settings import NoSettings
 
 NAME = "hmac-sha256"
 EXPIRES, KEY_ID, SIGNATURE = "expires", "kid", "sig"
 SIGNING_PARAMS = frozenset({EXPIRES, KEY_ID, SIGNATURE})
 _DIGEST_SIZE = 32
 # A key id travels in the URL unencoded: the config's id rule, nothing to escape.
-_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_KEY_ID = KeyIdRule(
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"), "a kid is letters, digits, '_', '.', '-'"
+)
 # Shorter HMAC keys are guessable offline from one signed URL.
 MIN_SECRET_BYTES = 16
 
@@ -91,7 +85,7 @@ class HmacSha256Source(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=frozenset())
+        grant.refuse_unexpressible(NAME)
         if grant.expires is None:
             raise SchemeError("hmac-sha256 URLs need an expiry")
         if any(request.uri.get(name) for name in SIGNING_PARAMS):
@@ -110,14 +104,9 @@ class HmacSha256Scheme(Scheme[NoSettings]):
     key_ids_in_url = True  # kid
 
     def build(self, spec: SourceSpec[NoSettings]) -> HmacSha256Source:
-        keyring, problems = secret_keyring(spec.keys, min_bytes=MIN_SECRET_BYTES)
-        problems += [
-            f"key '{key.id}': a kid is letters, digits, '_', '.', '-'"
-            for key in spec.keys
-            if not _KEY_ID.fullmatch(key.id)
-        ]
-        require(problems)
-        return HmacSha256Source(keyring)
+        return HmacSha256Source(
+            secret_keyring(spec.keys, min_bytes=MIN_SECRET_BYTES, key_id=_KEY_ID)
+        )
 
 
 SCHEME: HmacSha256Scheme = HmacSha256Scheme()

@@ -25,17 +25,9 @@ from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes import md5_query
-from sidecar.schemes.base import (
-    NoSettings,
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-)
+from sidecar.schemes.base import Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
 from sidecar.schemes.keyring import KeyringSource, secret_keyring
+from sidecar.schemes.settings import NoSettings
 
 NAME = "imgix"
 SIGNATURE_PARAM = md5_query.SIGNATURE_PARAM
@@ -68,20 +60,17 @@ class ImgixSource(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=frozenset())
+        grant.refuse_unexpressible(NAME)
         if request.uri.get(SIGNATURE_PARAM):
             raise SchemeError(f"URL already carries '{SIGNATURE_PARAM}'")
-        uri = request.url.uri
-        unsigned = uri.rstrip("?") if request.uri.query == "" else uri
-        if _carried_expiry(request.uri) is not None:
-            # imgix's libraries take ``expires`` as one more parameter: signed as it is.
-            if grant.expires is not None:
-                raise SchemeError(f"URL already carries '{EXPIRES_PARAM}'")
-        elif grant.expires is not None:
-            unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={grant.expires}"
-        digest = signature(self.keyring.newest.secret, unsigned.encode()).hex()
-        separator = "&" if "?" in unsigned else "?"
-        return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
+        # imgix's libraries take an ``expires`` the URL carries as one more parameter:
+        # signed as it is.
+        carried = _carried_expiry(request.uri) is not None
+        if carried and grant.expires is not None:
+            raise SchemeError(f"URL already carries '{EXPIRES_PARAM}'")
+        unsigned = md5_query.to_sign(request, None if carried else grant.expires)
+        digest = signature(self.keyring.newest.secret, unsigned.encode())
+        return md5_query.signed(request, unsigned, digest)
 
 
 def _carried_expiry(uri: CanonicalURI) -> int | None:
@@ -100,9 +89,7 @@ class ImgixScheme(Scheme[NoSettings]):
     name = NAME
 
     def build(self, spec: SourceSpec[NoSettings]) -> ImgixSource:
-        keyring, problems = secret_keyring(spec.keys)
-        require(problems)
-        return ImgixSource(keyring)
+        return ImgixSource(secret_keyring(spec.keys))
 
 
 SCHEME: ImgixScheme = ImgixScheme()

@@ -4,9 +4,12 @@ constant time, and named, so the metrics say which key matched (rotation)."""
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from sidecar.errors import SchemeError
 from sidecar.schemes.base import KeyKind, KeyMaterial, SourceKey
 
 
@@ -75,24 +78,37 @@ class KeyringSource:
         return self.keyring.shown()
 
 
+class KeyIdRule(NamedTuple):
+    """What a key id must be where the URL carries it (a ``kid``, Google's ``KeyName``)."""
+
+    pattern: re.Pattern[str]
+    says: str  # the rule in words, for the problem
+
+
 def secret_keyring(
-    keys: Iterable[KeyMaterial],
+    keys: tuple[KeyMaterial, ...],
     *,
     min_bytes: int = 1,
     decode: Callable[[bytes], bytes | None] | None = None,
     rule: str = "",
-) -> tuple[Keyring, list[str]]:
-    """The source's keys as a keyring, and every problem with them, for the scheme's
-    ``build`` to report with its own. ``decode`` turns a configured secret into the key
-    bytes (None: not in the scheme's spelling, then ``rule`` says what it must be); the
-    key must then hold ``min_bytes`` or more."""
-    problems, loaded = [], []
+    key_id: KeyIdRule | None = None,
+    problems: Iterable[str] = (),
+) -> Keyring:
+    """The source's keys as a keyring; ``SchemeError`` listing every problem with them and
+    the scheme's own ``problems``. ``decode`` turns a configured secret into the key bytes
+    (None: not in the scheme's spelling, then ``rule`` says what it must be); the key must
+    then hold ``min_bytes`` or more; ``key_id`` is the rule for the keys' ids."""
+    found, loaded = list(problems), []
     for material in keys:
+        if key_id is not None and not key_id.pattern.fullmatch(material.id):
+            found.append(f"key '{material.id}': {key_id.says}")
         configured = material.secret or b""
         secret = decode(configured) if decode is not None else configured
         if secret is None or len(secret) < min_bytes:
             need = rule or ("a secret" + (f" of {min_bytes}+ bytes" if min_bytes > 1 else ""))
-            problems.append(f"key '{material.id}': needs {need}")
+            found.append(f"key '{material.id}': needs {need}")
             continue
         loaded.append(SecretKey(material.id, secret, None if decode is None else configured))
-    return Keyring(tuple(loaded)), problems
+    if found:
+        raise SchemeError("; ".join(found))
+    return Keyring(tuple(loaded))

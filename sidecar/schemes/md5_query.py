@@ -11,7 +11,7 @@ from typing import Final, NamedTuple
 from sidecar.core.canonical import CanonicalURI, QueryParam
 from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
-from sidecar.schemes.base import VerifyRequest
+from sidecar.schemes.base import Signed, SignRequest, VerifyRequest
 
 SIGNATURE_PARAM: Final = "s"
 EXPIRES_PARAM: Final = "expires"
@@ -62,3 +62,19 @@ def conclude(matched: str | None, expires_at: int | None, request: VerifyRequest
     if expires_at is not None and request.now >= expires_at + request.clock_skew:
         return deny(Reason.EXPIRED)
     return allow(matched, expires_at, shareable=True)
+
+
+def to_sign(request: SignRequest, expires: int | None) -> str:
+    """The request URI a signature covers: as given without a bare ``?``, then
+    ``expires`` appended when the grant has one."""
+    uri = request.url.uri
+    unsigned = uri.rstrip("?") if request.uri.query == "" else uri
+    if expires is not None:
+        unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={expires}"
+    return unsigned
+
+
+def signed(request: SignRequest, unsigned: str, digest: bytes) -> Signed:
+    """The signed URL: ``s`` appended last, lowercase hex."""
+    separator = "&" if "?" in unsigned else "?"
+    return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest.hex()}")

@@ -17,15 +17,7 @@ from sidecar.core.encodings import parse_hex
 from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes import md5_query
-from sidecar.schemes.base import (
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-)
+from sidecar.schemes.base import Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
 from sidecar.schemes.keyring import KeyringSource, secret_keyring
 
 NAME = "md5-token"
@@ -67,18 +59,14 @@ class Md5TokenSource(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=frozenset())
+        grant.refuse_unexpressible(NAME)
         if grant.expires is None and self.settings.require_expires:
             raise SchemeError("this source requires an expiry (require_expires)")
         if request.uri.get(SIGNATURE_PARAM) or request.uri.get(EXPIRES_PARAM):
             raise SchemeError(f"URL already carries '{SIGNATURE_PARAM}' or '{EXPIRES_PARAM}'")
-        uri = request.url.uri
-        unsigned = uri.rstrip("?") if request.uri.query == "" else uri
-        if grant.expires is not None:
-            unsigned += ("&" if "?" in unsigned else "?") + f"{EXPIRES_PARAM}={grant.expires}"
-        digest = signature(unsigned.encode(), self.keyring.newest.secret).hex()
-        separator = "&" if "?" in unsigned else "?"
-        return Signed(f"{request.url.origin}{unsigned}{separator}{SIGNATURE_PARAM}={digest}")
+        unsigned = md5_query.to_sign(request, grant.expires)
+        digest = signature(unsigned.encode(), self.keyring.newest.secret)
+        return md5_query.signed(request, unsigned, digest)
 
 
 class Md5TokenScheme(Scheme[Md5TokenSettings]):
@@ -87,9 +75,7 @@ class Md5TokenScheme(Scheme[Md5TokenSettings]):
     default_deny_status = 401
 
     def build(self, spec: SourceSpec[Md5TokenSettings]) -> Md5TokenSource:
-        keyring, problems = secret_keyring(spec.keys)
-        require(problems)
-        return Md5TokenSource(keyring, spec.settings)
+        return Md5TokenSource(secret_keyring(spec.keys), spec.settings)
 
 
 SCHEME: Md5TokenScheme = Md5TokenScheme()

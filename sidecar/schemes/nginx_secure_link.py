@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -40,17 +40,9 @@ from sidecar.core.canonical import CanonicalURI, QueryParam
 from sidecar.core.encodings import URLSAFE, URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import (
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-    setting,
-)
+from sidecar.schemes.base import Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
 from sidecar.schemes.keyring import KeyringSource, secret_keyring
+from sidecar.schemes.settings import setting
 
 NAME = "nginx-secure-link"
 DEFAULT_SECURE_LINK = "$arg_md5,$arg_expires"
@@ -129,12 +121,17 @@ def _variable(name: str) -> Part:
     raise SchemeError(f"unsupported variable ${name} (supported: {supported})")
 
 
-def _problem(compile_text: str) -> str | None:
-    try:
-        compile_template(compile_text)
-    except SchemeError as error:
-        return str(error)
-    return None
+def _refusal(parse: Callable[[str], object]) -> Callable[[str], str | None]:
+    """A setting's check: what ``parse`` refuses in a value (None: nothing)."""
+
+    def check(text: str) -> str | None:
+        try:
+            parse(text)
+        except SchemeError as error:
+            return str(error)
+        return None
+
+    return check
 
 
 def _parse_secure_link(text: str) -> tuple[str, str | None]:
@@ -146,14 +143,6 @@ def _parse_secure_link(text: str) -> tuple[str, str | None]:
     if shape == (ARG, LITERAL, ARG) and parts[1].text == "," and parts[0].text != parts[2].text:
         return parts[0].text, parts[2].text
     raise SchemeError("secure_link must be '$arg_NAME' or '$arg_NAME,$arg_OTHER'")
-
-
-def _check_secure_link(text: str) -> str | None:
-    try:
-        _parse_secure_link(text)
-    except SchemeError as error:
-        return str(error)
-    return None
 
 
 # --- the scheme --------------------------------------------------------------------------------
@@ -217,7 +206,7 @@ class SecureLinkSource(KeyringSource):
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
         supported = frozenset({"client_ip"}) if self.uses_client_ip else frozenset()
-        refuse_unexpressible(NAME, grant, supported=supported)
+        grant.refuse_unexpressible(NAME, supported)
         client_ip = self._client_ip(grant.client_ip)
         if any(part.kind == HOST for part in self.template) and request.url.host is None:
             raise SchemeError("this source's secure_link_md5 uses $host: sign an absolute URL")
@@ -316,8 +305,8 @@ def _digest(pieces: Iterable[bytes | None], secret: bytes) -> bytes:
 class SecureLinkSettings:
     """The two nginx directives' values, ``$secret`` standing for the key."""
 
-    secure_link: str = setting(DEFAULT_SECURE_LINK, check=_check_secure_link)
-    secure_link_md5: str = setting(DEFAULT_SECURE_LINK_MD5, check=_problem)
+    secure_link: str = setting(DEFAULT_SECURE_LINK, check=_refusal(_parse_secure_link))
+    secure_link_md5: str = setting(DEFAULT_SECURE_LINK_MD5, check=_refusal(compile_template))
 
 
 class SecureLinkScheme(Scheme[SecureLinkSettings]):
@@ -325,14 +314,14 @@ class SecureLinkScheme(Scheme[SecureLinkSettings]):
     settings_type = SecureLinkSettings
 
     def build(self, spec: SourceSpec[SecureLinkSettings]) -> SecureLinkSource:
-        keyring, problems = secret_keyring(spec.keys)
         try:
             hash_arg, expires_arg = _parse_secure_link(spec.settings.secure_link)
             template = compile_template(spec.settings.secure_link_md5)
         except SchemeError as error:
-            raise SchemeError("; ".join([*problems, str(error)])) from None
-        problems += _template_problems(template, hash_arg, expires_arg)
-        require(problems)
+            secret_keyring(spec.keys, problems=[str(error)])  # raises, with the keys' problems
+            raise
+        problems = _template_problems(template, hash_arg, expires_arg)
+        keyring = secret_keyring(spec.keys, problems=problems)
         return SecureLinkSource(keyring, hash_arg, expires_arg, template)
 
 

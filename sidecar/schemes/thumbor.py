@@ -49,17 +49,9 @@ from sidecar.core.canonical import CanonicalURI
 from sidecar.core.encodings import URLSAFE
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import (
-    NoSettings,
-    Scheme,
-    Signed,
-    SignRequest,
-    SourceSpec,
-    VerifyRequest,
-    refuse_unexpressible,
-    require,
-)
+from sidecar.schemes.base import Scheme, Signed, SignRequest, SourceSpec, VerifyRequest
 from sidecar.schemes.keyring import KeyringSource, secret_keyring
+from sidecar.schemes.settings import NoSettings
 
 NAME = "thumbor"
 UNSAFE = "unsafe"
@@ -133,7 +125,7 @@ class ThumborSource(KeyringSource):
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
-        refuse_unexpressible(NAME, grant, supported=frozenset())
+        grant.refuse_unexpressible(NAME)
         if grant.expires is not None:
             raise SchemeError(
                 "thumbor URLs do not expire: sign without an expiry "
@@ -169,10 +161,10 @@ class ThumborScheme(Scheme[NoSettings]):
     expiring = False  # thumbor URLs never expire
 
     def build(self, spec: SourceSpec[NoSettings]) -> ThumborSource:
-        keyring, problems = secret_keyring(spec.keys)
-        require(problems)
         base = spec.path_prefix.rstrip("/") + "/"
-        return ThumborSource(keyring, base, frozenset({base, quote(base, safe=_PRINTABLE)}))
+        return ThumborSource(
+            secret_keyring(spec.keys), base, frozenset({base, quote(base, safe=_PRINTABLE)})
+        )
 
 
 SCHEME: ThumborScheme = ThumborScheme()

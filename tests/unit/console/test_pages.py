@@ -7,7 +7,8 @@ from sidecar.policy.settings import Mode, SourceSettings
 from sidecar.runtime.console import pages
 from sidecar.runtime.console.numbers import Snapshot
 from sidecar.runtime.console.playground import Answer
-from sidecar.schemes.base import KeyMaterial, NoSettings, SourceSpec
+from sidecar.schemes.base import KeyMaterial, SourceSpec
+from sidecar.schemes.settings import NoSettings
 
 TOKEN = b'books-t0ken-<b>&"quoted"-0123'
 HOSTILE = '/books/x.png?q="><script>alert(1)</script>'
