@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
 from tests.support.figures import record
+from tests.support.paths import REPO
 
 FUZZ = REPO / "fuzz"
 HARNESS = FUZZ / "fuzz_verify.py"

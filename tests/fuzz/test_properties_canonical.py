@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.core import canonical
-from tests.fuzz._properties_support import (
+from tests.support.properties import (
     Tally,
     as_header,
     fuzz,

@@ -18,8 +18,8 @@ from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.policy.settings import Mode
 from sidecar.schemes.cloudfront import SIGNING_PARAMS
-from tests.conftest import cloudfront_source, md5_source, sidecar_config
-from tests.fuzz._properties_support import (
+from tests.support.configs import cloudfront_source, md5_source, sidecar_config
+from tests.support.properties import (
     CLIENT_IP,
     NOW,
     ORIGIN,

@@ -21,7 +21,7 @@ from sidecar.core.verdict import Reason
 from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.base import KeyMaterial, SourceScheme, VerifyRequest
 from sidecar.schemes.cloudfront import SIGNING_PARAMS, b64encode
-from tests.fuzz._properties_support import (
+from tests.support.properties import (
     CLIENT_IP,
     NOW,
     ORIGIN,

@@ -17,7 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar import build
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import ONE_SOURCE_CONFIG, REPO, request, write_test_images
+from tests.support.configs import ONE_SOURCE_CONFIG
+from tests.support.paths import REPO
+from tests.support.requests import request
+from tests.support.stacks import write_test_images
 
 pytestmark = pytest.mark.e2e
 

@@ -14,16 +14,8 @@ import pytest
 import yaml
 
 from sidecar.devtools.demo import write_images
-from tests.conftest import REPO
-from tests.process._deploy_support import (
-    DOCKER,
-    RULES,
-    healthcheck_command,
-    instruction,
-    port_of,
-    run,
-    tool,
-)
+from tests.support.deploy import DOCKER, RULES, healthcheck_command, instruction, port_of, run, tool
+from tests.support.paths import REPO
 
 
 @pytest.fixture(scope="module")

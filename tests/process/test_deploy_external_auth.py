@@ -13,13 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.policy.proxies import VERIFY_PATH
-from tests.process._deploy_support import (
-    OVERLAYS,
-    Renders,
-    one,
-    render_overlays,
-    service_url,
-)
+from tests.support.deploy import OVERLAYS, Renders, one, render_overlays, service_url
 
 # ingress-nginx's annotation validation for auth-cache-key (parser.NGINXVariable).
 INGRESS_NGINX_VARIABLE = re.compile(r"^[A-Za-z0-9\-\_\$\{\}]*$")

@@ -27,16 +27,11 @@ from prometheus_client.parser import text_string_to_metric_families
 import sidecar
 from sidecar.devtools.local_stack import free_port, nginx_binary, wait_for_http, wait_for_port
 from sidecar.policy.proxies import VERIFY_PATH
-from tests.conftest import REPO, md5_signed, request
-from tests.process._deploy_support import (
-    DOCKER,
-    dockerfile,
-    healthcheck_command,
-    instruction,
-    port_of,
-    run,
-)
-from tests.process.test_release import locked_releases
+from tests.support.deploy import DOCKER, dockerfile, healthcheck_command, instruction, port_of, run
+from tests.support.lock import locked_releases
+from tests.support.paths import REPO
+from tests.support.requests import request
+from tests.support.tokens import md5_signed
 
 pytestmark = pytest.mark.installs  # its own wheel and venv: the compiled pass only
 

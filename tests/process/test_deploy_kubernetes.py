@@ -25,8 +25,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.process._deploy_support import (
+from tests.support.deploy import (
     DOCKER,
     KEYS_SECRET,
     OVERLAYS,
@@ -44,6 +43,7 @@ from tests.process._deploy_support import (
     validate_manifest,
     volume_source,
 )
+from tests.support.paths import REPO
 
 K8S = REPO / "deploy" / "kubernetes"
 BUILT_IN_GROUPS = ("v1", "apps/", "autoscaling/", "policy/", "networking.k8s.io/")

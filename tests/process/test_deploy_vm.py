@@ -1,5 +1,5 @@
 """The VM install (deploy/README.md, nginx/, deploy/systemd/), as an operator runs it on
-Debian, as root, inside a throwaway overlay of this machine (tests/process/_vm_sandbox.py):
+Debian, as root, inside a throwaway overlay of this machine (tests/support/vm_sandbox.py):
 nothing is installed on the machine itself, no user is left behind, and the servers the last
 test starts listen on a private loopback.
 
@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.devtools.demo import write_images
-from tests.conftest import REPO
-from tests.process._vm_sandbox import Sandbox, require_root_namespaces
+from tests.support.paths import REPO
+from tests.support.vm_sandbox import Sandbox, require_root_namespaces
 
 pytestmark = pytest.mark.installs  # its own wheel and venv: the compiled pass only
 
@@ -208,7 +208,7 @@ def test_readme_vm_steps_install_a_working_service(sandbox: Sandbox, tmp_path: P
 
     image = write_images(tmp_path)["/books/database-internals.png"]
     write_bytes(sandbox, "/srv/images/books/database-internals.png", image)
-    result = sandbox.run("/usr/bin/python3", str(REPO / "tests" / "process" / "_vm_probe.py"),
+    result = sandbox.run("/usr/bin/python3", str(REPO / "tests" / "support" / "vm_probe.py"),
                          "/etc/systemd/system/signed-url-sidecar.service",
                          "/books/database-internals.png", network=False, timeout=120)  # fmt: skip
     ok(result)

@@ -11,18 +11,11 @@ import orjson
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    HOST,
-    PNG_MAGIC,
-    StackFactory,
-    md5_signed,
-    md5_source,
-    nginx_headers,
-    request,
-    sample,
-    sidecar_config,
-)
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.metrics import sample
+from tests.support.requests import HOST, nginx_headers, request
+from tests.support.stacks import PNG_MAGIC, StackFactory
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -16,14 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes import cloudfront_keys as keys
-from tests.conftest import (
-    cloudfront_source,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    running_stack,
-    sidecar_config,
-)
+from tests.support.configs import cloudfront_source, sidecar_config
+from tests.support.requests import fetch, fetch_with_reason
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -19,16 +19,11 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes import cloudfront_keys as keys
-from tests.conftest import (
-    REPO,
-    cloudfront_source,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    running_stack,
-    sidecar_config,
-    verifications_total,
-)
+from tests.support.configs import cloudfront_source, sidecar_config
+from tests.support.metrics import verifications_total
+from tests.support.paths import REPO
+from tests.support.requests import fetch, fetch_with_reason
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,14 +16,9 @@ import pytest
 
 from sidecar.devtools.demo import png
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    running_stack,
-    sidecar_config,
-    source_toml,
-)
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.requests import fetch, fetch_with_reason
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

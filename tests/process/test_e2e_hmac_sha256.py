@@ -15,15 +15,9 @@ from sidecar.core.encodings import URLSAFE_NOPAD
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.signing import sign_request, sign_url
 from sidecar.schemes.base import Grant
-from tests.conftest import (
-    HOST,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    running_stack,
-    sidecar_config,
-    source_toml,
-)
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.requests import HOST, fetch, fetch_with_reason
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -9,19 +9,11 @@ import re
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    HOST,
-    SECRET_TOKEN,
-    StackFactory,
-    any_image_in,
-    fetch,
-    fetch_with_reason,
-    md5_signed,
-    raw_exchange,
-    verifications_total,
-)
-from tests.process._e2e_support import MAIN_CONFIG, REFERENCE_URL, assert_denied
+from tests.support.md5_sources import MAIN_CONFIG, REFERENCE_URL
+from tests.support.metrics import verifications_total
+from tests.support.requests import HOST, fetch, fetch_with_reason, raw_exchange
+from tests.support.stacks import StackFactory, any_image_in, assert_denied
+from tests.support.tokens import BOOKS_TOKEN, SECRET_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -8,34 +8,26 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import (
-    BOOKS_TOKEN,
-    REPORT_TOKEN,
-    SECRET_TOKEN,
-    StackFactory,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    md5_signed,
-    md5_source,
-    metrics_text,
-    sample,
-    samples,
-    sidecar_config,
-    signature_of,
-    start_sidecar,
-)
-from tests.process._e2e_support import (
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.md5_sources import (
     ALL_TOKENS,
     MAIN_CONFIG,
     NEW_TOKEN,
     OLD_TOKEN,
     REFERENCE_SIGNATURE,
     REFERENCE_URL,
-    assert_denied,
-    reload_and_wait,
     rotation_config,
 )
+from tests.support.metrics import metrics_text, sample, samples
+from tests.support.requests import fetch, fetch_with_reason
+from tests.support.stacks import (
+    StackFactory,
+    assert_denied,
+    image_bytes,
+    reload_and_wait,
+    start_sidecar,
+)
+from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, SECRET_TOKEN, md5_signed, signature_of
 
 pytestmark = pytest.mark.e2e
 

@@ -8,24 +8,11 @@ import time
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    HOST,
-    StackFactory,
-    any_image_in,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    md5_signed,
-    request,
-    sample,
-    verifications_total,
-)
-from tests.process._e2e_support import (
-    MAIN_CONFIG,
-    REFERENCE_UNSIGNED,
-    REFERENCE_URL,
-    assert_denied,
-)
+from tests.support.md5_sources import MAIN_CONFIG, REFERENCE_UNSIGNED, REFERENCE_URL
+from tests.support.metrics import sample, verifications_total
+from tests.support.requests import HOST, fetch, fetch_with_reason, request
+from tests.support.stacks import StackFactory, any_image_in, assert_denied, image_bytes
+from tests.support.tokens import md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -26,17 +26,10 @@ from typing import Any, NamedTuple
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack, free_port, nginx_binary, wait_for_port
-from tests.conftest import (
-    HOST,
-    REPO,
-    fetch_with_reason,
-    image_bytes,
-    request,
-    running_stack,
-    sidecar_config,
-    source_toml,
-    verify,
-)
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.paths import REPO
+from tests.support.requests import HOST, fetch_with_reason, request, verify
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -11,23 +11,15 @@ import hashlib
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    REPORT_TOKEN,
-    SECRET_TOKEN,
-    StackFactory,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    md5_signed,
-)
-from tests.process._e2e_support import (
+from tests.support.md5_sources import (
     MAIN_CONFIG,
     REFERENCE_SIGNATURE,
     REFERENCE_UNSIGNED,
     REFERENCE_URL,
-    assert_denied,
 )
+from tests.support.requests import fetch, fetch_with_reason
+from tests.support.stacks import StackFactory, assert_denied, image_bytes
+from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, SECRET_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -21,14 +21,9 @@ from sidecar.core import canonical
 from sidecar.devtools.demo import png
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.signing import sign_url
-from tests.conftest import (
-    HOST,
-    fetch,
-    fetch_with_reason,
-    running_stack,
-    sidecar_config,
-    source_toml,
-)
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.requests import HOST, fetch, fetch_with_reason
+from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.e2e
 

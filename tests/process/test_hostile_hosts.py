@@ -12,19 +12,11 @@ from collections.abc import Iterator
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    HOST,
-    StackFactory,
-    any_image_in,
-    image_bytes,
-    md5_signed,
-    md5_source,
-    raw_exchange,
-    request,
-    sidecar_config,
-    verifications_total,
-)
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.metrics import verifications_total
+from tests.support.requests import HOST, raw_exchange, request
+from tests.support.stacks import StackFactory, any_image_in, image_bytes
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import StackFactory, md5_signed
-from tests.process._http_support import (
+from tests.support.raw_http import (
     CONFIG,
     SIGNED,
     UNSIGNED,
@@ -25,6 +24,8 @@ from tests.process._http_support import (
     foreign_log_lines,
     verify_request,
 )
+from tests.support.stacks import StackFactory
+from tests.support.tokens import md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -20,8 +20,7 @@ import pytest
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.runtime.http_reader import MAX_FIELD_SIZE
 from sidecar.runtime.verify_protocol import PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
-from tests.conftest import BOOKS_TOKEN, StackFactory, md5_signed
-from tests.process._http_support import (
+from tests.support.raw_http import (
     CONFIG,
     SIGNED,
     UNSIGNED,
@@ -33,6 +32,8 @@ from tests.process._http_support import (
     foreign_log_lines,
     verify_request,
 )
+from tests.support.stacks import StackFactory
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

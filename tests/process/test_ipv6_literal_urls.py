@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from sidecar.cli import main
-from tests.conftest import StackFactory, md5_source, sidecar_config, team_toml, verify
+from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.requests import verify
+from tests.support.stacks import StackFactory
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from sidecar.devtools.local_stack import free_port, wait_for_http
-from tests.conftest import BOOKS_TOKEN, md5_source, request, sidecar_config
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.requests import request
+from tests.support.tokens import BOOKS_TOKEN
 
 pytestmark = pytest.mark.e2e
 

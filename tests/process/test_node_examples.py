@@ -15,16 +15,10 @@ import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes import cloudfront_keys as keys
-from tests.conftest import (
-    REPO,
-    cloudfront_source,
-    fetch,
-    image_bytes,
-    md5_source,
-    running_stack,
-    sidecar_config,
-    team_toml,
-)
+from tests.support.configs import cloudfront_source, md5_source, sidecar_config, team_toml
+from tests.support.paths import REPO
+from tests.support.requests import fetch
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,16 +15,11 @@ import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes.base import KeyMaterial
-from tests.conftest import (
-    REPO,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    running_stack,
-    sidecar_config,
-    source_toml,
-)
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.paths import REPO
+from tests.support.requests import fetch, fetch_with_reason
 from tests.support.scheme_contract import build_source, sign
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -17,16 +17,10 @@ from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.signing import sign_request
 from sidecar.schemes.base import Grant, SourceScheme
-from tests.conftest import (
-    HOST,
-    REPO,
-    fetch,
-    fetch_with_reason,
-    image_bytes,
-    running_stack,
-    sidecar_config,
-    source_toml,
-)
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.paths import REPO
+from tests.support.requests import HOST, fetch, fetch_with_reason
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,10 @@ from libthumbor import CryptoURL  # type: ignore[import-untyped]  # no stubs, no
 from sidecar.core import canonical
 from sidecar.devtools.demo import png
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import REPO, fetch_with_reason, running_stack, sidecar_config, source_toml
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.paths import REPO
+from tests.support.requests import fetch_with_reason
+from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.e2e
 

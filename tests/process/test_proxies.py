@@ -13,7 +13,9 @@ import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, EXTRACTORS
-from tests.conftest import md5_source, request, running_stack, sidecar_config
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.requests import request
+from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -8,15 +8,11 @@ import time
 
 import pytest
 
-from tests.conftest import (
-    BOOKS_TOKEN,
-    StackFactory,
-    md5_signed,
-    md5_source,
-    request,
-    sample,
-    sidecar_config,
-)
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.metrics import sample
+from tests.support.requests import request
+from tests.support.stacks import StackFactory
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

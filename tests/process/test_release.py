@@ -26,20 +26,14 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import sidecar
-from tests.conftest import REPO
-from tests.process._deploy_support import run
+from tests.support.deploy import run
+from tests.support.lock import LOCK, locked_releases
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.installs  # its own wheel and venv: the compiled pass only
 
-LOCK = REPO / "requirements.lock"
 NAME = "signed_url_sidecar"  # the distribution's file name stem
 VERSION_LINE = re.compile(r'^__version__ = "(?P<version>[^"]+)"(?:  #.*)?$', re.MULTILINE)
-# One pinned release of requirements.lock and the hash options on its continuation lines.
-LOCK_ENTRY = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+) \\\n"
-    r"(?P<hashes>(?:    --hash=\S+.*\n)+)",
-    re.MULTILINE,
-)
 
 
 def source_version() -> str:
@@ -47,19 +41,6 @@ def source_version() -> str:
     found = VERSION_LINE.findall((REPO / "sidecar" / "__init__.py").read_text())
     assert len(found) == 1, found
     return str(found[0])
-
-
-def locked_releases() -> dict[str, str]:
-    """requirements.lock as {canonical name: pinned version}; every entry carries hashes."""
-    text = LOCK.read_text()
-    releases: dict[str, str] = {}
-    for entry in LOCK_ENTRY.finditer(text):
-        hashes = re.findall(r"--hash=sha256:([0-9a-f]+)", entry["hashes"])
-        assert hashes and all(len(h) == 64 for h in hashes), entry["name"]
-        releases[canonicalize_name(entry["name"])] = str(entry["version"])
-    pinned_lines = [line for line in text.splitlines() if "==" in line and not line.startswith("#")]
-    assert len(releases) == len(pinned_lines), "a pin without hashes, or one the reader missed"
-    return releases
 
 
 def runtime_requirements() -> list[Requirement]:

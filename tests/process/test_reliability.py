@@ -20,18 +20,12 @@ from pathlib import Path
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    fetch,
-    image_bytes,
-    md5_signed,
-    md5_source,
-    running_stack,
-    sample,
-    sidecar_config,
-    source_toml,
-    start_sidecar,
-)
+from tests.support.configs import md5_source, sidecar_config, source_toml
 from tests.support.figures import record
+from tests.support.metrics import sample
+from tests.support.requests import fetch
+from tests.support.stacks import image_bytes, running_stack, start_sidecar
+from tests.support.tokens import md5_signed
 
 pytestmark = pytest.mark.e2e
 

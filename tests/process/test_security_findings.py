@@ -19,22 +19,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    HOST,
-    StackFactory,
-    cloudfront_source,
-    md5_signed,
-    md5_source,
-    raw_exchange,
-    request,
-    sidecar_config,
-    team_toml,
-    verifications_total,
-    verify,
-    write_test_images,
-)
+from tests.support.configs import cloudfront_source, md5_source, sidecar_config, team_toml
 from tests.support.figures import record
+from tests.support.metrics import verifications_total
+from tests.support.requests import HOST, raw_exchange, request, verify
+from tests.support.stacks import StackFactory, write_test_images
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

@@ -16,23 +16,11 @@ import pytest
 
 from sidecar.core.verdict import Reason
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    HOST,
-    REPORT_TOKEN,
-    SECRET_TOKEN,
-    Reply,
-    StackFactory,
-    md5_signed,
-    md5_source,
-    metrics_text,
-    raw_exchange,
-    request,
-    sample,
-    samples,
-    sidecar_config,
-    verify,
-)
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.metrics import metrics_text, sample, samples
+from tests.support.requests import HOST, Reply, raw_exchange, request, verify
+from tests.support.stacks import StackFactory
+from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, SECRET_TOKEN, md5_signed
 
 TOKENS = (BOOKS_TOKEN, SECRET_TOKEN, REPORT_TOKEN)
 REASONS = {reason.value for reason in Reason}

@@ -19,14 +19,9 @@ from sidecar.client import SigningClient
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import SigningApiError, SigningError
 from sidecar.policy.signing import MAX_BATCH, sign_url
-from tests.conftest import (
-    fetch,
-    image_bytes,
-    md5_source,
-    running_stack,
-    sidecar_config,
-    team_toml,
-)
+from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.requests import fetch
+from tests.support.stacks import image_bytes, running_stack
 
 pytestmark = pytest.mark.e2e
 

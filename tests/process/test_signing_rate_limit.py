@@ -18,7 +18,9 @@ from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import ConfigError
 from sidecar.policy.settings import SIGNING_RATE_LIMIT
-from tests.conftest import md5_source, running_stack, sample, sidecar_config, team_toml
+from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.metrics import sample
+from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.e2e
 

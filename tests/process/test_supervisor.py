@@ -19,14 +19,10 @@ from typing import Any
 import pytest
 
 from sidecar.runtime import workers
-from tests.conftest import (
-    BOOKS_TOKEN,
-    TomlValue,
-    md5_source,
-    running_stack,
-    sample,
-    sidecar_config,
-)
+from tests.support.configs import TomlValue, md5_source, sidecar_config
+from tests.support.metrics import sample
+from tests.support.stacks import running_stack
+from tests.support.tokens import BOOKS_TOKEN
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import sidecar
 from sidecar import build
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def compiled_modules() -> list[str]:

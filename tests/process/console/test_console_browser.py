@@ -14,8 +14,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from sidecar.runtime.console.session import key_label
-from tests.conftest import BOOKS_TOKEN, REPORT_TOKEN, md5_signed, verify
-from tests.process.console._support import (
+from tests.support.console import (
     ADMIN_KEY,
     CLOUDFRONT_KEY_ID,
     SOURCE_NAMES,
@@ -29,6 +28,8 @@ from tests.process.console._support import (
     submit,
     wait_for,
 )
+from tests.support.requests import verify
+from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 

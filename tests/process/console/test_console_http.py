@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOOKS_TOKEN, md5_signed, request, verify
-from tests.process.console._support import (
+from tests.support.console import (
     SECOND_ADMIN_KEY,
     SOURCE_NAMES,
     Console,
@@ -21,6 +20,8 @@ from tests.process.console._support import (
     fetch_page,
     session_cookie,
 )
+from tests.support.requests import request, verify
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 pytestmark = pytest.mark.e2e
 CSP = (

@@ -9,15 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
-from tests.process.observability._support import (
-    PROMTOOL,
-    RULES,
-    RULES_TEST,
-    Prometheus,
-    active_alerts,
-)
-from tests.process.observability.conftest import Run
+from tests.support.observed_run import Run
+from tests.support.paths import REPO
+from tests.support.prometheus import PROMTOOL, RULES, RULES_TEST, Prometheus, active_alerts
 
 pytestmark = pytest.mark.e2e
 

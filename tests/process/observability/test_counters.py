@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 
 import sidecar
-from tests.process.observability._support import JOB, VERIFICATIONS, by
-from tests.process.observability.conftest import Run
+from tests.support.observed_run import Run
+from tests.support.observed_traffic import VERIFICATIONS
+from tests.support.prometheus import JOB, by
 
 pytestmark = pytest.mark.e2e
 

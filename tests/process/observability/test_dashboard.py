@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 import sidecar
-from tests.process.observability._support import DASHBOARD, JOB, VERIFICATIONS, by
-from tests.process.observability.conftest import Run
+from tests.support.observed_run import Run
+from tests.support.observed_traffic import VERIFICATIONS
+from tests.support.prometheus import DASHBOARD, JOB, by
 
 pytestmark = pytest.mark.e2e
 

@@ -6,18 +6,18 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import metrics_text
-from tests.process.observability._support import (
+from tests.support.logs import log_events
+from tests.support.metrics import metrics_text
+from tests.support.observed_run import Run
+from tests.support.observed_traffic import (
     API_KEY,
-    JOB,
     NEW_TOKEN,
     OLD_TOKEN,
     REPORT_TOKEN,
     SECRET_TOKEN,
     WRONG_API_KEY,
-    log_events,
 )
-from tests.process.observability.conftest import Run
+from tests.support.prometheus import JOB
 
 pytestmark = pytest.mark.e2e
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.process.observability._support import active_alerts
-from tests.process.observability.conftest import Run
+from tests.support.observed_run import Run
+from tests.support.prometheus import active_alerts
 
 pytestmark = pytest.mark.e2e
 

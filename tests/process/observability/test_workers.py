@@ -9,14 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import metrics_text, running_stack
-from tests.process.observability._support import (
-    CONFIG,
-    VERIFICATIONS,
-    log_events,
-    wait_for_events,
-)
-from tests.process.observability._traffic import Traffic, direct, direct_plan
+from tests.support.logs import log_events, wait_for_events
+from tests.support.metrics import metrics_text
+from tests.support.observed_traffic import CONFIG, VERIFICATIONS, Traffic, direct, direct_plan
+from tests.support.stacks import running_stack
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ import pytest
 from sidecar import config
 from sidecar.errors import ConfigError
 from sidecar.policy.settings import Address, Settings
-from tests.conftest import ONE_SOURCE_CONFIG
-from tests.unit.config.conftest import write
+from tests.support.config_files import write
+from tests.support.configs import ONE_SOURCE_CONFIG
 
 KEY_HASH = hashlib.sha256(b"an-admin-key").hexdigest()
 SOURCE = ONE_SOURCE_CONFIG

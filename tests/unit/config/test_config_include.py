@@ -13,8 +13,8 @@ from bench.tools.tenants import Tenants
 from sidecar.config import load
 from sidecar.errors import ConfigError
 from sidecar.schemes.base import KeyKind, SourceKey
-from tests.conftest import md5_source, sidecar_config, source_toml, team_toml
-from tests.unit.config.conftest import write
+from tests.support.config_files import write
+from tests.support.configs import md5_source, sidecar_config, source_toml, team_toml
 
 SERVER = {"listen": "127.0.0.1:8080"}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sidecar.config import load
 from sidecar.policy.settings import Address, Mode
-from tests.conftest import md5_source
-from tests.unit.config.conftest import ENV_SECRET, write
+from tests.support.config_files import ENV_SECRET, write
+from tests.support.configs import md5_source
 
 
 def test_valid_config_loads(good_config: Path) -> None:

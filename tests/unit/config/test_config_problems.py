@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.config import ConfigError, load
-from tests.conftest import md5_source
-from tests.unit.config.conftest import write
+from tests.support.config_files import write
+from tests.support.configs import md5_source
 
 BROKEN = """
 colour = "blue"

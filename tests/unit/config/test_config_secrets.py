@@ -10,8 +10,8 @@ import pytest
 from sidecar.config import ConfigError, load
 from sidecar.core import canonical
 from sidecar.schemes.base import VerifyRequest
-from tests.conftest import source_toml
-from tests.unit.config.conftest import ENV_SECRET, FILE_SECRET, SECRET, md5_sig, write
+from tests.support.config_files import ENV_SECRET, FILE_SECRET, SECRET, md5_sig, write
+from tests.support.configs import source_toml
 
 # One source whose only key is read from the file "token" beside the config.
 TOKEN_FILE_SOURCE = source_toml("a", "md5-token", "/a/", {"k": {"secret_file": "token"}})

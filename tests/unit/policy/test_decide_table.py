@@ -15,7 +15,7 @@ import pytest
 from sidecar import config
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider, Decision, Outcome, RequestFacts
-from tests.conftest import md5_source, sidecar_config
+from tests.support.configs import md5_source, sidecar_config
 from tests.support.scheme_contract import sign
 
 NOW = 1_900_000_000

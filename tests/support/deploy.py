@@ -21,7 +21,7 @@ import kubernetes_validate
 import yaml
 
 from sidecar.policy.proxies import VERIFY_PATH
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 DOCKER = REPO / "docker"
 K8S = REPO / "deploy" / "kubernetes"

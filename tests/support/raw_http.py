@@ -14,8 +14,10 @@ from collections import Counter
 from typing import NamedTuple
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import BOOKS_TOKEN, HOST, md5_signed, md5_source, sidecar_config
+from tests.support.configs import md5_source, sidecar_config
 from tests.support.figures import record
+from tests.support.requests import HOST
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 CONFIG = sidecar_config(
     md5_source("books", "/books/", {"k1": BOOKS_TOKEN}), server={"clock_skew": 30}

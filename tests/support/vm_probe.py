@@ -1,11 +1,11 @@
-"""Run inside the VM sandbox (tests/process/_vm_sandbox.py), after deploy/README.md's steps,
+"""Run inside the VM sandbox (tests/support/vm_sandbox.py), after deploy/README.md's steps,
 on a private loopback, with Debian's python3 (standard library only).
 
 It starts what the steps installed the way systemd would: the unit's ExecStartPre and
 ExecStart as the unit's User/Group with no new privileges, and nginx with its installed
 /etc/nginx/nginx.conf (port 80: free on this private loopback). Then it asks nginx for a
 signed, a tampered and an unsigned image, runs the unit's ExecReload, and prints what it saw
-as one JSON object for the test to judge. Usage: python3 _vm_probe.py UNIT_FILE IMAGE_PATH
+as one JSON object for the test to judge. Usage: python3 vm_probe.py UNIT_FILE IMAGE_PATH
 """
 
 from __future__ import annotations

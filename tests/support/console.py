@@ -21,14 +21,9 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from sidecar import schemes
 from sidecar.devtools.local_stack import LocalStack, free_port
-from tests.conftest import (
-    BOOKS_TOKEN,
-    REPORT_TOKEN,
-    md5_source,
-    running_stack,
-    sidecar_config,
-    source_toml,
-)
+from tests.support.configs import md5_source, sidecar_config, source_toml
+from tests.support.stacks import running_stack
+from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]

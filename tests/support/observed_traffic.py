@@ -1,6 +1,6 @@
-"""The requests the observability run sends, and what each must be counted as: through
-nginx, straight to ``/verify`` over fresh connections (so both workers serve some), and to
-the signing API."""
+"""The observability run's config and traffic: the requests it sends through nginx,
+straight to ``/verify`` over fresh connections (so both workers serve some) and to the
+signing API, and what each must be counted as."""
 
 from __future__ import annotations
 
@@ -10,19 +10,43 @@ import time
 import urllib.parse
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import md5_signed, request, verify
-from tests.process.observability._support import (
-    API_KEY,
-    NEW_TOKEN,
-    OLD_TOKEN,
-    REPORT_TOKEN,
-    SECRET_TOKEN,
-    TEAM,
-    WRONG_API_KEY,
-    Series,
+from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.requests import request, verify
+from tests.support.tokens import md5_signed
+
+VERIFICATIONS = "signed_url_verifications_total"
+
+NEW_TOKEN = "books-new-t0ken-5b7e1c0d"
+OLD_TOKEN = "books-old-t0ken-93d0aa71"
+SECRET_TOKEN = "secret-src-t0ken-c4f2e9"
+REPORT_TOKEN = "report-src-t0ken-e81b37"
+API_KEY = "sk-obs-" + "7f3a" * 8
+WRONG_API_KEY = "sk-obs-wrong-" + "0c1d" * 6
+TEAM = "books-app"
+
+CONFIG = sidecar_config(
+    # The first key signs (signing API); both verify: a rotation in progress.
+    md5_source("books", "/books/", {"2026-11": NEW_TOKEN, "2025-05": OLD_TOKEN}, mode="enforce"),
+    md5_source("secret", "/secret/", {"s1": SECRET_TOKEN}, mode="enforce", deny_status=403),
+    md5_source("reports", "/reports/", {"r1": REPORT_TOKEN}, mode="report"),
+    md5_source("public", "/public/", mode="off"),
+    server={"workers": 2},
+    signing={},
+    teams=[team_toml(TEAM, "books", API_KEY)],
 )
+
+
+def broken(config_text: str) -> str:
+    """Two problems, one in a key's secret fields: the refusal names fields, never values."""
+    return config_text.replace(
+        f'secret = "{NEW_TOKEN}"\n', f'secret = "{NEW_TOKEN}"\n  secret_env = "OBS_TOKEN"\n'
+    ).replace("workers = 2\n", "workers = 2\nbogus = 1\n")
+
+
+Series: TypeAlias = tuple[str, str, str, str]  # source, scheme, result, decision
 
 
 @dataclass

@@ -1,8 +1,6 @@
-"""What the observability modules share: the config, a real Prometheus, the sidecar's log.
-
-The sidecar runs with ``workers = 2`` behind the real nginx, scraped by a real Prometheus
-(Debian's ``/usr/bin/prometheus``) that loads the shipped alert rules.
-"""
+"""A real Prometheus (Debian's ``/usr/bin/prometheus``) scraping a sidecar's metrics
+listener every second and loading the shipped alert rules; and the shipped dashboard and
+rules files it is asked about."""
 
 from __future__ import annotations
 
@@ -14,46 +12,16 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
-from sidecar.devtools.local_stack import LocalStack, free_port
-from tests.conftest import REPO, md5_source, sidecar_config, team_toml
+from sidecar.devtools.local_stack import free_port
+from tests.support.paths import REPO
 
 DASHBOARD = REPO / "grafana" / "dashboards" / "signed-url-sidecar.json"
 RULES = REPO / "grafana" / "alerts" / "signed-url-sidecar.rules.yaml"
 RULES_TEST = REPO / "grafana" / "alerts" / "signed-url-sidecar.rules.test.yaml"
 PROMETHEUS, PROMTOOL = "/usr/bin/prometheus", "/usr/bin/promtool"
 JOB = "signed-url-sidecar"
-VERIFICATIONS = "signed_url_verifications_total"
-
-NEW_TOKEN = "books-new-t0ken-5b7e1c0d"
-OLD_TOKEN = "books-old-t0ken-93d0aa71"
-SECRET_TOKEN = "secret-src-t0ken-c4f2e9"
-REPORT_TOKEN = "report-src-t0ken-e81b37"
-API_KEY = "sk-obs-" + "7f3a" * 8
-WRONG_API_KEY = "sk-obs-wrong-" + "0c1d" * 6
-TEAM = "books-app"
-
-CONFIG = sidecar_config(
-    # The first key signs (signing API); both verify: a rotation in progress.
-    md5_source("books", "/books/", {"2026-11": NEW_TOKEN, "2025-05": OLD_TOKEN}, mode="enforce"),
-    md5_source("secret", "/secret/", {"s1": SECRET_TOKEN}, mode="enforce", deny_status=403),
-    md5_source("reports", "/reports/", {"r1": REPORT_TOKEN}, mode="report"),
-    md5_source("public", "/public/", mode="off"),
-    server={"workers": 2},
-    signing={},
-    teams=[team_toml(TEAM, "books", API_KEY)],
-)
-
-
-def broken(config_text: str) -> str:
-    """Two problems, one in a key's secret fields: the refusal names fields, never values."""
-    return config_text.replace(
-        f'secret = "{NEW_TOKEN}"\n', f'secret = "{NEW_TOKEN}"\n  secret_env = "OBS_TOKEN"\n'
-    ).replace("workers = 2\n", "workers = 2\nbogus = 1\n")
-
-
-Series: TypeAlias = tuple[str, str, str, str]  # source, scheme, result, decision
 
 
 class Prometheus:
@@ -115,18 +83,6 @@ class Prometheus:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-
-def log_events(stack: LocalStack) -> list[dict[str, Any]]:
-    lines = (stack.folder / "sidecar.log").read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def wait_for_events(stack: LocalStack, event: str, count: int) -> None:
-    deadline = time.monotonic() + 15
-    while sum(e["event"] == event for e in log_events(stack)) < count:
-        assert time.monotonic() < deadline, f"fewer than {count} '{event}' log lines"
-        time.sleep(0.05)
 
 
 def by(results: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
