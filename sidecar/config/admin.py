@@ -1,4 +1,4 @@
-"""``[admin]``: the console's listener and the SHA-256 of each admin API key (SPEC §13).
+"""``[admin]``: the console's listener and the SHA-256 of each admin API key (docs/console.md).
 
 Off unless the table is present. The console never shares a port with the verify,
 metrics or signing listeners: a page for operators must not answer where nginx or a

@@ -1,6 +1,6 @@
 """The files a config is read from: the main file, and those ``include = [...]`` names
 (globs relative to the main file, each match read once, in sorted order). An included file
-holds ``[[sources]]`` and ``[[teams]]``; its problems name it (SPEC §12)."""
+holds ``[[sources]]`` and ``[[teams]]``; its problems name it (docs/configuration.md, "include")."""
 
 from __future__ import annotations
 

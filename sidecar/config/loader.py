@@ -309,8 +309,8 @@ def _hosts(table: Table) -> frozenset[str] | None:
     hosts = table.get("hosts", list)
     if hosts is None:
         return None
-    # Each in the one spelling requests are routed on (SPEC §11): written so already, or
-    # an IPv6 literal (with or without brackets), kept in its compressed form.
+    # Each in the one spelling requests are routed on (docs/security.md, "Hosts"): written
+    # so already, or an IPv6 literal (with or without brackets), kept in its compressed form.
     valid = [spelling for h in hosts if isinstance(h, str) and (spelling := config_host(h))]
     table.check(
         "hosts",
@@ -352,7 +352,7 @@ def _scheme_of(source: SourceSettings) -> Scheme[Any]:
 def _check_hosts_are_trusted(
     server: ServerSettings | None, sources: list[SourceSettings], problems: Problems
 ) -> None:
-    # SPEC §11: hosts decide routing only on a host the proxy itself routed on.
+    # docs/security.md, "Hosts": hosts decide routing only on a host the proxy itself routed on.
     if server is None or server.proxy not in CLIENT_CHOSEN_HOST:
         return
     for source in sources:

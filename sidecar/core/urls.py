@@ -1,7 +1,7 @@
 """The one URL parser: URLs to sign, URLs a proxy passes, and Host-style values.
 
-RFC 3986 §3.2 for the authority. One spelling of a host (SPEC §11): ASCII, lowercase,
-one trailing dot removed, no port; IPv6 literals in brackets (``[::1]:8080``), kept
+RFC 3986 §3.2 for the authority. One spelling of a host (docs/security.md, "Hosts"): ASCII,
+lowercase, one trailing dot removed, no port; IPv6 literals in brackets (``[::1]:8080``), kept
 without them in their compressed form. Refused: userinfo (``user@host``, a classic way to
 make a URL look like another host), fragments (never sent to a server), schemes other
 than http and https, ports outside 1..65535, and any character a host name cannot hold.

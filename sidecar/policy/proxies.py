@@ -8,7 +8,7 @@ chosen proxy does not set is ignored, however a client spells it.
 - ``ingress-nginx``: the ``auth-url`` annotation: ``X-Original-URL`` (a full URL),
   ``X-Original-Method``, ``X-Real-IP``. The URL's host is the client's Host header
   (``$http_host``), not the host nginx routed on, so this profile never routes by host
-  and the config refuses ``hosts`` with it (SPEC §11).
+  and the config refuses ``hosts`` with it (docs/security.md, "Hosts").
 - ``traefik``: ``forwardAuth``: ``X-Forwarded-Uri``, ``X-Forwarded-Method``,
   ``X-Forwarded-Host``, ``X-Forwarded-For`` (the address the proxy appended: rightmost).
 - ``envoy``: HTTP ``ext_authz`` (e.g. Envoy Gateway): the original path and query arrive

@@ -65,7 +65,7 @@ class TeamSettings:
 
 @dataclass(frozen=True, slots=True)
 class AdminSettings:
-    """The console (SPEC §13): its own listener, and the SHA-256 of each admin API key."""
+    """The console (docs/console.md): its own listener, and the SHA-256 of each admin API key."""
 
     listen: Address
     api_key_sha256: tuple[bytes, ...] = field(repr=False)

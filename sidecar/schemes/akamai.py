@@ -1,41 +1,10 @@
-"""Scheme ``akamai``: Akamai EdgeAuth 2.0 tokens (Token Authorization), SPEC §9.
+"""Scheme ``akamai``: Akamai EdgeAuth 2.0 tokens (Token Authorization), in a query
+parameter or the cookie of the same name.
 
-The token travels in one query parameter (``token_name``, default ``__token__``) and is
-``field~field~…~hmac=<hex>``, the fields in this order, each at most once::
-
-    ip=<client address>  st=<unix start>  exp=<unix end>  acl=<glob!glob…>
-    id=<session id>  data=<payload>  hmac=<hex>
-
-``exp`` and ``hmac`` are required. A token with ``acl`` grants every path one of its
-globs covers (``*`` any run of characters, ``/`` included; ``?`` exactly one); a token
-without ``acl`` is a URL token, bound to the request path, which is signed but not
-carried. ``hmac = HMAC(bytes.fromhex(key), algorithm, string)``, lowercase hex, where the
-string is the token before ``~hmac=``, then ``~url=<path>`` for a URL token, then
-``~salt=<salt>`` when the source has a salt (``~`` standing for ``field_delimiter``).
-With ``escape_early`` the signer writes ``ip``, ``id``, ``data`` and the signed ``url``
-through ``quote_plus`` with lowercase escapes; ``acl`` is never escaped.
-https://techdocs.akamai.com/property-mgr/docs/auth-token-2-0-verification ·
-https://github.com/akamai/EdgeAuth-Token-Python (``akamai-edgeauth`` on PyPI: the
-reference signer the tests check against).
-
-One spelling: the token is read exactly as sent (the raw query value: its hmac covers
-those bytes), the parameter once and spelled as configured, the fields in order, none
-empty or unknown, ``hmac`` in lowercase hex of the algorithm's exact length, epochs
-without leading zeros, ``ip`` in its canonical text. The path a token is matched against
-is the canonical decoded path. ACLs are matched only once the hmac holds, in linear
-time (``cloudfront_policy.matches``: the same ``*``/``?`` glob).
-
-Signed cookies (SPEC §10), on a source with ``accept_cookies = true``: the same token in
-the cookie called ``token_name``, read only when the query carries no ``token_name``
-parameter (a broken URL token is never rescued by a cookie). Every ACL glob of a cookie
-token must lie under the source's ``path_prefix`` (a cookie never widens one source's
-grant to another's); a URL token in a cookie binds to the request path as usual. An allow
-won by a cookie is never shareable (the auth cache key holds no cookie). Signing a cookie
-grant makes an ACL token for the grant's prefix (by default the source's folder) and
-returns the unsigned URL with one ``Set-Cookie`` scoped to that path, its end an
-``Expires`` date (the scheme has no clock to compute a ``Max-Age`` from).
-https://techdocs.akamai.com/property-mgr/docs/auth-token-2-0-verification (cookie
-location).
+``ip~st~exp~acl~id~data~hmac`` fields in one parameter (``token_name``), ACL tokens
+(globs) or URL tokens, the hmac over the token's head (then the URL, the salt). The
+format, settings, the reference signer (``akamai-edgeauth``) and answers:
+docs/schemes/akamai.md and docs/cookies.md.
 """
 
 from __future__ import annotations

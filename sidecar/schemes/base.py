@@ -52,14 +52,20 @@ class KeyMaterial:
 S = TypeVar("S")
 
 
-@dataclass(frozen=True, slots=True)
 class SourceSpec(Generic[S]):
-    """Everything a scheme is built from, for one source."""
+    """Everything a scheme is built from, for one source: its name, ``path_prefix``, keys
+    and settings object. (A plain class: a generic dataclass does not compile with mypyc.)"""
 
-    name: str
-    path_prefix: str
-    keys: tuple[KeyMaterial, ...]
-    settings: S
+    def __init__(
+        self, name: str, path_prefix: str, keys: tuple[KeyMaterial, ...], settings: S
+    ) -> None:
+        self.name = name
+        self.path_prefix = path_prefix
+        self.keys = keys
+        self.settings = settings
+
+    def __repr__(self) -> str:
+        return f"SourceSpec({self.name!r}, {self.path_prefix!r}, {self.keys!r}, {self.settings!r})"
 
 
 # --- what a built source is shown and answers -------------------------------------------------

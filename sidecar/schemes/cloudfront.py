@@ -1,21 +1,10 @@
-"""Scheme ``cloudfront``: ``Policy``/``Expires`` + ``Signature`` + ``Key-Pair-Id`` URLs.
+"""Scheme ``cloudfront``: ``Policy``/``Expires`` + ``Signature`` + ``Key-Pair-Id`` URLs and
+the ``CloudFront-*`` signed cookies, in the AWS CloudFront format.
 
-The AWS CloudFront signed-URL format, as botocore's ``CloudFrontSigner``, the AWS SDKs
-and ``aws cloudfront sign`` produce it: RSA PKCS#1 v1.5 or ECDSA P-256 signatures over
-the policy JSON, SHA-1 unless ``Hash-Algorithm=SHA256``, base64 with ``+``→``-``,
-``=``→``_``, ``/``→``~``. A canned policy is rebuilt byte for byte from the request; a
-custom policy is verified over its decoded bytes before it is parsed.
-https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-signed-urls.html
-
-Signed cookies (SPEC §10, source setting ``accept_cookies``): the same grant carried by
-``CloudFront-Policy`` (or canned ``CloudFront-Expires``), ``CloudFront-Signature``,
-``CloudFront-Key-Pair-Id`` and the optional ``CloudFront-Hash-Algorithm``. A canned cookie's
-Resource is the request's own URL; a custom one's is usually a prefix wildcard.
-https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/private-content-signed-cookies.html
-A URL that carries any signing parameter is decided by the URL alone: a cookie never rescues
-a broken URL signature, and an allow won by a cookie is never shareable (the auth cache key
-holds no cookie). Cookies are signed for a prefix that ends at a segment boundary (``/``),
-never for ``/books*``, which would also open ``/books-other/``.
+RSA PKCS#1 v1.5 or ECDSA P-256 signatures over the policy JSON (a canned policy rebuilt
+byte for byte; a custom one verified over its decoded bytes before it is parsed). The
+format, the reference signer (botocore's ``CloudFrontSigner``) and answers:
+docs/schemes/cloudfront.md and docs/cookies.md.
 """
 
 from __future__ import annotations

@@ -1,35 +1,10 @@
-"""Scheme ``gcdn``: Google Cloud CDN signed URLs, and their ``URLPrefix`` form.
+"""Scheme ``gcdn``: Google Cloud CDN signed URLs, their ``URLPrefix`` form, and the
+``Cloud-CDN-Cookie`` signed cookie.
 
-``Signature = base64url(HMAC-SHA1(key, string))``, base64url *with* its ``=`` padding
-(Python's ``urlsafe_b64encode``, Go's ``base64.URLEncoding``), the key 16 bytes given as
-Google shows it (base64url, padded: 24 characters), ``KeyName`` naming it:
-
-- a URL: ``<full URL>?…&Expires=<unix>&KeyName=<name>&Signature=<sig>``; the string is
-  the full URL (scheme, host, path, query) up to ``&KeyName=<name>``;
-- a URL prefix: ``<any URL>?…&URLPrefix=<base64url(prefix)>&Expires=…&KeyName=…&Signature=…``;
-  the string is ``URLPrefix=…&Expires=…&KeyName=…`` and the URL (query included) must
-  start with the decoded prefix, a full ``http(s)://`` URL without a query.
-https://cloud.google.com/cdn/docs/using-signed-urls
-https://github.com/GoogleCloudPlatform/golang-samples/blob/main/cdn/signedurls/signurl.go
-
-The signed string begins with the scheme and host, so a source needs ``public_origin``:
-the full URL is ``public_origin`` + the raw request URI. Strictly one spelling: the
-signing parameters in this order, last, each once; padded base64url with zero unused
-bits; ``Expires`` without leading zeros. A prefix must be a canonical URL of this source
-(``public_origin`` + ``path_prefix`` + …); anything wider is refused, when verifying and
-when signing.
-
-Signed cookies (SPEC §10), on a source with ``accept_cookies = true``: the cookie
-``Cloud-CDN-Cookie`` is ``URLPrefix=<b64url prefix>:Expires=<unix>:KeyName=<name>:
-Signature=<b64url HMAC-SHA1>``, the HMAC over the value before ``:Signature=`` (Google's
-``sign_cookie`` samples: python-docs-samples ``cdn/snippets.py``, golang-samples
-``cdn/signedcookies``). https://cloud.google.com/cdn/docs/using-signed-cookies
-A URL carrying any signing parameter decides alone: the cookie is read only for a URL
-with none, so a broken URL signature is never rescued by a cookie. A cookie's prefix
-obeys the URLPrefix rules above; an allow it wins is never shareable (the auth cache key
-holds no cookie). Signing a cookie grant returns the unsigned URL and one ``Set-Cookie``
-scoped to the prefix's path; its end is an ``Expires`` date (the scheme has no clock to
-turn the grant's end into a ``Max-Age``).
+``Signature = base64url(HMAC-SHA1(key, string))`` over the full URL (so a source needs
+``public_origin``) up to ``&KeyName=…``, or over ``URLPrefix=…&Expires=…&KeyName=…``. The
+format, its one spelling, the cookie, and where it differs from Google's samples:
+docs/schemes/gcdn.md and docs/cookies.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,7 @@
-"""Scheme ``hmac-sha256``: our recommended format for new signers (SPEC §9).
+"""Scheme ``hmac-sha256``: our recommended format for new signers.
 
-The format, in full (RFC 2104 HMAC with SHA-256; RFC 4648 §5 base64url)::
-
-    unsigned = path + "?" + query + ("&" if query else "") + "expires=E&kid=K"
-    sig      = base64url_nopad(HMAC_SHA256(secret, unsigned))   # 43 characters
-    url      = unsigned + "&sig=" + sig
-
-- ``path`` and ``query`` are the request URI exactly as it will be sent (already
-  percent-encoded; the signature covers those bytes, UTF-8), without a bare trailing
-  ``?``. ``E`` is the expiry in unix seconds (required), ``K`` the key id (letters, digits,
-  ``_ . -``) naming which secret signed, so the verifier looks one key up.
-- The verifier takes the request URI as received, requires ``sig`` to be the LAST
-  parameter and recomputes the HMAC over everything before ``&sig=``; ``expires`` and
-  ``kid`` may stand anywhere before it, each exactly once.
-- Base64url without padding, one spelling: no ``=``, no ``+``/``/``, zero unused bits.
-
-Answers: no ``expires``, ``kid`` or ``sig`` → ``missing``; a duplicated one →
-``non_canonical``; ``sig`` not last, an encoded parameter name, a bad base64url or
-epoch → ``malformed``; an unknown ``kid`` → ``unknown_key``; a wrong HMAC →
-``invalid``; now >= expires + clock skew → ``expired``. A source's ``max_ttl`` is
-enforced on verify by the policy layer.
+``sig = base64url_nopad(HMAC_SHA256(secret, path + "?" + query + "&expires=E&kid=K"))``,
+the last parameter. The format in full, and the answers: docs/schemes/hmac-sha256.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,8 @@
-"""Scheme ``imgix``: imgix's secure URLs (SPEC §9).
+"""Scheme ``imgix``: imgix's secure URLs.
 
-``s = md5_hex(token + path + ("?" + query if any))``: the token comes FIRST (``md5-token``
-puts it last), path and query exactly as they appear in the URL (imgix's libraries
-percent-encode the path and the parameters before they sign, so the signed text is the
-encoded text), and ``s`` is appended as the last parameter, 32 lowercase hex digits.
-An optional ``expires`` parameter (unix seconds) is one more signed parameter, anywhere
-in the query (imgix's libraries sort the parameters); it is enforced with clock skew.
-https://docs.imgix.com/setup/securing-images ·
-https://github.com/imgix/imgix-blueprint#securing-urls
-
-Hex case: imgix documents and every official library emits lowercase hex, and nothing
-says imgix's servers take uppercase, so lowercase is the one spelling (uppercase is
-``malformed``).
+``s = md5_hex(token + path + ("?" + query if any))``, the token FIRST, ``s`` last in
+lowercase hex; an optional signed ``expires``. The format, the reference signer (the
+``imgix`` library) and answers: docs/schemes/imgix.md.
 """
 
 from __future__ import annotations

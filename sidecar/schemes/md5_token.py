@@ -1,10 +1,7 @@
-"""Scheme ``md5-token``: the Secure Source token (SPEC §2).
+"""Scheme ``md5-token``: the Secure Source token.
 
-``s = md5_hex(path + querystring + token)`` where ``querystring`` is ``"?" + query`` of
-the unsigned URL, byte for byte as on the wire (empty when there is none), and ``s`` is
-appended as the last parameter: 32 hex digits, all lowercase or all uppercase (mixed case
-is ``malformed``). An optional ``expires`` parameter (unix seconds) is part of the signed
-string and enforced.
+``s = md5_hex(path + querystring + token)``, the last parameter; an optional signed
+``expires``. The format, its one spelling, settings and answers: docs/schemes/md5-token.md.
 """
 
 from __future__ import annotations

@@ -1,30 +1,10 @@
 """Scheme ``nginx-secure-link``: nginx's own ``secure_link`` / ``secure_link_md5``.
 
-https://nginx.org/en/docs/http/ngx_http_secure_link_module.html and nginx's
-``src/http/modules/ngx_http_secure_link_module.c``. The source's settings are the two
-directives' values: ``secure_link = "$arg_md5,$arg_expires"`` names the query parameters
-carrying ``base64url(MD5(expression))`` and the expiry (unix seconds), and
-``secure_link_md5 = "$secure_link_expires$uri$remote_addr $secret"`` is the expression,
-with ``$secret`` standing for the key. Both are compiled once, when the source is built.
-
-nginx's answers (``$secure_link``): "" (bad or missing hash: ``missing``, ``malformed``,
-``invalid`` here), "0" (expired: ``expired``), "1" (``ok``). Where nginx is more lenient
-than one spelling allows, this module refuses (fail closed, never the other way):
-
-- the hash: nginx decodes up to the first ``=`` and ignores the unused bits of the last
-  character; here only the 22-character unpadded form (the docs' ``tr -d =`` recipe) and
-  the ``==``-padded form (Python's ``urlsafe_b64encode``) are accepted;
-- the parameters: nginx's ``$arg_NAME`` takes the first match, any letter case; here a
-  parameter the scheme reads must appear once (``non_canonical``), spelled as configured;
-- the expiry: nginx's ``ngx_atotm`` takes leading zeros and up to 19 digits; here the
-  one spelling ``parse_epoch`` reads (no leading zero, at most 12 digits); 0 is refused
-  by both;
-- the clock: nginx says "0" when ``expires < now``; here ``expired`` when
-  ``now >= expires + clock_skew``, so with ``clock_skew = 0`` the last second nginx still
-  allows is denied, and with a skew of ``s`` seconds, ``s - 1`` more seconds are allowed;
-- the path: ``$uri`` is the decoded path of a canonical URI, which for such a URI is what
-  nginx's normalised ``$uri`` holds; the spellings nginx normalises (``/./``, ``//``,
-  ``%2F``) are refused before any scheme.
+The source's settings are the two directives' values, compiled once when the source is
+built; the hash is ``base64url(MD5(expression))`` with ``$secret`` standing for the key.
+The answers, and every place this module is stricter than nginx (real nginx is the test
+oracle): docs/schemes/nginx-secure-link.md.
+https://nginx.org/en/docs/http/ngx_http_secure_link_module.html
 """
 
 from __future__ import annotations

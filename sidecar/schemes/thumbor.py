@@ -1,42 +1,9 @@
-"""Scheme ``thumbor``: thumbor's signed URLs (SPEC §9).
+"""Scheme ``thumbor``: thumbor's signed URLs.
 
-A signed thumbor URL is ``<path_prefix><signature>/<rest>``: the signature is the FIRST
-path segment after the source's prefix, ``base64url(HMAC-SHA1(security key, rest))``
-WITH its ``=`` padding (28 characters for the 20 bytes), and ``rest`` is the request URI
-after ``<signature>/`` exactly as sent: thumbor's options, then the image path, already
-percent-encoded (``300x200/smart/books/a.jpg``).
-https://thumbor.readthedocs.io/en/latest/security.html · libthumbor ``crypto.py`` (the
-reference signer) · thumbor ``handlers/imaging.py`` and ``url_signers/base64_hmac_sha1.py``
-(the server's check).
-
-Answers: the first segment after the prefix is the signature whenever another segment
-follows it (thumbor's server reads any first segment so: ``(?P<hash>.+?)/``), so an
-unsigned options URL (``/thumbs/300x200/a.jpg``) is ``malformed``; ``unsafe/`` or a single
-segment (nothing after the signature's place) is ``missing``; a prefix spelled otherwise
-than in the config (``/th%75mbs/``: the signature does not cover it) is ``malformed``; a
-wrong HMAC, under every key, is ``invalid``.
-
-Where this module and thumbor's server differ, it is stricter (fail closed):
-
-- the query: thumbor's server signs tornado's ``request.path``, the path alone, so a query
-  is not covered there; here the query, when there is one, is part of ``rest`` (what
-  libthumbor signs when its ``image_url`` carries one): a query added or changed after
-  signing is ``invalid``, never served;
-- the signature's spelling: the server also takes ``%3D`` for ``=``; here only the
-  28-character base64url text (``-`` and ``_``, one ``=``) is read, anything else in that
-  segment is ``malformed``;
-- ``unsafe/`` (thumbor's unsigned form, when ``ALLOW_UNSAFE_URL`` is on) is never allowed:
-  it is ``missing``, like a URL with nothing after the signature's place;
-- the server removes EVERY ``/<signature>/`` (and its ``%3D`` spelling) from the path before
-  it checks (``str.replace``: GHSA-mw3h-qjxj-6xg9, CVE-2026-53501, a signature bypass), so
-  a ``rest`` holding the signature as a segment is a different text there than here: such
-  a URL is ``malformed`` (a thumbor behind this sidecar never sees one), and never signed;
-- the key: the server encodes a text key as UTF-8 (``BaseUrlSigner``), which is what the
-  config loader hands this module; libthumbor's ``CryptoURL`` encodes a text key as
-  Latin-1 (``six.b``), so for a non-ASCII key only libthumbor given the UTF-8 bytes agrees
-  with the server (and with us).
-
-thumbor URLs carry no expiry: a grant with one is refused (``sign``), an allow has none.
+``<path_prefix><base64url(HMAC-SHA1(key, rest))>/<rest>``: the signature is the first path
+segment after the source's prefix; the URLs carry no expiry. The format, the reference
+signer (``libthumbor``) and where this module is stricter than thumbor's server:
+docs/schemes/thumbor.md.
 """
 
 from __future__ import annotations

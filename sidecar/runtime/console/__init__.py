@@ -1,4 +1,4 @@
-"""The console (SPEC §13): a small web page for operators on its own listener.
+"""The console (docs/console.md): a small web page for operators on its own listener.
 
 Sources and their keys, live decision and rejection rates, the report-mode view, Show
 Token on an explicit (logged) click, and a playground that signs a URL and asks this

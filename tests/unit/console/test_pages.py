@@ -8,7 +8,7 @@ from sidecar.runtime.console import pages
 from sidecar.runtime.console.numbers import Snapshot
 from sidecar.runtime.console.playground import Answer
 from sidecar.schemes.base import KeyMaterial, SourceSpec
-from sidecar.schemes.settings import NoSettings
+from sidecar.schemes.md5_token import Md5TokenSettings
 
 TOKEN = b'books-t0ken-<b>&"quoted"-0123'
 HOSTILE = '/books/x.png?q="><script>alert(1)</script>'
@@ -17,7 +17,7 @@ HOSTILE = '/books/x.png?q="><script>alert(1)</script>'
 def books() -> SourceSettings:
     scheme = schemes.get("md5-token")
     assert scheme is not None
-    spec = SourceSpec("books", "/books/", (KeyMaterial("k1", secret=TOKEN),), NoSettings())
+    spec = SourceSpec("books", "/books/", (KeyMaterial("k1", secret=TOKEN),), Md5TokenSettings())
     return SourceSettings("books", "md5-token", "/books/", None, Mode.ENFORCE, 403,
                           scheme.build(spec))  # fmt: skip
 
