@@ -1,4 +1,4 @@
-"""The contract every signing scheme keeps (STYLE: tests), inherited by each scheme's tests.
+"""The contract every signing scheme keeps (docs/development.md), inherited by each scheme's tests.
 
 Not collected by itself (no ``test_`` prefix, no ``Test`` class name): a scheme's test
 module defines ``class TestX(SchemeContract)`` and fills in the hooks below. The

@@ -1,4 +1,4 @@
-"""Scheme ``akamai``: signed cookies (the token in the ``token_name`` cookie, SPEC §10).
+"""Scheme ``akamai``: signed cookies (the token in the ``token_name`` cookie, docs/cookies.md).
 The shared contract with the cookie carrier, tokens of the reference signer
 ``akamai-edgeauth`` (in a child process: it sets TZ on import) verified from a cookie and
 matched byte for byte by the scheme's own, openssl as a second signer, each bad cookie,

@@ -1,4 +1,4 @@
-"""Scheme ``cloudfront`` with ``accept_cookies``: CloudFront signed cookies (SPEC §10).
+"""Scheme ``cloudfront`` with ``accept_cookies``: CloudFront signed cookies (docs/cookies.md).
 
 The cookies are built as AWS's documentation builds them, with botocore's real
 ``CloudFrontSigner.build_policy`` and the signer's CloudFront base64:

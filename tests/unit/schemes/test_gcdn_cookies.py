@@ -1,4 +1,4 @@
-"""Scheme ``gcdn``: signed cookies (``Cloud-CDN-Cookie``, SPEC §10). The shared contract
+"""Scheme ``gcdn``: signed cookies (``Cloud-CDN-Cookie``, docs/cookies.md). The shared contract
 with the cookie carrier, Google's published known answers (golang-samples
 ``cdn/signedcookies/sign_cookie_test.go``) byte for byte, openssl as a second signer,
 each bad cookie, and the URL-first order."""

@@ -127,7 +127,7 @@ def test_newest_key_signs() -> None:
 
 
 def test_uppercase_hex_signature_verifies() -> None:
-    # SPEC §2: signers in Java, .NET and Go often print uppercase hex.
+    # docs/schemes/md5-token.md: signers in Java, .NET and Go often print uppercase hex.
     verifier = verifier_for("wakanda123@")
     uri = f"{REFERENCE_URL}&s={REFERENCE_SIGNATURE.upper()}"
     assert verify(verifier, uri) is Reason.OK

@@ -296,7 +296,7 @@ def test_a_rest_reentering_the_prefix_is_just_a_path_it_covers() -> None:
     assert signed.startswith("/thumbs/") and signed.endswith("/thumbs/300x200/x.png")
     assert verify(verifier, signed) is Reason.OK
     assert verify(verifier, signed.replace("/thumbs/300x200", "/thumbs/300x201")) is Reason.INVALID
-    # A dot segment that would leave it is refused before any scheme runs (SPEC §3).
+    # A dot segment that would leave it is refused before any scheme runs (docs/security.md).
     assert canonical.parse(f"/thumbs/{SIG}/../secret/x.png") is None
 
 
