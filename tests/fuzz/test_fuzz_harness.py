@@ -11,8 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.figures import record
 from tests.support.paths import REPO
+
+pytestmark = pytest.mark.slow  # a bounded fuzzing campaign: not in the fast loop
 
 FUZZ = REPO / "fuzz"
 HARNESS = FUZZ / "fuzz_verify.py"

@@ -1,5 +1,6 @@
-"""Keys from each secret source (inline, a mounted file, the environment), read right and
-never shown: not in a repr, not in a problem message."""
+"""Keys, and a scheme's secret settings (Akamai's salt), from each secret source (inline,
+a mounted file, the environment), read right and never shown: not in a repr, not in a
+problem message."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from sidecar.config import ConfigError, load
 from sidecar.core import canonical
+from sidecar.schemes.akamai import AkamaiSource
 from sidecar.schemes.base import VerifyRequest
 from tests.support.config_files import ENV_SECRET, FILE_SECRET, SECRET, md5_sig, write
 from tests.support.configs import source_toml
@@ -91,3 +93,60 @@ def test_unreadable_secret_file_is_a_problem(tmp_path: Path) -> None:
     assert any(
         "'a'" in p and "secret_file" in p and "cannot read" in p for p in caught.value.problems
     ), caught.value.problems
+
+
+# --- a scheme's secret setting (Akamai's salt), read like a key ------------------------------
+
+
+def akamai_source(salt_line: str) -> str:
+    return (
+        '[[sources]]\nname = "edge"\nscheme = "akamai"\npath_prefix = "/books/"\n'
+        f"{salt_line}\n"
+        '[[sources.keys]]\nid = "k"\nsecret = "00112233445566778899aabbccddeeff"\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ("salt_line", "environ"),
+    [
+        ('salt = "s4lt-value"', {}),
+        ('salt_file = "salt.txt"', {}),
+        ('salt_env = "EDGE_SALT"', {"EDGE_SALT": "s4lt-value"}),
+    ],
+)
+def test_secret_setting_from_a_file_the_environment_or_inline(
+    tmp_path: Path, salt_line: str, environ: dict[str, str]
+) -> None:
+    (tmp_path / "salt.txt").write_text("s4lt-value\n")  # a mounted file's newline is dropped
+    settings = load(write(tmp_path, akamai_source(salt_line)), environ=environ)
+    edge = settings.source("edge")
+    assert edge is not None and isinstance(edge.verifier, AkamaiSource)
+    assert edge.verifier.settings.salt == "s4lt-value"
+    assert "s4lt-value" not in repr(settings)
+    if "salt_file" in salt_line:  # watched like a key file: a new salt reloads
+        assert str(tmp_path / "salt.txt") in settings.files
+
+
+@pytest.mark.parametrize(
+    ("salt_line", "problem"),
+    [
+        ('salt = "a"\nsalt_env = "X"', ".salt: give one of salt_file, salt_env, salt"),
+        ('salt_file = "missing.txt"', ".salt_file: cannot read"),
+        ('salt_env = "UNSET_SALT"', ".salt_env: environment variable 'UNSET_SALT' is not set"),
+        ('salt = ""', ".salt: is empty"),
+    ],
+)
+def test_secret_setting_problems_name_the_field_never_the_value(
+    tmp_path: Path, salt_line: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, akamai_source(salt_line)), environ={})
+    assert any(problem in found for found in caught.value.problems), caught.value.problems
+
+
+def test_secret_setting_of_another_scheme_is_unknown(tmp_path: Path) -> None:
+    key = {"k": {"secret": "books-token-0123"}}
+    books = source_toml("books", "md5-token", "/books/", key, salt_file="salt.txt")
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, books), environ={})
+    assert any("unknown field 'salt_file'" in problem for problem in caught.value.problems)

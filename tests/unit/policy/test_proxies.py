@@ -5,9 +5,24 @@ The same profiles against the real sidecar process: ``tests/process/test_proxies
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from sidecar import config
+from sidecar.cli import main
+from sidecar.errors import ConfigError
 from sidecar.policy.proxies import EXTRACTORS
+from tests.support.config_files import write
+from tests.support.configs import md5_source, sidecar_config
+
+BOOKS_TOKEN = "books-token-0123"
+
+
+def hosted_books(proxy: str) -> str:
+    """One md5-token source bound to a host, behind ``proxy``'s profile."""
+    books = md5_source("books", "/books/", {"k": BOOKS_TOKEN}, hosts=["a.example"])
+    return sidecar_config(books, server={"proxy": proxy})
 
 
 @pytest.mark.parametrize(
@@ -40,3 +55,29 @@ def test_envoy_reads_only_the_path_under_verify() -> None:
     assert EXTRACTORS["envoy"]("GET", "/verify/books/a.jpg?s=1", {}).uri == "/books/a.jpg?s=1"
     assert EXTRACTORS["envoy"]("GET", "/verify", {"X-Original-URI": "/books/a"}).uri is None
     assert EXTRACTORS["envoy"]("GET", "/verifyx/books/a", {}).uri is None
+
+
+# --- hosts only where the proxy routed on them ------------------------------------------------
+
+
+def test_ingress_nginx_profile_refuses_hosts(tmp_path: Path) -> None:
+    # ingress-nginx builds X-Original-URL from the client's Host header.
+    path = write(tmp_path, hosted_books("ingress-nginx"))
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, environ={})
+    assert any("'books'.hosts" in p and "$http_host" in p for p in caught.value.problems)
+
+
+def test_ingress_nginx_profile_never_routes_on_the_url_host() -> None:
+    facts = EXTRACTORS["ingress-nginx"](
+        "GET", "/verify", {"X-Original-URL": "http://tenant.example.com/books/a.jpg"}
+    )
+    assert (facts.uri, facts.host) == ("/books/a.jpg", None)
+
+
+def test_traefik_hosts_name_the_setting_that_makes_them_safe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, hosted_books("traefik"))
+    assert main(["check-config", "-c", str(path)]) == 0
+    assert "trustForwardHeader is false" in capsys.readouterr().out

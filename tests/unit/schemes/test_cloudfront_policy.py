@@ -4,6 +4,8 @@ parsing, which happens only after the signature holds."""
 from __future__ import annotations
 
 import json
+import sys
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -171,3 +173,76 @@ def test_unsigned_policy_is_never_parsed(policy: Decider) -> None:
 def test_fast_canned_policy_equals_the_generic_builder(resource: str, ascii_only: bool) -> None:
     expected = policies.build(policies.PolicyStatement(NOW, resource), ascii_only=ascii_only)
     assert policies.canned(resource, NOW, ascii_only=ascii_only) == expected
+
+
+# --- matching costs no Python work per URL byte; a Resource must be a string -----------------
+
+
+class TestMatchingCostAndResourceType:
+    @staticmethod
+    def python_steps(pattern: str, text: str) -> int:
+        """Lines of Python run to match: a per-character loop in Python shows here."""
+        policies.matches(pattern, text)  # compiled pieces are cached: count the matching only
+        steps = 0
+
+        def count(frame: FrameType, event: str, arg: object) -> Any:
+            nonlocal steps
+            steps += event == "line"
+            return count
+
+        measuring = sys.gettrace()  # coverage's tracer, when it measures: put back after
+        sys.settrace(count)
+        try:
+            policies.matches(pattern, text)
+        finally:
+            sys.settrace(measuring)
+        return steps
+
+    @pytest.mark.parametrize(
+        "pattern",
+        [
+            "https://cdn.example.com/acme/*.jpg",
+            "https://cdn.example.com/acme/*.j?g",
+            "https://cdn.example.com/*/*j?j?q*",
+            "*?.j*.jpg",
+        ],
+    )
+    def test_wildcard_matching_work_does_not_grow_with_the_url(self, pattern: str) -> None:
+        # A URL padded with ".j" thousands of times against "*.jpg" cost 4.2 ms a request
+        # (a Python loop per character); the Python work must not depend on the URL's length
+        # (the scanning happens inside str.find and compiled, fixed-length patterns).
+        base = "https://cdn.example.com/acme/a.jpg?x="
+        short, long = base + ".j" * 50, base + ".j" * 3700
+        assert self.python_steps(pattern, long) == self.python_steps(pattern, short)
+
+    @pytest.mark.parametrize(
+        ("pattern", "text", "expected"),
+        [
+            ("https://c/acme/*.jpg", "https://c/acme/a.jpg", True),
+            ("https://c/acme/*.jpg", "https://c/acme/a.jpg?x=.j.j", False),
+            ("https://c/acme/*.jpg*", "https://c/acme/a.jpg?x=.j.j", True),
+            ("https://c/acme/?.jpg", "https://c/acme/ab.jpg", False),
+            ("https://c/*/*/b", "https://c/x/y/b", True),
+            ("https://c/*/*/b", "https://c/x/b", False),
+            ("*", "", True),
+            ("", "", True),
+            ("?", "", False),
+            ("a*a", "a", False),
+            ("*ab?d*", "xxabcabqd", True),
+        ],
+    )
+    def test_wildcards_against_repeated_fragments(
+        self, pattern: str, text: str, expected: bool
+    ) -> None:
+        assert policies.matches(pattern, text) is expected
+
+    @pytest.mark.parametrize("resource", ["null", "[]", "1", "true", '{"a": 1}'])
+    def test_resource_that_is_not_a_string_is_malformed(self, resource: str) -> None:
+        document = (
+            '{"Statement":[{"Resource":' + resource + ',"Condition":'
+            '{"DateLessThan":{"AWS:EpochTime":1900000000}}}]}'
+        ).encode()
+        assert policies.parse(document) is None
+        # Absent is still "every URL of the source", as CloudFront has it.
+        absent = b'{"Statement":[{"Condition":{"DateLessThan":{"AWS:EpochTime":1900000000}}}]}'
+        assert policies.parse(absent) == policies.PolicyStatement(1_900_000_000)
