@@ -87,7 +87,7 @@ def stack_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPool]:
 
 
 @pytest.fixture(scope="module")
-def shared_stacks(stack_pool: StackPool, request: pytest.FixtureRequest) -> StackFactory:  # noqa: F811
+def shared_stacks(stack_pool: StackPool, request: pytest.FixtureRequest) -> StackFactory:
     """Stacks for tests that only read: the same config gets the same running stack, in
     this module and in any other (see ``StackPool``)."""
     user = request.module.__name__
@@ -125,14 +125,30 @@ def fresh_stack(tmp_path: Path) -> Iterator[StackFactory]:
 
 
 # --- old import paths, until the modules still using them import from tests/support ----------
-from tests.support.configs import (  # noqa: E402, F401
+from tests.support.configs import (  # noqa: E402
     ONE_SOURCE_CONFIG,
     cloudfront_source,
     md5_source,
     sidecar_config,
     source_toml,
 )
-from tests.support.paths import REPO  # noqa: E402, F401
-from tests.support.requests import Reply, request, verify  # noqa: E402, F401
-from tests.support.stacks import write_test_images  # noqa: E402, F401
-from tests.support.tokens import BOOKS_TOKEN, md5_signed  # noqa: E402, F401
+from tests.support.paths import REPO  # noqa: E402
+from tests.support.requests import Reply, request, verify  # noqa: E402
+from tests.support.stacks import write_test_images  # noqa: E402
+from tests.support.tokens import BOOKS_TOKEN, md5_signed  # noqa: E402
+
+__all__ = [
+    "BOOKS_TOKEN",
+    "ONE_SOURCE_CONFIG",
+    "REPO",
+    "Reply",
+    "StackFactory",
+    "cloudfront_source",
+    "md5_signed",
+    "md5_source",
+    "request",
+    "sidecar_config",
+    "source_toml",
+    "verify",
+    "write_test_images",
+]

@@ -22,8 +22,6 @@ from tests.support.paths import REPO
 from tests.support.requests import request
 from tests.support.stacks import write_test_images
 
-pytestmark = pytest.mark.e2e
-
 CONFIG = ONE_SOURCE_CONFIG
 
 

@@ -6,10 +6,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 # label → (nginx status, the sidecar's reason) the demo must show.
 EXPECTED = {
     "signed URL": (200, "ok"),

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import orjson
-import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from tests.support.configs import md5_source, sidecar_config
@@ -16,8 +15,6 @@ from tests.support.metrics import sample
 from tests.support.requests import HOST, nginx_headers, request
 from tests.support.stacks import PNG_MAGIC, StackFactory
 from tests.support.tokens import BOOKS_TOKEN, md5_signed
-
-pytestmark = pytest.mark.e2e
 
 BOOKS = md5_source("books", "/books/", {"k": BOOKS_TOKEN})
 PROBE_ID = "0123456789abcdef" * 2

@@ -4,7 +4,6 @@ process: it sets TZ on import) and by the scheme, through the real nginx and sid
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,10 +12,8 @@ from sidecar.schemes.base import KeyMaterial
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.scheme_contract import build_source, sign
-from tests.support.stacks import image_bytes, running_stack
+from tests.support.stacks import StackFactory, image_bytes
 from tests.unit.schemes.test_akamai_vectors import library_tokens
-
-pytestmark = pytest.mark.e2e
 
 KEY = "4f1c2a9e7b3d5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff"
 OLD_KEY = "0123456789ABCDEF0123456789ABCDEF"
@@ -24,12 +21,10 @@ FOREIGN = "ab" * 32
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    folder = tmp_path_factory.mktemp("akamai-e2e")
+def stack(shared_stacks: StackFactory) -> LocalStack:
     keys = {"edge-new": {"secret": KEY}, "edge-old": {"secret": OLD_KEY}}
     config = sidecar_config(source_toml("edge", "akamai", "/", keys), server={"clock_skew": 0})
-    with running_stack(folder, config) as running:
-        yield running
+    return shared_stacks(config)
 
 
 def library(key: str = KEY, expires_in: int = 300, **spec: object) -> str:

@@ -20,8 +20,6 @@ from tests.support.configs import cloudfront_source, sidecar_config
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.stacks import image_bytes, running_stack
 
-pytestmark = pytest.mark.e2e
-
 ORIGIN = "https://image.example.com"
 
 

@@ -1,4 +1,4 @@
-"""``cloudfront`` signed cookies end to end (SPEC §10): cookies built with botocore's
+"""``cloudfront`` signed cookies end to end (docs/cookies.md): cookies built with botocore's
 ``CloudFrontSigner`` as AWS documents them, and by the Node example, through the shipped
 nginx (which passes the client's ``Cookie`` to the sidecar) and the real sidecar."""
 
@@ -24,8 +24,6 @@ from tests.support.metrics import verifications_total
 from tests.support.paths import REPO
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.stacks import image_bytes, running_stack
-
-pytestmark = pytest.mark.e2e
 
 ORIGIN = "https://image.example.com"
 KEY_ID, OTHER_KEY_ID = "KBOOKSCOOKIE", "KSECRETCOOKIE"

@@ -1,4 +1,4 @@
-"""Signed cookies end to end (SPEC §10) for ``gcdn`` and ``akamai``: cookies made by the
+"""Signed cookies end to end (docs/cookies.md) for ``gcdn`` and ``akamai``: cookies made by the
 reference signers (Google's ``sign_cookie`` as its samples write it, ``akamai-edgeauth`` in
 a child process) sent through the real shipped nginx (its auth location passes the
 client's ``Cookie``) to the real sidecar, with the auth cache on."""
@@ -9,17 +9,14 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.requests import fetch, fetch_with_reason
-from tests.support.stacks import image_bytes, running_stack
+from tests.support.stacks import StackFactory, image_bytes
 from tests.unit.schemes.test_akamai_vectors import library_tokens
-
-pytestmark = pytest.mark.e2e
 
 ORIGIN = "https://image.example.com"
 GCDN_KEY = "N3yAAtXbJ8oKd1_qzR0v-w=="
@@ -33,8 +30,7 @@ def scheme(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, scheme: str) -> Iterator[LocalStack]:
-    folder = tmp_path_factory.mktemp(f"cookies-{scheme}")
+def stack(shared_stacks: StackFactory, scheme: str) -> LocalStack:
     if scheme == "gcdn":
         # A KeyName names one key of one source: the same key under another name.
         books = source_toml("books", "gcdn", "/books/", {"g1": {"secret": GCDN_KEY}},
@@ -46,9 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, scheme: str) -> Iterator[Loc
         books = source_toml("books", "akamai", "/books/", keys, accept_cookies=True)
         secret = source_toml("secret", "akamai", "/secret/", keys, accept_cookies=True)
     # The auth cache is on (cache_ttl 60 by default): a cookie allow must never reach it.
-    config = sidecar_config(books, secret, server={"clock_skew": 0, "cache_ttl": 60})
-    with running_stack(folder, config) as running:
-        yield running
+    return shared_stacks(sidecar_config(books, secret, server={"clock_skew": 0, "cache_ttl": 60}))
 
 
 def gcdn_cookie(prefix: str, expires: int, key_name: str = "g1") -> str:

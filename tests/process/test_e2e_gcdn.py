@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -18,9 +17,7 @@ from sidecar.devtools.demo import png
 from sidecar.devtools.local_stack import LocalStack
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.requests import fetch, fetch_with_reason
-from tests.support.stacks import image_bytes, running_stack
-
-pytestmark = pytest.mark.e2e
+from tests.support.stacks import StackFactory, image_bytes
 
 ORIGIN = "https://image.example.com"
 KEYS = {  # KeyName -> key as Google shows it (generated for these tests)
@@ -31,8 +28,7 @@ KEYS = {  # KeyName -> key as Google shows it (generated for these tests)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    folder = tmp_path_factory.mktemp("gcdn-e2e")
+def stack(shared_stacks: StackFactory) -> LocalStack:
     images = {name: {"secret": KEYS[name]} for name in ("gcdn-new", "gcdn-old")}
     reports = {"gcdn-reports": {"secret": KEYS["gcdn-reports"]}}
     config = sidecar_config(
@@ -40,12 +36,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         source_toml("greports", "gcdn", "/reports/", reports, public_origin=ORIGIN),
         server={"clock_skew": 0},
     )
-    with running_stack(folder, config) as running:
-        # A file a /books/ prefix must not open, though its name starts the same way.
-        other = running.images / "books-other" / "x.png"
-        other.parent.mkdir(parents=True, exist_ok=True)
-        other.write_bytes(png(11, 13, (200, 100, 0)))
-        yield running
+    running = shared_stacks(config)
+    # A file a /books/ prefix must not open, though its name starts the same way.
+    other = running.images / "books-other" / "x.png"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(png(11, 13, (200, 100, 0)))
+    return running
 
 
 def _signature(key_name: str, string: str) -> str:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,9 +16,7 @@ from sidecar.policy.signing import sign_request, sign_url
 from sidecar.schemes.base import Grant
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.requests import HOST, fetch, fetch_with_reason
-from tests.support.stacks import image_bytes, running_stack
-
-pytestmark = pytest.mark.e2e
+from tests.support.stacks import StackFactory, image_bytes
 
 ORIGIN = f"https://{HOST}"
 SECRET = "e2e-hmac-sha256-secret-8c2f41"
@@ -28,12 +25,10 @@ BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(shared_stacks: StackFactory) -> LocalStack:
     keys = {"2026-11": {"secret": SECRET}, "2026-05": {"secret": OLD_SECRET}}
     source = source_toml("acme", "hmac-sha256", "/secret/", keys, max_ttl=3600)
-    text = sidecar_config(source, server={"clock_skew": 0})
-    with running_stack(tmp_path_factory.mktemp("hmac-e2e"), text) as running:
-        yield running
+    return shared_stacks(sidecar_config(source, server={"clock_skew": 0}))
 
 
 def signed_uri(stack: LocalStack, url: str, expires_in: int = 300) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,9 +14,7 @@ from sidecar.policy.signing import sign_request, sign_url
 from sidecar.schemes.base import Grant
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.requests import HOST, fetch, fetch_with_reason
-from tests.support.stacks import image_bytes, running_stack
-
-pytestmark = pytest.mark.e2e
+from tests.support.stacks import StackFactory, image_bytes
 
 ORIGIN = f"https://{HOST}"
 TOKEN = "e2e-imgix-token-5b1d0c"
@@ -25,11 +22,10 @@ OLD_TOKEN = "e2e-imgix-older-token-77"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(shared_stacks: StackFactory) -> LocalStack:
     keys = {"new": {"secret": TOKEN}, "old": {"secret": OLD_TOKEN}}
     text = sidecar_config(source_toml("books", "imgix", "/books/", keys), server={"clock_skew": 0})
-    with running_stack(tmp_path_factory.mktemp("imgix-e2e"), text) as running:
-        yield running
+    return shared_stacks(text)
 
 
 def library_uri(path: str, params: dict[str, Any], token: str = TOKEN) -> str:

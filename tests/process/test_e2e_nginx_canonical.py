@@ -15,12 +15,10 @@ from tests.support.requests import HOST, fetch, fetch_with_reason, raw_exchange
 from tests.support.stacks import StackFactory, any_image_in, assert_denied
 from tests.support.tokens import BOOKS_TOKEN, SECRET_TOKEN, md5_signed
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
-def stack(module_stacks: StackFactory) -> LocalStack:
-    return module_stacks(MAIN_CONFIG)
+def stack(shared_stacks: StackFactory) -> LocalStack:
+    return shared_stacks(MAIN_CONFIG)
 
 
 # --- canonical URIs only ------------------------------------------------------------------

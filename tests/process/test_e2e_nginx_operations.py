@@ -4,9 +4,8 @@ rotated and a bad config reloaded, and what the logs and metrics hold."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
-
-import pytest
 
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.md5_sources import (
@@ -29,9 +28,6 @@ from tests.support.stacks import (
 )
 from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, SECRET_TOKEN, md5_signed, signature_of
 
-pytestmark = pytest.mark.e2e
-
-
 # --- stacks of their own: stop, reload, count ---------------------------------------------
 
 
@@ -45,6 +41,17 @@ def test_sidecar_down_fails_closed(fresh_stack: StackFactory) -> None:
     start_sidecar(stack)
     assert fetch(stack, uri) == (200, image_bytes(stack, "/books/x.png"))
     assert fetch(stack, "/public/x.png") == (200, image_bytes(stack, "/public/x.png"))
+
+
+def test_with_the_sidecar_down_nginx_logs_no_signed_url(fresh_stack: StackFactory) -> None:
+    stack = fresh_stack(MAIN_CONFIG)
+    stack.stop_sidecar()
+    uri = md5_signed("/books/x.png?w=1")
+    assert fetch(stack, uri)[0] == 500  # fails closed
+    signature = uri.rpartition("s=")[2]
+    time.sleep(0.2)  # nginx writes its log lines after it answers
+    for name in ("error.log", "access.log"):
+        assert signature not in (stack.folder / "nginx" / name).read_text(), name
 
 
 def test_key_rotation(fresh_stack: StackFactory) -> None:

@@ -29,9 +29,7 @@ from sidecar.devtools.local_stack import LocalStack, free_port, nginx_binary, wa
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.paths import REPO
 from tests.support.requests import HOST, fetch_with_reason, request, verify
-from tests.support.stacks import image_bytes, running_stack
-
-pytestmark = pytest.mark.e2e
+from tests.support.stacks import StackFactory, image_bytes
 
 VECTORS = REPO / "tests" / "unit" / "schemes" / "vectors" / "nginx_secure_link.json"
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
@@ -153,7 +151,7 @@ def oracle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Oracle]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(shared_stacks: StackFactory) -> LocalStack:
     def source(name: str, prefix: str, md5: str, keys: dict[str, str]) -> str:
         secrets: dict[str, dict[str, Any]] = {k: {"secret": v} for k, v in keys.items()}
         return source_toml(name, "nginx-secure-link", prefix, secrets,
@@ -165,8 +163,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         source("public", "/public/", HOST_MD5, {"host": HOST_KEY}),
         server={"clock_skew": 0},
     )
-    with running_stack(tmp_path_factory.mktemp("secure-link-stack"), config) as running:
-        yield running
+    return shared_stacks(config)
 
 
 def books_url(expires: int, secret: str = NEW, path: str = "/books/x.png", w: str = "640") -> str:

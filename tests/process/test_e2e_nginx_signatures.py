@@ -21,12 +21,10 @@ from tests.support.requests import fetch, fetch_with_reason
 from tests.support.stacks import StackFactory, assert_denied, image_bytes
 from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, SECRET_TOKEN, md5_signed
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
-def stack(module_stacks: StackFactory) -> LocalStack:
-    return module_stacks(MAIN_CONFIG)
+def stack(shared_stacks: StackFactory) -> LocalStack:
+    return shared_stacks(MAIN_CONFIG)
 
 
 # --- the documented reference value ------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,9 +22,7 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.signing import sign_url
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.requests import HOST, fetch, fetch_with_reason
-from tests.support.stacks import running_stack
-
-pytestmark = pytest.mark.e2e
+from tests.support.stacks import StackFactory
 
 ORIGIN = f"https://{HOST}"
 KEY = "e2e-thumbor-security-key-4c1f"
@@ -33,11 +30,9 @@ OLD_KEY = "e2e-thumbor-older-key-0a7"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(shared_stacks: StackFactory) -> LocalStack:
     keys = {"new": {"secret": KEY}, "old": {"secret": OLD_KEY}}
-    text = sidecar_config(source_toml("thumbs", "thumbor", "/thumbs/", keys))
-    with running_stack(tmp_path_factory.mktemp("thumbor-e2e"), text) as running:
-        yield running
+    return shared_stacks(sidecar_config(source_toml("thumbs", "thumbor", "/thumbs/", keys)))
 
 
 def library(key: str = KEY, **options: Any) -> str:

@@ -1,4 +1,4 @@
-"""Hostile hosts (SPEC §11): the host a request is routed on has one spelling, and a host
+"""Hostile hosts (docs/security.md): the host a request is routed on has one spelling, and a host
 that is not a valid ASCII host name is denied, never case-folded into another host.
 
 Each row is decided by the real sidecar process, as each proxy profile hands it the host;
@@ -17,8 +17,6 @@ from tests.support.metrics import verifications_total
 from tests.support.requests import HOST, raw_exchange, request
 from tests.support.stacks import StackFactory, any_image_in, image_bytes
 from tests.support.tokens import BOOKS_TOKEN, md5_signed
-
-pytestmark = pytest.mark.e2e
 
 TENANT_TOKEN = "tenant-t0ken-7b1d"
 

@@ -27,15 +27,13 @@ from tests.support.raw_http import (
 from tests.support.stacks import StackFactory
 from tests.support.tokens import md5_signed
 
-pytestmark = pytest.mark.e2e
-
 CASES = HostileCases()
 hostile = CASES.sent
 
 
 @pytest.fixture(scope="module")
-def stack(module_stacks: StackFactory) -> LocalStack:
-    return module_stacks(CONFIG, nginx=False)
+def stack(shared_stacks: StackFactory) -> LocalStack:
+    return shared_stacks(CONFIG, nginx=False)
 
 
 # --- connections: HTTP/1.0, keep-alive, pipelining ---------------------------------------

@@ -1,6 +1,7 @@
 """The verify listener's raw HTTP surface, request by request: stalled and trickling
 clients, malformed, truncated and oversized requests, and bytes that are not text never
-crash it, never wedge it, never allow unsigned.
+crash it, never wedge it, never allow unsigned. Malformed requests to the signing and
+metrics listeners are logged as JSON lines, and throttled.
 
 The stalling clients are left open first; the sweep test near the end checks that the
 listener dropped them (the tests in between give it the time to).
@@ -9,6 +10,7 @@ listener dropped them (the tests in between give it the time to).
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 import time
@@ -20,6 +22,8 @@ import pytest
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.runtime.http_reader import MAX_FIELD_SIZE
 from sidecar.runtime.verify_protocol import PARTIAL_REQUEST_TIMEOUT, SWEEP_INTERVAL
+from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.figures import record
 from tests.support.raw_http import (
     CONFIG,
     SIGNED,
@@ -32,18 +36,17 @@ from tests.support.raw_http import (
     foreign_log_lines,
     verify_request,
 )
+from tests.support.requests import raw_exchange, verify
 from tests.support.stacks import StackFactory
 from tests.support.tokens import BOOKS_TOKEN, md5_signed
-
-pytestmark = pytest.mark.e2e
 
 CASES = HostileCases()
 hostile = CASES.sent
 
 
 @pytest.fixture(scope="module")
-def stack(module_stacks: StackFactory) -> LocalStack:
-    return module_stacks(CONFIG, nginx=False)
+def stack(shared_stacks: StackFactory) -> LocalStack:
+    return shared_stacks(CONFIG, nginx=False)
 
 
 # --- clients that stall (first: the sweep test at the end checks they were dropped) ------
@@ -187,6 +190,11 @@ def test_12kb_original_uri_is_answered(stack: LocalStack) -> None:
     assert_still_serving(stack)
 
 
+def test_a_uri_longer_than_the_parser_reads_is_denied_not_400(stack: LocalStack) -> None:
+    reply = verify(stack, "/books/x.png?pad=" + "a" * 16_900)
+    assert (reply.status, reply.headers["x-signature-result"]) == (403, "non_canonical")
+
+
 # --- bytes that are not text ---------------------------------------------------------------
 
 NEVER_ALLOWED_URIS = {
@@ -245,7 +253,7 @@ def test_control_bytes_and_invalid_utf8_in_other_headers(stack: LocalStack, head
     hostile("control bytes and invalid UTF-8 in other headers", 2)
     name = header.partition(b":")[0] + b":"
     cases = [(UNSIGNED, {401, 400}), (SIGNED, {200, 401, 400})]
-    if name == b"X-Original-Host:":  # not a valid ASCII host name: denied (SPEC §11)
+    if name == b"X-Original-Host:":  # not a valid ASCII host name: denied (docs/security.md)
         cases = [(UNSIGNED, {403}), (SIGNED, {403})]
     for uri, allowed in cases:
         base = verify_request(uri).split(b"\r\n")
@@ -274,6 +282,44 @@ def test_stalled_clients_are_dropped_by_the_sweep(
         assert b"HTTP/" not in entry.client.buffer  # never an answer to a partial request
     assert kept == [], f"connections still open after {kept} s with an incomplete request"
     assert_still_serving(stack)
+
+
+# --- the signing and metrics listeners --------------------------------------------------------
+
+API_KEY = "malformed-api-key-" + "7" * 24
+MALFORMED_ELSEWHERE = [
+    b"GARBAGE\r\n\r\n",
+    b"GET / HTTP/9.9\r\n\r\n",
+    b"GET /public/team/x/signUrl HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+    b"GET /metrics HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /\x00 HTTP/1.1\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32) + b"\r\n\r\n",  # TLS hello
+]
+
+
+def test_malformed_requests_to_the_other_listeners_log_json_lines_only(
+    fresh_stack: StackFactory,
+) -> None:
+    signing = sidecar_config(
+        md5_source("books", "/books/", {"k": BOOKS_TOKEN}),
+        server={"clock_skew": 0},
+        signing={},
+        teams=[team_toml("books", "books", API_KEY)],
+    )
+    other = fresh_stack(signing, nginx=False)  # its own log: every line counted is ours
+    sent = 0
+    for _ in range(20):
+        for port in (other.signing_port, other.metrics_port):
+            for data in MALFORMED_ELSEWHERE:
+                raw_exchange(port, data)
+                sent += 1
+    time.sleep(0.2)
+    lines = (other.folder / "sidecar.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert not any("Traceback" in line for line in lines)
+    library = [r for r in records if r["event"] == "library_error"]
+    record("malformed requests sent to the signing and metrics listeners", sent)
+    assert len(library) < sent  # throttled: a flood of bad requests is not a flood of lines
 
 
 # --- last: the log, and the figures ------------------------------------------------------

@@ -15,8 +15,6 @@ from tests.support.configs import md5_source, sidecar_config, team_toml
 from tests.support.requests import verify
 from tests.support.stacks import StackFactory
 
-pytestmark = pytest.mark.e2e
-
 API_KEY = "v6-api-key-" + "3" * 30
 CONFIG = sidecar_config(
     md5_source("v6", "/books/", {"v6": "v6-token-0123456789"}, hosts=["[::1]"]),

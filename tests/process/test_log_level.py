@@ -9,14 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from sidecar.devtools.local_stack import free_port, wait_for_http
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.requests import request
 from tests.support.tokens import BOOKS_TOKEN
-
-pytestmark = pytest.mark.e2e
 
 
 def test_warning_level_keeps_warnings_and_drops_start_and_denials(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,10 +16,8 @@ from tests.support.configs import sidecar_config, source_toml
 from tests.support.paths import REPO
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.scheme_contract import build_source, parse, sign
-from tests.support.stacks import image_bytes, running_stack
+from tests.support.stacks import StackFactory, image_bytes
 from tests.unit.schemes.test_akamai_vectors import library_tokens
-
-pytestmark = pytest.mark.e2e
 
 CLI = REPO / "examples" / "node" / "cli.mjs"
 ORIGIN = "https://image.example.com"
@@ -43,14 +40,12 @@ def node_signed(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    folder = tmp_path_factory.mktemp("node-akamai")
+def stack(shared_stacks: StackFactory) -> LocalStack:
     config = sidecar_config(
         source_toml("edge", "akamai", "/books/", {"node-key": {"secret": KEY}}),
         server={"clock_skew": 0},
     )
-    with running_stack(folder, config) as running:
-        yield running
+    return shared_stacks(config)
 
 
 @pytest.mark.parametrize(

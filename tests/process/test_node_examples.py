@@ -20,8 +20,6 @@ from tests.support.paths import REPO
 from tests.support.requests import fetch
 from tests.support.stacks import image_bytes, running_stack
 
-pytestmark = pytest.mark.e2e
-
 CLI = REPO / "examples" / "node" / "cli.mjs"
 ORIGIN = "https://image.example.com"
 TOKEN = "node-example-token-0123456789"

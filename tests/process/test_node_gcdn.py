@@ -7,8 +7,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +17,7 @@ from tests.support.configs import sidecar_config, source_toml
 from tests.support.paths import REPO
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.scheme_contract import build_source, sign
-from tests.support.stacks import image_bytes, running_stack
-
-pytestmark = pytest.mark.e2e
+from tests.support.stacks import StackFactory, image_bytes
 
 CLI = REPO / "examples" / "node" / "cli.mjs"
 VECTORS: list[dict[str, Any]] = json.loads(
@@ -46,15 +42,13 @@ def node_signed(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    folder: Path = tmp_path_factory.mktemp("node-gcdn")
+def stack(shared_stacks: StackFactory) -> LocalStack:
     keys = {KEY_NAME: {"secret": KEY}}
     config = sidecar_config(
         source_toml("gbooks", "gcdn", "/books/", keys, public_origin=ORIGIN),
         server={"clock_skew": 0},
     )
-    with running_stack(folder, config) as running:
-        yield running
+    return shared_stacks(config)
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda v: str(v["description"]).replace(" ", "-"))

@@ -22,8 +22,6 @@ from tests.support.paths import REPO
 from tests.support.requests import HOST, fetch, fetch_with_reason
 from tests.support.stacks import image_bytes, running_stack
 
-pytestmark = pytest.mark.e2e
-
 CLI = REPO / "examples" / "node" / "cli.mjs"
 ORIGIN = f"https://{HOST}"
 TOKEN = "node-imgix-token-3e9a"

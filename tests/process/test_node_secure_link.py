@@ -22,8 +22,6 @@ from tests.support.requests import fetch_with_reason
 from tests.support.scheme_contract import build_source, sign
 from tests.support.stacks import image_bytes, running_stack
 
-pytestmark = pytest.mark.e2e
-
 CLI = REPO / "examples" / "node" / "cli.mjs"
 SECRET = "node-secure-link-secret-0123456789"
 

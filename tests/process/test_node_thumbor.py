@@ -21,8 +21,6 @@ from tests.support.paths import REPO
 from tests.support.requests import fetch_with_reason
 from tests.support.stacks import running_stack
 
-pytestmark = pytest.mark.e2e
-
 CLI = REPO / "examples" / "node" / "cli.mjs"
 KEY = "node-thumbor-security-key-51d"
 OPTIONS: tuple[dict[str, Any], ...] = (

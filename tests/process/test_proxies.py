@@ -17,15 +17,13 @@ from tests.support.configs import md5_source, sidecar_config
 from tests.support.requests import request
 from tests.support.stacks import running_stack
 
-pytestmark = pytest.mark.e2e
-
 TOKEN = "proxy-profile-token"
 SIGNED = "/books/x.png?w=1&s=" + hashlib.md5(f"/books/x.png?w=1{TOKEN}".encode()).hexdigest()
 UNSIGNED = "/books/x.png?w=1"
 
 
 def config(proxy: str) -> str:
-    # ingress-nginx only learns the client's own Host header: no hosts with it (SPEC §11).
+    # ingress-nginx only learns the client's own Host header: no hosts with it (docs/security.md).
     hosts = {} if proxy in CLIENT_CHOSEN_HOST else {"hosts": ["image.example.com"]}
     return sidecar_config(
         md5_source("books", "/books/", {"k": TOKEN}, **hosts),

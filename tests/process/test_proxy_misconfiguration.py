@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.metrics import sample
 from tests.support.requests import request
 from tests.support.stacks import StackFactory
 from tests.support.tokens import BOOKS_TOKEN, md5_signed
-
-pytestmark = pytest.mark.e2e
 
 
 def test_traefik_headers_sent_to_an_nginx_profile_are_named(fresh_stack: StackFactory) -> None:

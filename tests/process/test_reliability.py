@@ -27,8 +27,6 @@ from tests.support.requests import fetch
 from tests.support.stacks import image_bytes, running_stack, start_sidecar
 from tests.support.tokens import md5_signed
 
-pytestmark = pytest.mark.e2e
-
 OLD_TOKEN = "reliability-old-token-0123456789"
 NEW_TOKEN = "reliability-new-token-9876543210"
 IMAGE = "/books/x.png"

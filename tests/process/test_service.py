@@ -11,6 +11,7 @@ import hashlib
 import math
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from sidecar.devtools.local_stack import LocalStack
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.metrics import metrics_text, sample, samples
 from tests.support.requests import HOST, Reply, raw_exchange, request, verify
-from tests.support.stacks import StackFactory
+from tests.support.stacks import StackFactory, write_test_images
 from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, SECRET_TOKEN, md5_signed
 
 TOKENS = (BOOKS_TOKEN, SECRET_TOKEN, REPORT_TOKEN)
@@ -37,8 +38,8 @@ CONFIG = sidecar_config(
 
 
 @pytest.fixture(scope="module")
-def stack(module_stacks: StackFactory) -> LocalStack:
-    return module_stacks(CONFIG, nginx=False)
+def stack(shared_stacks: StackFactory) -> LocalStack:
+    return shared_stacks(CONFIG, nginx=False)
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +251,35 @@ def test_metrics_served_on_metrics_listen(stack: LocalStack) -> None:
     text = metrics_text(stack)
     for secret in TOKENS:
         assert secret not in text
+
+
+def test_metrics_on_the_verify_listener_are_rendered_off_the_loop(tmp_path: Path) -> None:
+    # metrics_listen may equal listen: the scrape is then answered by the verify protocol,
+    # rendered in the offload pool, and its connection closed (nothing pipelined behind a
+    # scrape waits for it).
+    write_test_images(tmp_path / "images")
+    one = LocalStack(tmp_path / "stack", "", tmp_path / "images")
+    one.folder.mkdir()
+    address = f"127.0.0.1:{one.sidecar_port}"
+    one.config_path.write_text(
+        sidecar_config(
+            md5_source("books", "/books/", {"k": BOOKS_TOKEN}),
+            server={"listen": address, "metrics_listen": address},
+        )
+    )
+    try:
+        one.start_sidecar()
+        assert verify(one, md5_signed("/books/x.png")).status == 200
+        answer = raw_exchange(
+            one.sidecar_port,
+            b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"Connection: close" in head
+        assert b'signed_url_verifications_total{decision="allow"' in body
+        assert answer.count(b"HTTP/1.1 ") == 1  # the pipelined /healthz was not answered
+        head_only = raw_exchange(one.sidecar_port, b"HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert head_only.startswith(b"HTTP/1.1 200 ") and head_only.endswith(b"\r\n\r\n")
+        assert verify(one, md5_signed("/books/x.png")).status == 200
+    finally:
+        one.stop()

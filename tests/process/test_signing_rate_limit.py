@@ -22,8 +22,6 @@ from tests.support.configs import md5_source, sidecar_config, team_toml
 from tests.support.metrics import sample
 from tests.support.stacks import running_stack
 
-pytestmark = pytest.mark.e2e
-
 KEY, SECOND_KEY, OTHER_KEY = "k-" + "a" * 40, "k-" + "b" * 40, "k-" + "c" * 40
 RATE = 1  # a second, so bursts of 2
 BOOKS = md5_source("books", "/books/", {"k": "books-token-0123456789"})

@@ -16,15 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from sidecar.runtime import workers
 from tests.support.configs import TomlValue, md5_source, sidecar_config
 from tests.support.metrics import sample
 from tests.support.stacks import running_stack
 from tests.support.tokens import BOOKS_TOKEN
-
-pytestmark = pytest.mark.e2e
 
 BOOKS = md5_source("books", "/books/", {"k": BOOKS_TOKEN})
 RESTARTS = "signed_url_worker_restarts_total"

@@ -31,8 +31,6 @@ from tests.support.console import (
 from tests.support.requests import verify
 from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, md5_signed
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:

@@ -23,7 +23,6 @@ from tests.support.console import (
 from tests.support.requests import request, verify
 from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
-pytestmark = pytest.mark.e2e
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

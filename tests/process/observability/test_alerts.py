@@ -7,14 +7,9 @@ import re
 import subprocess
 from typing import Any
 
-import pytest
-
 from tests.support.observed_run import Run
 from tests.support.paths import REPO
 from tests.support.prometheus import PROMTOOL, RULES, RULES_TEST, Prometheus, active_alerts
-
-pytestmark = pytest.mark.e2e
-
 
 _THRESHOLD = re.compile(r"\s*(?:==|!=|>=|<=|>|<)\s*(?:bool\s+)?-?\d+(?:\.\d+)?(?:e[+-]?\d+)?\b")
 

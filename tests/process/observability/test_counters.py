@@ -5,14 +5,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import pytest
-
 import sidecar
 from tests.support.observed_run import Run
 from tests.support.observed_traffic import VERIFICATIONS
 from tests.support.prometheus import JOB, by
-
-pytestmark = pytest.mark.e2e
 
 
 def test_verification_counters_equal_what_was_sent(run: Run) -> None:

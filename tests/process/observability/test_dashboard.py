@@ -8,14 +8,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import sidecar
 from tests.support.observed_run import Run
 from tests.support.observed_traffic import VERIFICATIONS
 from tests.support.prometheus import DASHBOARD, JOB, by
-
-pytestmark = pytest.mark.e2e
 
 
 def dashboard_targets() -> list[tuple[str, dict[str, Any]]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
-
 from tests.support.logs import log_events
 from tests.support.metrics import metrics_text
 from tests.support.observed_run import Run
@@ -18,8 +16,6 @@ from tests.support.observed_traffic import (
     WRONG_API_KEY,
 )
 from tests.support.prometheus import JOB
-
-pytestmark = pytest.mark.e2e
 
 
 def test_no_log_line_or_label_carries_a_secret(run: Run) -> None:

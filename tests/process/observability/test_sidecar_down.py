@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support.observed_run import Run
 from tests.support.prometheus import active_alerts
-
-pytestmark = pytest.mark.e2e
 
 
 def test_a_stopped_sidecar_raises_the_down_alert(run: Run) -> None:

@@ -6,15 +6,12 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.logs import log_events, wait_for_events
 from tests.support.metrics import metrics_text
 from tests.support.observed_traffic import CONFIG, VERIFICATIONS, Traffic, direct, direct_plan
 from tests.support.stacks import running_stack
-
-pytestmark = pytest.mark.e2e
 
 
 def test_a_replaced_worker_keeps_the_counts_and_leaves_no_series_behind(tmp_path: Path) -> None:
