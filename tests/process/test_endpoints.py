@@ -13,17 +13,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.conftest import (
-    BOOKS_TOKEN,
-    Reply,
-    StackFactory,
-    md5_signed,
-    md5_source,
-    request,
-    sidecar_config,
-    verify,
-    write_test_images,
-)
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.requests import Reply, request, verify
+from tests.support.stacks import StackFactory, write_test_images
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 SOURCES = md5_source("books", "/books/", {"k1": BOOKS_TOKEN})
 PLAIN = ("text/plain", "no-store")

@@ -24,7 +24,7 @@ import sidecar
 from sidecar import build
 from sidecar.cli import main
 from sidecar.errors import SidecarError, UsageError
-from tests.conftest import md5_source, sidecar_config, source_toml
+from tests.support.configs import md5_source, sidecar_config, source_toml
 
 REFERENCE = "/books/database-internals.jpg?w=400&h=600&fit=crop"
 REFERENCE_SIGNATURE = "7d0d58f62c945d0ca08269205228bbe7"

@@ -20,7 +20,7 @@ from sidecar.policy.settings import SourceSettings
 from sidecar.runtime.endpoints import accepts_gzip
 from sidecar.runtime.tally import DURATION_BUCKETS, Counts, LocalTally, SharedTally
 from sidecar.runtime.workers import MULTIPROCESS_ENV
-from tests.conftest import md5_source, sidecar_config
+from tests.support.configs import md5_source, sidecar_config
 
 
 def books(tmp_path: Path) -> SourceSettings:

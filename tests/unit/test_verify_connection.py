@@ -13,7 +13,7 @@ from sidecar import config
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import create_state
 from sidecar.runtime.verify_protocol import VerifyProtocol, VerifyServer
-from tests.conftest import ONE_SOURCE_CONFIG
+from tests.support.configs import ONE_SOURCE_CONFIG
 
 CONFIG = ONE_SOURCE_CONFIG
 
