@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import http.client
 import secrets
-import sys
 import urllib.parse
 from typing import Any
 
 import orjson
 
+from sidecar.errors import UsageError
 from sidecar.runtime.probes import PROBE_COOKIE, PROBE_PATH
 
-EXIT_HEALTHY, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_HEALTHY, EXIT_PROBLEM = 0, 1
 # Several workers share the verify port: the record sits in whichever served the probe,
 # and each new connection may reach another (1 in 65,536 to miss with 2 workers).
 FETCH_ATTEMPTS = 16
@@ -33,8 +33,7 @@ def run(url: str, sidecar: str, *, host: str | None = None, timeout: float = 5.0
     target, verify = urllib.parse.urlsplit(url), urllib.parse.urlsplit(sidecar)
     for name, parts in (("--url", target), ("--sidecar", verify)):
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            print(f"{name} must be an http:// or https:// URL", file=sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(f"{name} must be an http:// or https:// URL")
     probe_id = secrets.token_hex(16)
     shown = f"{target.scheme}://{target.netloc}{target.path or '/'}"
     print(f"probe {probe_id}: GET {shown}{' (query not shown)' if target.query else ''}")

@@ -510,3 +510,16 @@ def test_python_dash_m_sidecar_runs(config_file: str, tmp_path: Path) -> None:
     usage = run_process(*module, "serve", "-c", config_file, "--workers", "0", cwd=tmp_path)
     assert (usage.returncode, usage.stderr) == (
         2, "sidecar: error: --workers must be between 1 and 64\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "sidecar", "named"),
+    [("ftp://image.example.com/a.png", "http://127.0.0.1:9", "--url"),
+     ("http://image.example.com/a.png", "127.0.0.1:9", "--sidecar")],
+)  # fmt: skip
+def test_doctor_refuses_a_url_that_is_not_http_as_a_usage_error(
+    cli: Cli, url: str, sidecar: str, named: str
+) -> None:
+    result = cli("doctor", "--url", url, "--sidecar", sidecar)
+    expected = f"sidecar: error: {named} must be an http:// or https:// URL\n"
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", expected)
