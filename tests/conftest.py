@@ -70,16 +70,24 @@ def runs_once(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(name) for name in ("installs", "build_independent"))
 
 
+POOLS: list[StackPool] = []  # the session's pool, for the summary
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if FIGURES:
         terminalreporter.section("reliability figures")
         for name, value in sorted(FIGURES.items()):
             terminalreporter.write_line(f"{name}: {value:,}")
+    for pool in POOLS:
+        terminalreporter.write_line(
+            f"shared stacks: {pool.started} started for {len(pool.asked)} module requests"
+        )
 
 
 @pytest.fixture(scope="session")
 def stack_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPool]:
     pool = StackPool(lambda: tmp_path_factory.mktemp("shared-stack"))
+    POOLS.append(pool)
     try:
         yield pool
     finally:

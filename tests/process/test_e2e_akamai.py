@@ -10,10 +10,10 @@ import pytest
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes.base import KeyMaterial
 from tests.support.configs import sidecar_config, source_toml
+from tests.support.reference_signers import library_tokens
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.scheme_contract import build_source, sign
 from tests.support.stacks import StackFactory, image_bytes
-from tests.unit.schemes.test_akamai_vectors import library_tokens
 
 KEY = "4f1c2a9e7b3d5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff"
 OLD_KEY = "0123456789ABCDEF0123456789ABCDEF"

@@ -14,9 +14,9 @@ import pytest
 
 from sidecar.devtools.local_stack import LocalStack
 from tests.support.configs import sidecar_config, source_toml
+from tests.support.reference_signers import library_tokens
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.stacks import StackFactory, image_bytes
-from tests.unit.schemes.test_akamai_vectors import library_tokens
 
 ORIGIN = "https://image.example.com"
 GCDN_KEY = "N3yAAtXbJ8oKd1_qzR0v-w=="

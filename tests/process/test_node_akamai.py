@@ -14,10 +14,10 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.schemes.base import KeyMaterial
 from tests.support.configs import sidecar_config, source_toml
 from tests.support.paths import REPO
+from tests.support.reference_signers import library_tokens
 from tests.support.requests import fetch, fetch_with_reason
 from tests.support.scheme_contract import build_source, parse, sign
 from tests.support.stacks import StackFactory, image_bytes
-from tests.unit.schemes.test_akamai_vectors import library_tokens
 
 CLI = REPO / "examples" / "node" / "cli.mjs"
 ORIGIN = "https://image.example.com"

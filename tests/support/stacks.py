@@ -113,10 +113,12 @@ class StackPool:
         self._new_folder = new_folder
         self._kept = kept
         self._running: dict[tuple[str, bool], tuple[LocalStack, ExitStack, str]] = {}
-        self.started = 0  # how many stacks the pool started: what sharing saved shows here
+        self.started = 0  # stacks the pool started ...
+        self.asked: set[tuple[str, str, bool]] = set()  # ... for these (module, config) asks
 
     def get(self, config_text: str, *, nginx: bool = True, user: str) -> LocalStack:
         key = (config_text, nginx)
+        self.asked.add((user, *key))
         found = self._running.pop(key, None)
         if found is None:
             owner = ExitStack()

@@ -6,7 +6,7 @@ import pytest
 
 from sidecar import config
 from sidecar.policy.decide import Decider
-from tests.unit.schemes._cloudfront_support import POLICY_CONFIG, pair
+from tests.support.cloudfront import POLICY_CONFIG, pair
 
 
 @pytest.fixture(scope="module")

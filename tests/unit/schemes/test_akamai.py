@@ -20,7 +20,8 @@ from sidecar.core.verdict import Reason
 from sidecar.errors import ConfigError, SchemeError
 from sidecar.schemes.akamai import escape, parse_token
 from sidecar.schemes.base import KeyKind, KeyMaterial, SourceKey, SourceScheme
-from tests.conftest import sidecar_config, source_toml
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.reference_signers import library_tokens
 from tests.support.scheme_contract import (
     NOW,
     Presented,
@@ -31,7 +32,6 @@ from tests.support.scheme_contract import (
     sign,
     verify,
 )
-from tests.unit.schemes.test_akamai_vectors import library_tokens
 
 KEY = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 

@@ -18,6 +18,7 @@ from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
 from sidecar.policy.signing import sign_request
 from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
+from tests.support.reference_signers import library_tokens
 from tests.support.scheme_contract import (
     NOW,
     Carrier,
@@ -26,7 +27,6 @@ from tests.support.scheme_contract import (
     build_source,
     verify,
 )
-from tests.unit.schemes.test_akamai_vectors import library_tokens
 
 KEY = "4f1c2a9e7b3d5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff"
 FILE = "/books/database-internals.jpg"

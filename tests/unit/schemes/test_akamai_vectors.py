@@ -3,14 +3,13 @@
 regenerated here by the library, verified and re-signed by the scheme.
 
 ``akamai.edgeauth`` sets ``os.environ["TZ"] = "GMT"`` when imported: it is only ever
-imported in a child process (``library_tokens``), so it cannot change this one.
+imported in a child process (``library_tokens``, tests/support/reference_signers.py), so
+it cannot change this one.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,45 +17,13 @@ import pytest
 
 from sidecar.core.verdict import Reason
 from sidecar.schemes.base import KeyMaterial, SourceScheme
+from tests.support.reference_signers import library_tokens
 from tests.support.scheme_contract import build_source, parse, sign, verify
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "akamai.json").read_text("utf-8")
 )
 SETTINGS = ("algorithm", "salt", "escape_early", "field_delimiter", "acl_delimiter", "token_name")
-_LIBRARY_OPTIONS = ("algorithm", "salt", "ip", "payload", "session_id", "start_time",
-                    "field_delimiter", "acl_delimiter", "escape_early", "token_name")  # fmt: skip
-
-# Runs in a child process: reads a JSON list of token specs, prints the library's tokens.
-_GENERATOR = f"""
-import json, sys
-from akamai.edgeauth import EdgeAuth
-tokens = []
-for spec in json.load(sys.stdin):
-    options = {{name: spec[name] for name in {_LIBRARY_OPTIONS!r} if name in spec}}
-    auth = EdgeAuth(key=spec["key"], end_time=spec["expires"], **options)
-    if "acl" in spec:
-        tokens.append(auth.generate_acl_token(spec["acl"]))
-    else:
-        tokens.append(auth.generate_url_token(spec["url"]))
-json.dump(tokens, sys.stdout)
-"""
-
-
-def library_tokens(specs: list[dict[str, Any]]) -> list[str]:
-    """The tokens ``akamai-edgeauth`` makes for ``specs`` (keys: ``key``, ``expires``,
-    ``acl`` (a list) or ``url``, and EdgeAuth's own option names), in a child process."""
-    result = subprocess.run(
-        [sys.executable, "-c", _GENERATOR],
-        input=json.dumps(specs),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    tokens: list[str] = json.loads(result.stdout)
-    assert len(tokens) == len(specs)
-    return tokens
 
 
 def source_for(vector: dict[str, Any], key: str | None = None) -> SourceScheme:

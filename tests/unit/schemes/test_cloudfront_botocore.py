@@ -12,8 +12,7 @@ from sidecar.core import canonical
 from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.schemes.cloudfront import b64decode, b64encode
-from tests.support.scheme_contract import NOW
-from tests.unit.schemes._cloudfront_support import (
+from tests.support.cloudfront import (
     CLIENT_IP,
     KEY_IDS,
     ORIGIN,
@@ -25,6 +24,7 @@ from tests.unit.schemes._cloudfront_support import (
     param,
     with_param,
 )
+from tests.support.scheme_contract import NOW
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -10,8 +10,8 @@ from sidecar.policy.decide import Decider
 from sidecar.policy.settings import SourceSettings
 from sidecar.schemes.cloudfront import CloudFrontSource
 from sidecar.schemes.signature_cache import VerifiedSignatures
+from tests.support.cloudfront import canned, custom, decide, param, with_param
 from tests.support.scheme_contract import NOW
-from tests.unit.schemes._cloudfront_support import canned, custom, decide, param, with_param
 
 
 def remembered(policy: Decider) -> int:

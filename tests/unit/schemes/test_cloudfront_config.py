@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from sidecar import config
-from tests.conftest import cloudfront_source, sidecar_config
-from tests.unit.schemes._cloudfront_support import ORIGIN, pair
+from tests.support.cloudfront import ORIGIN, pair
+from tests.support.configs import cloudfront_source, sidecar_config
 
 
 def _cloudfront_config(

@@ -8,8 +8,8 @@ from typing import ClassVar
 
 from sidecar.schemes.base import KeyMaterial, SourceScheme
 from sidecar.schemes.cloudfront import b64decode, b64encode
+from tests.support.cloudfront import ORIGIN, material
 from tests.support.scheme_contract import LIFETIME, NOW, Presented, SchemeContract
-from tests.unit.schemes._cloudfront_support import ORIGIN, material
 
 
 class _CloudFrontContract(SchemeContract):

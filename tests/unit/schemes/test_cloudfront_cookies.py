@@ -22,15 +22,7 @@ from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.policy.signing import sign_request
 from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
 from sidecar.schemes.cloudfront import b64decode, b64encode
-from tests.conftest import cloudfront_source, sidecar_config
-from tests.support.scheme_contract import (
-    NOW,
-    Carrier,
-    SchemeContract,
-    build_source,
-    verify,
-)
-from tests.unit.schemes._cloudfront_support import (
+from tests.support.cloudfront import (
     CLIENT_IP,
     KEY_IDS,
     ORIGIN,
@@ -39,6 +31,14 @@ from tests.unit.schemes._cloudfront_support import (
     material,
     pair,
     when,
+)
+from tests.support.configs import cloudfront_source, sidecar_config
+from tests.support.scheme_contract import (
+    NOW,
+    Carrier,
+    SchemeContract,
+    build_source,
+    verify,
 )
 
 SETTINGS = {"public_origin": ORIGIN, "accept_cookies": True}

@@ -17,8 +17,7 @@ from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider
 from sidecar.schemes import cloudfront_policy as policies
 from sidecar.schemes.cloudfront import b64encode
-from tests.support.scheme_contract import NOW
-from tests.unit.schemes._cloudfront_support import (
+from tests.support.cloudfront import (
     KEY_IDS,
     ORIGIN,
     custom,
@@ -27,6 +26,7 @@ from tests.unit.schemes._cloudfront_support import (
     param,
     with_param,
 )
+from tests.support.scheme_contract import NOW
 
 
 @pytest.mark.parametrize(

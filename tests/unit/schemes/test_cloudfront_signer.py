@@ -18,8 +18,8 @@ from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.policy.signing import sign_url
 from sidecar.schemes.cloudfront import b64decode, b64encode
 from sidecar.schemes.cloudfront_keys import new_key_pair
+from tests.support.cloudfront import ORIGIN, PATHS, canned, custom, decide
 from tests.support.scheme_contract import NOW, sign
-from tests.unit.schemes._cloudfront_support import ORIGIN, PATHS, canned, custom, decide
 
 
 @pytest.mark.parametrize("path", PATHS)

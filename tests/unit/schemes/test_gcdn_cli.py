@@ -16,8 +16,8 @@ from sidecar.cli import main
 from sidecar.errors import ConfigError, SigningError
 from sidecar.policy import signing
 from sidecar.schemes.base import Grant
-from tests.conftest import sidecar_config, source_toml
-from tests.unit.schemes.test_gcdn_vectors import openssl_hmac_sha1
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.reference_signers import openssl_hmac_sha1
 
 ORIGIN = "https://image.example.com"
 KEY_TEXT = "nZtRohdNF9m3cKM24IcK4w=="  # Google's sample key (published, not a secret)

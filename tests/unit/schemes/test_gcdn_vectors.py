@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +12,12 @@ import pytest
 
 from sidecar.core.verdict import Reason
 from sidecar.schemes.base import KeyMaterial, SourceScheme
+from tests.support.reference_signers import openssl_hmac_sha1
 from tests.support.scheme_contract import build_source, request_uri, sign, verify
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "gcdn.json").read_text("utf-8")
 )
-
-
-def openssl_hmac_sha1(key: bytes, data: bytes) -> bytes:
-    binary = shutil.which("openssl")
-    assert binary is not None, "openssl is required"
-    result = subprocess.run(
-        [binary, "dgst", "-sha1", "-mac", "HMAC", "-macopt", f"hexkey:{key.hex()}", "-binary"],
-        input=data,
-        capture_output=True,
-        timeout=30,
-        check=True,
-    )
-    return result.stdout
 
 
 def source_for(vector: dict[str, Any], key: str | None = None) -> SourceScheme:

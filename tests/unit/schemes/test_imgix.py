@@ -15,7 +15,7 @@ from sidecar import cli, schemes
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
 from sidecar.schemes.base import KeyMaterial, SourceScheme
-from tests.conftest import sidecar_config, source_toml
+from tests.support.configs import sidecar_config, source_toml
 from tests.support.scheme_contract import SchemeContract, build_source, request_uri, sign
 from tests.support.scheme_contract import verify as verify_verdict
 

@@ -15,7 +15,7 @@ from sidecar import config
 from sidecar.cli import main
 from sidecar.errors import ConfigError
 from sidecar.policy.signing import sign_url
-from tests.conftest import sidecar_config, source_toml
+from tests.support.configs import sidecar_config, source_toml
 
 ORIGIN = "https://image.example.com"
 KEY = "cli-thumbor-security-key-9f2"

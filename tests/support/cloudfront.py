@@ -1,4 +1,4 @@
-"""What the ``test_cloudfront_*`` modules share: key pairs made once per run, botocore's real
+"""What the ``test_cloudfront_*`` scheme modules share: key pairs made once per run, botocore's real
 CloudFrontSigner (canned and custom policies), and the decision for a signed URL."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from sidecar.core.verdict import Reason
 from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.schemes import cloudfront_keys as keys
 from sidecar.schemes.base import KeyMaterial
-from tests.conftest import cloudfront_source, sidecar_config
+from tests.support.configs import cloudfront_source, sidecar_config
 from tests.support.scheme_contract import NOW
 
 ORIGIN = "https://cdn.example.com"
