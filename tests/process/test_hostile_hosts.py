@@ -7,8 +7,6 @@ the rows marked for nginx also go through the real nginx with the shipped config
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
@@ -58,9 +56,9 @@ HOSTS = [
 
 
 @pytest.fixture(scope="module")
-def stacks(module_stacks: StackFactory) -> Iterator[dict[str, LocalStack]]:
-    yield {
-        proxy: module_stacks(config(proxy), nginx=proxy == "nginx")
+def stacks(shared_stacks: StackFactory) -> dict[str, LocalStack]:
+    return {
+        proxy: shared_stacks(config(proxy), nginx=proxy == "nginx")
         for proxy in ("nginx", "traefik", "envoy")
     }
 

@@ -6,7 +6,6 @@ Driven against the real sidecar process over loopback, with the headers each pro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import pytest
@@ -15,7 +14,7 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, EXTRACTORS
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.requests import request
-from tests.support.stacks import running_stack
+from tests.support.stacks import StackFactory
 
 TOKEN = "proxy-profile-token"
 SIGNED = "/books/x.png?w=1&s=" + hashlib.md5(f"/books/x.png?w=1{TOKEN}".encode()).hexdigest()
@@ -69,13 +68,9 @@ class Proxied(NamedTuple):
 
 
 @pytest.fixture(scope="module", params=sorted(EXTRACTORS))
-def proxied(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Proxied]:
+def proxied(request: pytest.FixtureRequest, shared_stacks: StackFactory) -> Proxied:
     profile: str = request.param
-    folder = tmp_path_factory.mktemp(f"proxy-{profile}")
-    with running_stack(folder, config(profile), nginx=False) as running:
-        yield Proxied(running, profile)
+    return Proxied(shared_stacks(config(profile), nginx=False), profile)
 
 
 def verify(
