@@ -130,33 +130,3 @@ def fresh_stack(tmp_path: Path) -> Iterator[StackFactory]:
             return stacks.enter_context(running_stack(folder, config_text, nginx=nginx))
 
         yield start
-
-
-# --- old import paths, until the modules still using them import from tests/support ----------
-from tests.support.configs import (  # noqa: E402
-    ONE_SOURCE_CONFIG,
-    cloudfront_source,
-    md5_source,
-    sidecar_config,
-    source_toml,
-)
-from tests.support.paths import REPO  # noqa: E402
-from tests.support.requests import Reply, request, verify  # noqa: E402
-from tests.support.stacks import write_test_images  # noqa: E402
-from tests.support.tokens import BOOKS_TOKEN, md5_signed  # noqa: E402
-
-__all__ = [
-    "BOOKS_TOKEN",
-    "ONE_SOURCE_CONFIG",
-    "REPO",
-    "Reply",
-    "StackFactory",
-    "cloudfront_source",
-    "md5_signed",
-    "md5_source",
-    "request",
-    "sidecar_config",
-    "source_toml",
-    "verify",
-    "write_test_images",
-]
