@@ -22,11 +22,11 @@ from selenium.webdriver.remote.webelement import WebElement
 from sidecar import schemes
 from sidecar.devtools.local_stack import LocalStack, free_port
 from tests.support.configs import md5_source, sidecar_config, source_toml
+from tests.support.paths import REPO
 from tests.support.stacks import running_stack
 from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN
 
 T = TypeVar("T")
-REPO = Path(__file__).resolve().parents[3]
 SCREENSHOTS = REPO / "docs" / "console"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ADMIN_KEY = "console-admin-key-for-tests-5b1e0c"

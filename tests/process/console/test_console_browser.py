@@ -5,8 +5,8 @@ move; a wrong key sees nothing. Each page is photographed into docs/console/."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -17,6 +17,7 @@ from sidecar.runtime.console.session import key_label
 from tests.support.console import (
     ADMIN_KEY,
     CLOUDFRONT_KEY_ID,
+    SCREENSHOTS,
     SOURCE_NAMES,
     Console,
     chromium,
@@ -30,6 +31,8 @@ from tests.support.console import (
 )
 from tests.support.requests import verify
 from tests.support.tokens import BOOKS_TOKEN, REPORT_TOKEN, md5_signed
+
+IMPORTED = time.time()  # before any test of this module ran
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +194,9 @@ def _sha256(text: str) -> bytes:
 
 
 def test_screenshots_were_written() -> None:
-    # Runs last in this module: every page above left its picture.
-    folder = Path(__file__).resolve().parents[3] / "docs" / "console"
+    # Runs last in this module: every page above left its picture, in this run.
     for name in ("login-wrong-key", "sources", "show-token", "playground-ok",
                  "playground-tampered", "live", "report"):  # fmt: skip
-        assert (folder / f"{name}.png").stat().st_size > 5000, name
+        picture = (SCREENSHOTS / f"{name}.png").stat()
+        assert picture.st_size > 5000, name
+        assert picture.st_mtime >= IMPORTED, f"{name}.png was not written by this run"
