@@ -313,7 +313,7 @@ def write_rsa_4096(folder: Path) -> str:
 
 def heavy_signing_config(key_name: str) -> str:
     """md5-token images, and a cloudfront source whose 4096-bit key signs for team acme."""
-    keys = {"KREVIEW4096": (f"{key_name}.pub.pem", key_name)}
+    keys = {"KACME4096": (f"{key_name}.pub.pem", key_name)}
     return sidecar_config(
         md5_source("books", "/books/", {"k": BOOKS_TOKEN}),
         cloudfront_source("acme", "/secret/", keys, public_origin=ORIGIN, default_ttl=600),
