@@ -89,9 +89,9 @@ def md5(uri: str) -> str:
 
 def cloudfront(decider: Decider, uri: str, **grant: object) -> str:
     source = decider.settings.source("acme")
-    assert source is not None and source.verifier is not None
+    assert source is not None and source.signatures is not None
     request = sign_request(ORIGIN + uri, Grant(expires=NOW + 3600, **grant))  # type: ignore[arg-type]
-    return source.verifier.sign(request).url.removeprefix(ORIGIN)
+    return source.signatures.sign(request).url.removeprefix(ORIGIN)
 
 
 def padded(uri: str, target: int, filler: str = "a", tail: int = 200) -> str:

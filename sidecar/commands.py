@@ -54,7 +54,7 @@ def run_check_config(args: argparse.Namespace) -> int:
     settings = config.load(args.config)
     print(f"{args.config}: ok, {len(settings.sources)} source(s)")
     for source in settings.sources:
-        keys = ", ".join(source.verifier.key_ids) if source.verifier else "none"
+        keys = ", ".join(source.signatures.key_ids) if source.signatures else "none"
         print(
             f"  {source.name}: {source.scheme} {source.path_prefix} mode={source.mode} keys={keys}"
         )
@@ -75,7 +75,7 @@ def run_sign(args: argparse.Namespace) -> int:
                   expires_in=args.expires_in)  # fmt: skip
     print(signed.url)
     lifetime = args.expires_in or source.default_ttl or source.max_ttl
-    if source.verifier and not source.verifier.expiry_required and not lifetime:
+    if source.signatures and not source.signatures.expiry_required and not lifetime:
         print("warning: this URL never expires: anyone holding it can use it until the key "
               "is rotated (give --expires-in, or set default_ttl on the source)",
               file=sys.stderr)  # fmt: skip
@@ -212,7 +212,7 @@ def run_token_show(args: argparse.Namespace) -> int:
         print("refusing to print a secret to a non-terminal (use --force)", file=sys.stderr)
         return EXIT_FAILURE
     source = _source(config.load(args.config), args.source)
-    keys = source.verifier.key_material() if source.verifier else ()
+    keys = source.signatures.key_material() if source.signatures else ()
     tokens = [key for key in keys if key.kind is KeyKind.SHARED_SECRET]
     if not tokens:
         raise UsageError(f"--source: source '{source.name}' has no shared-secret tokens")

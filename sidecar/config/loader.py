@@ -170,21 +170,21 @@ def _source(
         for lifetime in ("default_ttl", "max_ttl"):
             table.check(lifetime, lifetime not in table.data, f"{scheme.name} URLs never expire")
     keys, keys_ok = load_keys(table, folder, env, scheme.key_fields if scheme else frozenset())
-    verifier = None
+    signatures = None
     # Built even when some key failed, so the scheme's own problems are reported too.
     wanted = keys or mode is not Mode.OFF or not keys_ok
     if scheme is not None and prefix is not None and scheme_settings is not None and wanted:
         spec = SourceSpec(name or "", prefix, tuple(keys), scheme_settings)
-        verifier = _verifier(table, scheme, spec, missing_reported=not keys_ok)
+        signatures = _build_scheme(table, scheme, spec, missing_reported=not keys_ok)
     if None in (name, scheme, prefix, mode) or not keys_ok:
         return None
-    if verifier is None and mode is not Mode.OFF:
+    if signatures is None and mode is not Mode.OFF:
         return None
     assert name and scheme_name and prefix and mode  # narrowed by the check above
-    if verifier is not None and mode is not Mode.OFF and not verifier.expiry_required:
+    if signatures is not None and mode is not Mode.OFF and not signatures.expiry_required:
         _warn_never_expiring(table, scheme, max_ttl)
     return SourceSettings(
-        name, scheme_name, prefix, hosts, mode, deny_status, verifier, default_ttl, max_ttl
+        name, scheme_name, prefix, hosts, mode, deny_status, signatures, default_ttl, max_ttl
     )
 
 
@@ -280,7 +280,7 @@ def _team(raw: object, index: int, sources: set[str], problems: Problems) -> Tea
     return TeamSettings(team_id, source, tuple(valid))
 
 
-def _verifier(
+def _build_scheme(
     table: Table, scheme: Scheme[Any], spec: SourceSpec[Any], *, missing_reported: bool
 ) -> SourceScheme | None:
     if not spec.keys:
@@ -335,8 +335,8 @@ def _check_unique(sources: list[tuple[SourceSettings, str]], problems: Problems)
     url_key_ids = [
         (key_id, file)
         for source, file in sources
-        if source.verifier and _scheme_of(source).key_ids_in_url
-        for key_id in source.verifier.key_ids
+        if source.signatures and _scheme_of(source).key_ids_in_url
+        for key_id in source.signatures.key_ids
     ]
     _report_duplicates(
         url_key_ids, "sources", "key id carried in URLs used by two sources", problems

@@ -67,7 +67,7 @@ class Decider:
             if facts.method not in ALLOWED_METHODS:
                 return Decision(source.deny_status, Reason.METHOD, Outcome.DENY, source)
             return Decision(200, Reason.UNSIGNED_ALLOWED, Outcome.ALLOW, source)
-        assert source.verifier is not None  # guaranteed by config for enforce/report
+        assert source.signatures is not None  # guaranteed by config for enforce/report
         if facts.method not in ALLOWED_METHODS:
             verdict = Verdict(Reason.METHOD)
         else:
@@ -75,7 +75,7 @@ class Decider:
                 VerifyRequest,
                 (uri, now, server.clock_skew, facts.client_ip, facts.cookies, facts.host),
             )
-            verdict = _within_max_ttl(source, source.verifier.verify(request), request)
+            verdict = _within_max_ttl(source, source.signatures.verify(request), request)
         if verdict.valid:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
             return _new(Decision, (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl))

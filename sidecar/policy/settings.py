@@ -49,7 +49,9 @@ class SourceSettings:
     hosts: frozenset[str] | None
     mode: Mode
     deny_status: int
-    verifier: SourceScheme | None  # None only for mode = "off" with no keys
+    # The scheme built with this source's keys and settings: it verifies and signs its URLs
+    # (None only for mode = "off" with no keys).
+    signatures: SourceScheme | None
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
     max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
 

@@ -61,12 +61,12 @@ def sign(
         raise SigningError(f"no source named '{source_name}'")
     lifetime = _lifetime(source, expires_in)
     request = _owned_request(router or Router(settings.sources), source, url, require_absolute)
-    if source.verifier is None:
+    if source.signatures is None:
         raise SigningError(f"source '{source.name}' has no keys to sign with")
     expires = int(now) + lifetime if lifetime is not None else None
     request = request._replace(grant=replace(grant, expires=expires))
     try:
-        return source.verifier.sign(request)
+        return source.signatures.sign(request)
     except SchemeError as error:
         raise SigningError(str(error)) from None
 

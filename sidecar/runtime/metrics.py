@@ -123,7 +123,7 @@ class Metrics:
                 tally.ensure((source.name, source.scheme, reason, outcome))
             if tracks_keys(settings, source):
                 tracked.add(source.name)
-                for key_id in source.verifier.key_ids if source.verifier else ():
+                for key_id in source.signatures.key_ids if source.signatures else ():
                     tally.ensure_key((source.name, key_id))
         tally.tracked = None if every_series else frozenset(tracked)
 
@@ -140,7 +140,7 @@ def tracks_keys(settings: Settings, source: SourceSettings) -> bool:
     rotation, where "this key matched nothing" is the question). A single key's matches
     are its source's ``ok`` decisions, so 10,000 single-key tenants add no key series."""
     return len(settings.sources) <= INITIALISED_SOURCES or (
-        source.verifier is not None and len(source.verifier.key_ids) > 1
+        source.signatures is not None and len(source.signatures.key_ids) > 1
     )
 
 

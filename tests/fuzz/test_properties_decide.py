@@ -119,12 +119,12 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> Decider:
 
 def sign_for(policy: Decider, source: str, uri: str, ip_bound: bool) -> str:
     settings_ = policy.settings.source(source)
-    assert settings_ is not None and settings_.verifier is not None
+    assert settings_ is not None and settings_.signatures is not None
     origin = ORIGIN if settings_.scheme == "cloudfront" else ""
     options: dict[str, Any] = {"expires": NOW + 600}
     if ip_bound:
         options["client_ip"] = "203.0.113.0/24"
-    return request_uri(sign(settings_.verifier, origin + uri, **options))
+    return request_uri(sign(settings_.signatures, origin + uri, **options))
 
 
 @st.composite

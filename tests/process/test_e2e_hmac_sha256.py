@@ -100,9 +100,9 @@ def test_every_changed_byte_is_403_with_its_reason(stack: LocalStack) -> None:
 
 def test_expired_is_403_expired(stack: LocalStack) -> None:
     source = config.load(stack.config_path).source("acme")
-    assert source is not None and source.verifier is not None
+    assert source is not None and source.signatures is not None
     request = sign_request(ORIGIN + "/secret/x.png", Grant(expires=int(time.time()) - 5))
-    uri = source.verifier.sign(request).url.removeprefix(ORIGIN)
+    uri = source.signatures.sign(request).url.removeprefix(ORIGIN)
     status, body, reason = fetch_with_reason(stack, uri)
     assert (status, reason) == (403, "expired")
     assert body != image_bytes(stack, "/secret/x.png")

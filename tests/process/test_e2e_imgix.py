@@ -77,9 +77,9 @@ def test_every_changed_byte_is_403_with_its_reason(stack: LocalStack) -> None:
 def test_expired_is_403_expired(stack: LocalStack) -> None:
     now = int(time.time())
     source = config.load(stack.config_path).source("books")
-    assert source is not None and source.verifier is not None
+    assert source is not None and source.signatures is not None
     request = sign_request(ORIGIN + "/books/x.png?w=1", Grant(expires=now - 5))
-    ours = source.verifier.sign(request).url.removeprefix(ORIGIN)
+    ours = source.signatures.sign(request).url.removeprefix(ORIGIN)
     library = library_uri("/books/x.png", {"w": 10, "expires": now - 5})
     for uri in (ours, library):
         status, body, reason = fetch_with_reason(stack, uri)

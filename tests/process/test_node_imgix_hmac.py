@@ -64,8 +64,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 def verifier(stack: LocalStack, source_name: str) -> SourceScheme:
     source = config.load(stack.config_path).source(source_name)
-    assert source is not None and source.verifier is not None
-    return source.verifier
+    assert source is not None and source.signatures is not None
+    return source.signatures
 
 
 def ours(stack: LocalStack, source_name: str, url: str, expires: int | None) -> str:

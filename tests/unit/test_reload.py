@@ -49,8 +49,8 @@ async def test_a_key_changed_during_a_reload_is_not_missed(
     finally:
         watcher.cancel()
     books = state.decider.settings.source("books")
-    assert books is not None and books.verifier is not None
+    assert books is not None and books.signatures is not None
     # The token that replaced the one being read is what serves, not the replaced one.
-    assert [key.material for key in books.verifier.key_material()] == [
+    assert [key.material for key in books.signatures.key_material()] == [
         b"token-three-written-during-the-reload"
     ]

@@ -28,13 +28,13 @@ class KeyView:
 
 def key_views(source: SourceSettings) -> list[KeyView]:
     """The source's keys, newest first (the first one signs)."""
-    keys = source.verifier.key_material() if source.verifier is not None else ()
+    keys = source.signatures.key_material() if source.signatures is not None else ()
     return [KeyView(key.id, key.kind, _fingerprint(key.material)) for key in keys]
 
 
 def reveal(source: SourceSettings, key_id: str) -> tuple[KeyKind, str] | None:
     """(kind, text) of one key: the token as configured, or the public key as PEM."""
-    keys = source.verifier.key_material() if source.verifier is not None else ()
+    keys = source.signatures.key_material() if source.signatures is not None else ()
     key = next((key for key in keys if key.id == key_id), None)
     if key is None:
         return None

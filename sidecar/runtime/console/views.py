@@ -136,7 +136,7 @@ async def reveal(request: web.Request) -> web.Response:
 
 def _signable(request: web.Request) -> list[SourceSettings]:
     settings = request.app[STATE].decider.settings
-    return [source for source in settings.sources if source.verifier is not None]
+    return [source for source in settings.sources if source.signatures is not None]
 
 
 async def playground(request: web.Request) -> web.Response:

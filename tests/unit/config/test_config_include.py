@@ -54,8 +54,8 @@ def test_key_files_resolve_against_the_file_that_names_them(tmp_path: Path) -> N
           "source.toml")  # fmt: skip
     settings = load(main_file(tmp_path, "tenants/*/source.toml"))
     acme = settings.source("acme")
-    assert acme is not None and acme.verifier is not None
-    assert acme.verifier.key_material() == (
+    assert acme is not None and acme.signatures is not None
+    assert acme.signatures.key_material() == (
         SourceKey("k", KeyKind.SHARED_SECRET, b"acme-token-0123456789abcdef"),
     )
 

@@ -32,11 +32,11 @@ def test_valid_config_loads(good_config: Path) -> None:
         403,
     )
     assert books.hosts == frozenset({"image.example.com"})  # host names compare lowercased
-    assert books.verifier is not None
-    assert books.verifier.key_ids == ("inline", "file", "env")
+    assert books.signatures is not None
+    assert books.signatures.key_ids == ("inline", "file", "env")
     public = settings.source("public")
     assert public is not None
-    assert (public.mode, public.verifier, public.deny_status) == (Mode.OFF, None, 401)
+    assert (public.mode, public.signatures, public.deny_status) == (Mode.OFF, None, 401)
     assert settings.source("nope") is None
 
 

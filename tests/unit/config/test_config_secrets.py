@@ -30,10 +30,10 @@ def test_each_secret_source_is_the_key_used(good_config: Path, secret: str, key_
     settings = load(good_config, environ={"BOOKS_TOKEN": ENV_SECRET})
     books = settings.source("books")
     assert books is not None
-    assert books.verifier is not None
+    assert books.signatures is not None
     uri = canonical.parse(f"/books/a.jpg?s={md5_sig('/books/a.jpg', secret)}")
     assert uri is not None
-    verdict = books.verifier.verify(VerifyRequest(uri, now=0))
+    verdict = books.signatures.verify(VerifyRequest(uri, now=0))
     assert (verdict.valid, verdict.key_id) == (True, key_id)
 
 
@@ -120,8 +120,8 @@ def test_secret_setting_from_a_file_the_environment_or_inline(
     (tmp_path / "salt.txt").write_text("s4lt-value\n")  # a mounted file's newline is dropped
     settings = load(write(tmp_path, akamai_source(salt_line)), environ=environ)
     edge = settings.source("edge")
-    assert edge is not None and isinstance(edge.verifier, AkamaiSource)
-    assert edge.verifier.settings.salt == "s4lt-value"
+    assert edge is not None and isinstance(edge.signatures, AkamaiSource)
+    assert edge.signatures.settings.salt == "s4lt-value"
     assert "s4lt-value" not in repr(settings)
     if "salt_file" in salt_line:  # watched like a key file: a new salt reloads
         assert str(tmp_path / "salt.txt") in settings.files

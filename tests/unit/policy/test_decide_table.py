@@ -262,9 +262,9 @@ def test_signer_agrees_with_the_table(policy: Decider) -> None:
     # The project's own signer must produce exactly what the table computed by hand.
     books = policy.settings.source("books")
     assert books is not None
-    assert books.verifier is not None
-    assert sign(books.verifier, REFERENCE) == SIGNED
-    assert sign(books.verifier, "/books/a.jpg?w=1", expires=NOW + 100) == EXPIRING
+    assert books.signatures is not None
+    assert sign(books.signatures, REFERENCE) == SIGNED
+    assert sign(books.signatures, "/books/a.jpg?w=1", expires=NOW + 100) == EXPIRING
 
 
 # --- cache lifetime (never outlives the URL, never for what is not an allow) ---

@@ -422,8 +422,8 @@ def test_token_new_makes_a_key_the_config_accepts(
     assert made != other
     path.write_text(path.read_text().replace(KEY, made))
     loaded = config.load(path).source("edge")
-    assert loaded is not None and loaded.verifier is not None
-    assert loaded.verifier.key_material() == (
+    assert loaded is not None and loaded.signatures is not None
+    assert loaded.signatures.key_material() == (
         SourceKey("edge-1", KeyKind.SHARED_SECRET, made.encode()),
     )
 

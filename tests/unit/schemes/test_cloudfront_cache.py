@@ -17,8 +17,8 @@ from tests.support.scheme_contract import NOW
 def remembered(policy: Decider) -> int:
     """How many verified signatures the ``acme`` source holds."""
     source = policy.settings.source("acme")
-    assert isinstance(source, SourceSettings) and isinstance(source.verifier, CloudFrontSource)
-    return len(source.verifier._verified)  # the cache under test
+    assert isinstance(source, SourceSettings) and isinstance(source.signatures, CloudFrontSource)
+    return len(source.signatures._verified)  # the cache under test
 
 
 @pytest.mark.parametrize("name", ["rsa-sha256", "ecdsa-sha1"])

@@ -25,8 +25,8 @@ from tests.support.scheme_contract import NOW, sign
 @pytest.mark.parametrize("path", PATHS)
 def test_our_canned_urls_equal_botocores(policy: Decider, path: str) -> None:
     source = policy.settings.source("acme")
-    assert source is not None and source.verifier is not None
-    ours = sign(source.verifier, ORIGIN + path, expires=NOW + 600)
+    assert source is not None and source.signatures is not None
+    ours = sign(source.signatures, ORIGIN + path, expires=NOW + 600)
     assert ours == canned("rsa-sha1", path)
     assert decide(policy, ours) == (200, Reason.OK)
 
@@ -34,32 +34,33 @@ def test_our_canned_urls_equal_botocores(policy: Decider, path: str) -> None:
 @pytest.mark.parametrize("path", PATHS[:3])
 def test_our_custom_urls_equal_botocores(policy: Decider, path: str) -> None:
     source = policy.settings.source("acme")
-    assert source is not None and source.verifier is not None
+    assert source is not None and source.signatures is not None
     ours = sign(
-        source.verifier,
+        source.signatures,
         ORIGIN + path,
         expires=NOW + 600,
         not_before=NOW - 60,
         client_ip="203.0.113.0/24",
     )
     assert ours == custom("rsa-sha1", path, not_before=NOW - 60, ip="203.0.113.0/24")
-    wildcard = sign(source.verifier, ORIGIN + path, expires=NOW + 600, resource=f"{ORIGIN}/acme/*")
+    resource = f"{ORIGIN}/acme/*"
+    wildcard = sign(source.signatures, ORIGIN + path, expires=NOW + 600, resource=resource)
     assert wildcard == custom("rsa-sha1", path, resource=f"{ORIGIN}/acme/*")
 
 
 def test_sign_refuses_what_would_never_verify(policy: Decider) -> None:
     source = policy.settings.source("acme")
-    assert source is not None and source.verifier is not None
+    assert source is not None and source.signatures is not None
     with pytest.raises(SchemeError):
-        sign(source.verifier, "https://elsewhere.example.com/acme/a.jpg", expires=NOW)
+        sign(source.signatures, "https://elsewhere.example.com/acme/a.jpg", expires=NOW)
     with pytest.raises(SigningError):
-        sign(source.verifier, ORIGIN + "/acme/../a.jpg", expires=NOW)
+        sign(source.signatures, ORIGIN + "/acme/../a.jpg", expires=NOW)
     with pytest.raises(SchemeError):
-        sign(source.verifier, ORIGIN + "/acme/a.jpg?Expires=1", expires=NOW)
+        sign(source.signatures, ORIGIN + "/acme/a.jpg?Expires=1", expires=NOW)
     with pytest.raises(SchemeError):
-        sign(source.verifier, ORIGIN + "/acme/a.jpg")  # no expiry
+        sign(source.signatures, ORIGIN + "/acme/a.jpg")  # no expiry
     with pytest.raises(SchemeError):
-        sign(source.verifier, ORIGIN + "/acme/a.jpg", expires=NOW, client_ip="nope")
+        sign(source.signatures, ORIGIN + "/acme/a.jpg", expires=NOW, client_ip="nope")
 
 
 # --- the spellings a signed URL still has (docs/security.md lists the twins) ---------------
