@@ -230,6 +230,8 @@ def _scheme_settings(
     built, problems = scheme.settings_from(values)
     for name, problem in problems:
         table.check(name, False, problem)
+    for name, weakness in scheme.settings_warnings(built):
+        table.problems.warn(f"{table.where}: {name}", weakness)
     return built
 
 

@@ -221,6 +221,11 @@ class Scheme(Generic[S]):
         built: S = self.settings_type(**given)
         return built, problems
 
+    def settings_warnings(self, settings: S) -> list[tuple[str, str]]:
+        """Weak but working settings, as ``(setting, why it is weak)``: ``check-config``
+        prints them and ``serve`` logs them at start. None unless a scheme says so."""
+        return []
+
     def build(self, spec: SourceSpec[S]) -> SourceScheme:
         """Raise ``SchemeError`` listing every problem with the keys or settings."""
         raise NotImplementedError
