@@ -76,6 +76,7 @@ class LocalStack:
     nginx_port: int = field(default_factory=free_port)
     signing_port: int = field(default_factory=free_port)
     nginx_http_extra: str = ""  # directives added to nginx's http {} (operator variations)
+    nginx_catch_all: bool = True  # False: the image server is nginx's default server
     sidecar: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -135,6 +136,7 @@ class LocalStack:
             sidecar=f"127.0.0.1:{self.sidecar_port}",
             root=self.images,
             http_extra=self.nginx_http_extra,
+            catch_all=self.nginx_catch_all,
         )
         prefix = conf.parent
         error_log = str(prefix / "error.log")

@@ -12,6 +12,13 @@ from pathlib import Path
 
 CONFIG_FILES = ("nginx.conf", "signed-url-sidecar.conf", "signed-url-auth.conf")
 
+CATCH_ALL_SERVER = """    server {
+        listen 80 default_server;
+        server_name _;
+        return 444;
+    }
+"""
+
 
 def shipped_dir() -> Path:
     """``nginx/`` of the source tree, or its copy inside an installed wheel."""
@@ -30,9 +37,12 @@ def render(
     root: Path,
     host: str = "127.0.0.1",
     http_extra: str = "",
+    catch_all: bool = True,
 ) -> Path:
     """Write runnable configs into ``folder``; return the main config file's path.
-    ``http_extra`` adds directives to ``http {}``: an operator's variation, for tests."""
+    ``http_extra`` adds directives to ``http {}``, and ``catch_all=False`` drops the shipped
+    catch-all server, so the image server is nginx's default server and answers every
+    Host: operators' variations, for tests."""
     source = shipped_dir()
     folder.mkdir(parents=True, exist_ok=True)
     temp_paths = "".join(
@@ -46,7 +56,9 @@ def render(
             ("pid /run/nginx.pid;", f"pid {folder / 'nginx.pid'};"),
             ("/var/log/nginx/error.log", str(folder / "error.log")),
             ("/var/log/nginx/access.log", str(folder / "access.log")),
-            ("listen 80 default_server;", f"listen {host}:{port} default_server;"),
+            ("listen 80 default_server;", f"listen {host}:{port} default_server;")
+            if catch_all
+            else (CATCH_ALL_SERVER, ""),
             ("listen 80;", f"listen {host}:{port};"),
             ("root /srv/images;", f"root {root};"),
             ("http {\n", "http {\n" + temp_paths + http_extra),

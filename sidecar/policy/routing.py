@@ -2,6 +2,13 @@
 
 Routing runs on the *decoded canonical* path, the same one nginx serves, so no raw
 spelling of a path can reach a source other than the one owning that file.
+
+A host decides routing only where the config names it. A host no source names may be
+one the proxy never routed on: nginx's default server answers every unknown name with
+its own files, and its ``$host`` is then whatever the client sent. Such a request must
+not walk past a prefix some source holds for its hosts to a source the host does not
+choose (a host-less one with signing off, say), so it is denied there
+(docs/security.md, "Hosts").
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ class Router:
             for host in source.hosts or ():
                 by_host.setdefault(host, source)
             self._by_prefix[prefix] = (by_host, hostless)
+        self._named_hosts = frozenset(
+            host for by_host, _ in self._by_prefix.values() for host in by_host
+        )
 
     def route(self, host: str | None, path: str) -> SourceSettings | None:
         candidate = path
@@ -33,6 +43,8 @@ class Router:
             entry = self._by_prefix.get(candidate)
             if entry is not None:
                 by_host, hostless = entry
+                if by_host and host not in self._named_hosts:
+                    return None  # the routed host is unknown: whose files these are is too
                 source = by_host.get(host) if host is not None else None
                 if source is not None or hostless is not None:
                     return source or hostless

@@ -83,13 +83,21 @@ def reload_and_wait(stack: LocalStack, config_text: str, result: str) -> None:
 
 @contextmanager
 def running_stack(
-    folder: Path, config_text: str, *, nginx: bool = True, http_extra: str = ""
+    folder: Path,
+    config_text: str,
+    *,
+    nginx: bool = True,
+    http_extra: str = "",
+    catch_all: bool = True,
 ) -> Iterator[LocalStack]:
     """A started stack (sidecar, and nginx unless ``nginx=False``), stopped on exit;
-    ``http_extra`` adds directives to nginx's ``http {}`` (an operator's variation)."""
+    ``http_extra`` adds directives to nginx's ``http {}`` and ``catch_all=False`` makes the
+    image server nginx's default server (operators' variations)."""
     images = folder / "images"
     write_test_images(images)
-    stack = LocalStack(folder, config_text, images, nginx_http_extra=http_extra)
+    stack = LocalStack(
+        folder, config_text, images, nginx_http_extra=http_extra, nginx_catch_all=catch_all
+    )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         stack.write_config()
