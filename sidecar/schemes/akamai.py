@@ -160,7 +160,10 @@ class AkamaiSource(KeyringSource):
         presented = self._presented(fields[HMAC])
         if times is None or acls == () or isinstance(address, Reason) or presented is None:
             return deny(Reason.MALFORMED)
-        message = self._message(token.head, None if ACL in fields else request.uri.path)
+        # A URL token signs the path as the URL carries it (EdgeAuth's signers are given
+        # the URL the token goes in, and the edge hashes what was sent): one raw spelling,
+        # never the decoded text, which for a name holding "%41" would be another file.
+        message = self._message(token.head, None if ACL in fields else request.uri.raw_path)
         matched = self.keyring.match(presented, lambda key: self._digest(key, message))
         if matched is None:
             return deny(Reason.INVALID)
@@ -168,7 +171,9 @@ class AkamaiSource(KeyringSource):
         # (bounded by the URI's length) costs the glob matching.
         if acls is not None and not any(matches(acl, request.uri.path) for acl in acls):
             return deny(Reason.INVALID)
-        if cookie and acls is not None and not all(map(self._in_source, acls)):
+        # Every glob stays within this source, in the query as in a cookie: a key shared
+        # with another source must not let that source's "/*" token open these files.
+        if acls is not None and not all(map(self._in_source, acls)):
             return deny(Reason.INVALID)
         return _conditions(request, matched, times, address, cookie=cookie)
 
@@ -219,7 +224,7 @@ class AkamaiSource(KeyringSource):
         return bytes.fromhex(text)
 
     def _message(self, head: str, url: str | None) -> bytes:
-        """What the hmac covers: the token's head, the URL of a URL token, the salt."""
+        """What the hmac covers: the token's head, the raw path of a URL token, the salt."""
         parts = [head]
         if url is not None:
             parts.append("url=" + (escape(url) if self.settings.escape_early else url))
@@ -254,7 +259,7 @@ class AkamaiSource(KeyringSource):
         if acl is not None:
             fields.append(f"{ACL}={acl}")
         head = self.settings.field_delimiter.join(fields)
-        message = self._message(head, None if acl is not None else request.uri.path)
+        message = self._message(head, None if acl is not None else request.uri.raw_path)
         digest = self._digest(self.keyring.newest.secret, message).hex()
         token = f"{head}{self.settings.field_delimiter}{HMAC}={digest}"
         uri = request.url.uri
@@ -300,6 +305,8 @@ class AkamaiSource(KeyringSource):
             )
         if not matches(acl, path):
             raise SchemeError("the grant's ACL does not cover the URL being signed")
+        if not self._in_source(acl):
+            raise SchemeError(f"an ACL must lie under the source's path_prefix {self.path_prefix}")
         return acl
 
 

@@ -50,17 +50,49 @@ def presented(uri: str, token: str) -> str:
     ],
 )
 def test_fresh_tokens_serve_the_file(stack: LocalStack, uri: str, file: str) -> None:
-    path = file  # the library signs the decoded path of a URL token
+    path = uri.partition("?")[0]  # a URL token signs the path as the URL carries it
     candidates = [
         presented(uri, library(url=path)),
         presented(uri, library(key=OLD_KEY, url=path, algorithm="sha256")),
         presented(uri, library(acl=["/books/*", "/reports/*"])),
         ours(uri),
-        ours(uri, prefix=path.rpartition("/")[0] + "/"),
+        ours(uri, prefix=file.rpartition("/")[0] + "/"),
     ]
     for signed in candidates:
         status, body = fetch(stack, signed)
         assert (status, body) == (200, image_bytes(stack, file)), signed
+
+
+# One key, two sources: a token's ACL must stay within the source it is presented to.
+SHARED_KEY_CONFIG = sidecar_config(
+    source_toml("books", "akamai", "/books/", {"b1": {"secret": KEY}}, escape_early=True),
+    source_toml("reports", "akamai", "/reports/", {"r1": {"secret": KEY}}),
+    server={"clock_skew": 0},
+)
+
+
+@pytest.fixture(scope="module")
+def shared_key_stack(shared_stacks: StackFactory) -> LocalStack:
+    return shared_stacks(SHARED_KEY_CONFIG)
+
+
+def test_an_acl_beyond_its_source_opens_nothing_there(shared_key_stack: LocalStack) -> None:
+    for acl in (["/*"], ["/books/*", "/reports/*"], ["/re*"]):
+        token = library(acl=acl)
+        for path in ("/reports/r.png", "/books/x.png"):
+            status, body, reason = fetch_with_reason(shared_key_stack, presented(path, token))
+            assert (status, reason) == (403, "invalid"), (acl, path)
+            assert body != image_bytes(shared_key_stack, path)
+    within = presented("/reports/r.png", library(acl=["/reports/*"]))
+    assert fetch(shared_key_stack, within) == (200, image_bytes(shared_key_stack, "/reports/r.png"))
+
+
+def test_an_escaped_early_url_token_for_an_encoded_path(shared_key_stack: LocalStack) -> None:
+    uri = "/books/caf%C3%A9%20menu.png"
+    expected = (200, image_bytes(shared_key_stack, "/books/caf\u00e9 menu.png"))
+    assert fetch(shared_key_stack, presented(uri, library(url=uri, escape_early=True))) == expected
+    decoded = library(url="/books/caf\u00e9 menu.png", escape_early=True)
+    assert fetch_with_reason(shared_key_stack, presented(uri, decoded))[::2] == (403, "invalid")
 
 
 def test_an_ip_bound_token_serves_its_client_only(stack: LocalStack) -> None:
