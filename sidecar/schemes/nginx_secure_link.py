@@ -179,7 +179,7 @@ class SecureLinkSource(KeyringSource):
         matched = self.keyring.match(presented, lambda secret: _digest(pieces, secret))
         if matched is None:
             return deny(Reason.INVALID)
-        if expires_at is not None and request.now >= expires_at + request.clock_skew:
+        if expires_at is not None and _expired(expires_at, request):
             return deny(Reason.EXPIRED)
         return allow(matched, expires_at, shareable=not self.uses_client_ip)
 
@@ -228,6 +228,13 @@ class SecureLinkSource(KeyringSource):
         if expires is None or expires <= 0:
             raise SchemeError("this source's secure_link needs an expiry (unix seconds > 0)")
         return f"{self.expires_arg}={expires}"
+
+
+def _expired(expires_at: int, request: VerifyRequest) -> bool:
+    """nginx's answer: "0" only once ``expires < now`` in whole seconds, so a link still
+    serves through its last second (``now == expires``); the skew widens that by its own
+    seconds."""
+    return request.now >= expires_at + 1 + request.clock_skew
 
 
 def _find_args(uri: CanonicalURI, names: frozenset[str]) -> dict[str, QueryParam] | Reason:

@@ -74,6 +74,25 @@ class TestNginxSecureLink(SchemeContract):
     def key_material(self, key_id: str) -> KeyMaterial:
         return KeyMaterial(key_id, secret=f"secret-{next(_fresh)}".encode())
 
+    def test_expiry_edges(self) -> None:
+        # nginx's answer at the boundary: "0" only once expires < now (whole seconds), so
+        # the link still serves at now == expires, and through that second.
+        source = self.single()
+        expires = NOW + 10
+        signed = self.sign(source, expires=expires)
+        for now, expected in ((expires - 1, Reason.OK), (expires, Reason.OK),
+                              (expires + 0.999, Reason.OK), (expires + 1, Reason.EXPIRED),
+                              (expires + 86400, Reason.EXPIRED)):  # fmt: skip
+            assert self.verify(source, signed, now).reason is expected, now
+
+    def test_expiry_with_clock_skew(self) -> None:
+        # A skew of s seconds allows s seconds more than nginx does, not s - 1.
+        source = self.single()
+        expires = NOW + 10
+        signed = self.sign(source, expires=expires)
+        assert self.verify(source, signed, expires + 30, skew=30).reason is Reason.OK
+        assert self.verify(source, signed, expires + 31, skew=30).reason is Reason.EXPIRED
+
     def test_added_param(self) -> None:
         # nginx covers only what secure_link_md5 names: a new parameter is not covered
         # (the end-to-end test shows nginx says "1" too); a second covered one is refused.
