@@ -5,7 +5,9 @@ Only the names a scheme asks for are looked at: other cookies (analytics, sessio
 the client's business and never make a request fail. For the names asked for there is one
 spelling: a name given twice is ``non_canonical`` (which one would the proxy's cache have
 seen?), a quoted value or one with characters RFC 6265 does not allow in a cookie value is
-``malformed``, and a header over 8 KB is ``non_canonical`` (no browser sends one).
+``malformed``, and a header over 64 KB (more than the verify listener reads of a whole
+request) is ``non_canonical``. A scheme reads cookies only for a request whose URL carries
+no grant: a URL grant is decided by the URL, whatever the cookies say.
 
 Pure: no I/O.
 """
@@ -19,7 +21,7 @@ from email.utils import formatdate
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
 
-MAX_COOKIE_HEADER = 8192
+MAX_COOKIE_HEADER = 65536
 # RFC 6265 cookie-octet: visible ASCII but for DQUOTE, comma, semicolon and backslash.
 _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 # RFC 6265 path-value: printable ASCII but ';' (and no space).

@@ -5,16 +5,23 @@ It calls back with the request line and each header: only plain strings and one 
 dict are built per request, where a framework builds a message object, a URL object and
 a case-insensitive multidict. Headers the listener reads are kept under the spelling the
 code asks for, so lookups are exact; the others under their name as sent (a doctor's
-probe lists the names); the first of duplicates wins, as a multidict's ``get``, except
-for a second ``Host``, ``Content-Length`` or ``Transfer-Encoding``, which is refused.
-Values lose the whitespace around them.
+probe lists the names). A second line of any header the listener reads (the request's
+facts, ``Cookie``, ``Host``, the body's framing) is refused: which one would count? Of
+other duplicates the first wins, as a multidict's ``get``. Values lose the whitespace
+around them.
+
+Header values are read leniently (llhttp's ``lenient_headers``): a control byte nginx
+passes on in a client's cookie must not turn a validly signed URL into a 500. Every value
+the listener reads is checked where it is used (the canonical gate, the host parser,
+the method and address checks, the grant-cookie reader), so nothing else gets through.
 
 Bounds: a request line or header field over ``MAX_FIELD_SIZE`` is ``OVERSIZED`` (the
 listener denies it: nginx lets operators raise its own limit, and a 400 would be a 500
-there), as is a request still incomplete after ``MAX_REQUEST_BYTES``; more than
-``MAX_HEADERS`` headers, a body, an upgrade, a repeated singleton header and anything
-llhttp refuses are ``MALFORMED``. After a refusal nothing more is read from the
-connection.
+there), except ``Cookie``: many cookies of a browser's may add up to more, and a URL's
+grant must not depend on them, so it may take up to ``MAX_REQUEST_BYTES``, the bound of
+a whole request still incomplete. More than ``MAX_HEADERS`` headers, a body, an upgrade,
+a repeated read header and anything llhttp refuses are ``MALFORMED``. After a refusal
+nothing more is read from the connection.
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ class Request(NamedTuple):
 
 
 # Headers that say one thing once: a second one makes the request mean two things (which
-# Host routes? how long is the body?), so it is refused, as aiohttp's parser did.
-_SINGLETONS: Final = frozenset({"Host", "Content-Length", "Transfer-Encoding"})
+# Host routes? which URI was asked for? how long is the body?), so it is refused.
+_SINGLETONS: Final = frozenset(_KNOWN_HEADERS.values()) - {"Accept-Encoding"}
 _new: Final = tuple.__new__
 
 
@@ -67,6 +74,7 @@ class RequestReader:
 
     def __init__(self) -> None:
         self._parser = httptools.HttpRequestParser(self)
+        self._parser.set_dangerous_leniencies(lenient_headers=True)
         self._done: list[Request | Refusal] = []
         self._refused = False
         self.partial = False  # an incomplete request's bytes are buffered
@@ -125,10 +133,11 @@ class RequestReader:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
-        if len(value) > MAX_FIELD_SIZE or len(name) > MAX_FIELD_SIZE:
+        key = _KNOWN_HEADERS.get(name.lower())
+        bound = MAX_REQUEST_BYTES if key == "Cookie" else MAX_FIELD_SIZE
+        if len(value) > bound or len(name) > MAX_FIELD_SIZE:
             self._oversized = True
             return
-        key = _KNOWN_HEADERS.get(name.lower())
         if key is None:
             key = name.decode("utf-8", "surrogateescape")
         if key in self._headers:

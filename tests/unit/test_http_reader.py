@@ -39,9 +39,53 @@ def test_a_subrequest_is_read_with_the_header_spellings_the_code_asks_for() -> N
                                "X-Original-Method": "HEAD", "X-Custom": "kept as sent"}  # fmt: skip
 
 
-def test_the_first_of_duplicate_headers_wins() -> None:
-    raw = verify_request(URI, extra=(b"X-Original-URI: /other/b.png",))
-    assert only_request(RequestReader().feed(raw)).headers["X-Original-URI"] == URI
+def test_the_first_of_duplicate_headers_the_listener_does_not_read_wins() -> None:
+    raw = verify_request(URI, extra=(b"X-Custom: first", b"X-Custom: second"))
+    assert only_request(RequestReader().feed(raw)).headers["X-Custom"] == "first"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"X-Original-URI: /other/b.png",
+        b"x-original-uri: /other/b.png",
+        b"X-Original-Method: GET",
+        b"X-Original-Host: other.example.com",
+        b"X-Real-IP: 203.0.113.9",
+        b"X-Forwarded-For: 203.0.113.9",
+        b"X-Forwarded-Uri: /other/b.png",
+        b"X-Original-URL: http://other.example.com/b.png",
+        b"X-Request-ID: two",
+    ],
+)
+def test_a_second_line_of_a_header_the_listener_reads_is_refused(line: bytes) -> None:
+    sent_by_nginx = line.partition(b":")[0].lower() + b":" in verify_request(URI).lower()
+    raw = verify_request(URI, extra=(line,) if sent_by_nginx else (line, line))
+    assert RequestReader().feed(raw) == [Refusal.MALFORMED]
+
+
+def test_a_second_cookie_line_is_refused() -> None:
+    raw = verify_request(URI, extra=(b"Cookie: a=1", b"Cookie: b=2"))
+    assert RequestReader().feed(raw) == [Refusal.MALFORMED]
+
+
+@pytest.mark.parametrize("byte", [b"\x01", b"\x1b", b"\x7f", b"\x08"])
+def test_a_control_byte_in_a_cookie_is_read_not_refused(byte: bytes) -> None:
+    raw = verify_request(URI, extra=(b"Cookie: tracker=a" + byte + b"b; other=1",))
+    request = only_request(RequestReader().feed(raw))
+    assert request.headers["Cookie"] == "tracker=a" + byte.decode() + "b; other=1"
+    assert request.headers["X-Original-URI"] == URI
+
+
+def test_cookies_may_add_up_to_more_than_one_field() -> None:
+    cookies = b"; ".join(b"c%d=" % index + b"x" * 1000 for index in range(40))
+    assert MAX_FIELD_SIZE < len(cookies) < MAX_REQUEST_BYTES
+    request = only_request(
+        RequestReader().feed(verify_request(URI, extra=(b"Cookie: " + cookies,)))
+    )
+    assert request.headers["Cookie"] == cookies.decode()
+    too_many = b"Cookie: " + b"x" * (MAX_REQUEST_BYTES + 1)
+    assert RequestReader().feed(verify_request(URI, extra=(too_many,))) == [Refusal.OVERSIZED]
 
 
 def test_whitespace_around_a_value_is_not_part_of_it() -> None:
