@@ -4,10 +4,16 @@
 → ``200 {"signedUrl": "…"}`` (with ``cookies=true``, also ``"cookies": [Set-Cookie values]``,
 for sources whose scheme signs cookies); ``POST /public/team/{teamId}/signUrls`` with a JSON list →
 ``200 {"signedUrls": […]}``. Errors are ``{"error": "…"}``: 401 missing or wrong key,
-404 unknown team, 400 a URL that cannot be signed for the team's source, 429 (with
-``Retry-After``) when an API key calls faster than ``[signing] rate_limit``, 503 when too
-many signing calls are already in flight (signing runs off the verify loop, bounded).
-API keys are compared in constant time against their SHA-256, never stored in clear.
+404 unknown team, 400 a URL that cannot be signed for the team's source, a lifetime
+beyond the cap or a repeated query parameter, 429 (with ``Retry-After``) when an API key
+calls faster than ``[signing] rate_limit`` or an address sent too many wrong keys, 503
+when too many signing calls are already in flight (signing runs off the verify loop,
+bounded). API keys are compared in constant time against their SHA-256, never stored in
+clear.
+
+Every URL the API signs for an expiring scheme expires within the cap: the source's
+``max_ttl``, else ``API_MAX_TTL`` (a week). An application holding an API key must not be
+able to mint a URL that outlives any rotation plan (``expiresIn=999999999`` is 31 years).
 """
 
 from __future__ import annotations
@@ -24,15 +30,21 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from sidecar import schemes
 from sidecar.errors import SigningError
 from sidecar.policy.decide import NO_SOURCE, Decider
-from sidecar.policy.settings import TeamSettings
+from sidecar.policy.settings import SourceSettings, TeamSettings
 from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign
 from sidecar.runtime.state import STATE, State, healthz, without_banner
+from sidecar.runtime.throttle import Throttle, ThrottlePolicy, client_key
 from sidecar.schemes.base import Grant, Signed
 
 MAX_BODY = 256 * 1024
 MAX_PENDING = 16  # signing calls waiting for or using the offload pool, per process
+API_MAX_TTL = 7 * 86400  # seconds: the longest lifetime signed for a source without max_ttl
+# Wrong API keys from one client address (per worker process). An application with a
+# stale key retries far less often than this; a guesser gets 20 tries a minute.
+SIGNING_THROTTLE = ThrottlePolicy(failures=20, window=60.0, lockout=60.0)
 _SECONDS = re.compile(r"[0-9]{1,9}")
 
 
@@ -72,6 +84,7 @@ class RateLimiter:
 
 IN_FLIGHT = web.AppKey("signing_in_flight", _InFlight)
 RATE_LIMITER = web.AppKey("signing_rate_limiter", RateLimiter)
+WRONG_KEYS = web.AppKey("signing_wrong_keys", Throttle)
 _JSON = "application/json"
 
 
@@ -90,6 +103,7 @@ def create_signing_app(state: State) -> web.Application:
     app[STATE] = state
     app[IN_FLIGHT] = _InFlight()
     app[RATE_LIMITER] = RateLimiter()
+    app[WRONG_KEYS] = Throttle(SIGNING_THROTTLE)
     app.router.add_get("/healthz", healthz)  # for the orchestrator's probe of this listener
     app.router.add_get("/public/team/{team_id}/signUrl", sign_one)
     app.router.add_post("/public/team/{team_id}/signUrls", sign_batch)
@@ -139,7 +153,7 @@ async def _sign_off_loop(
     """Sign in the offload pool: an RSA-4096 batch must not hold the verify loop. At most
     ``MAX_PENDING`` signing calls wait or run at once; more are refused (503, retry)."""
     state = request.app[STATE]
-    expires_in = _expires_in(request)
+    expires_in = api_lifetime(state.decider.settings.source(team.source), _expires_in(request))
     in_flight = request.app[IN_FLIGHT]
     if in_flight.count >= MAX_PENDING:
         raise _ApiError(503, "busy", "too many signing requests at once: retry shortly")
@@ -186,6 +200,33 @@ def _sign_all(
     return signed
 
 
+def api_lifetime(source: SourceSettings | None, asked: int | None) -> int | None:
+    """The lifetime to sign with: ``asked``, else the source's ``default_ttl``, else the
+    cap, which is the source's ``max_ttl``, else ``API_MAX_TTL``. Beyond the cap is a 400,
+    never silently shortened: the caller must learn its URL would not live that long."""
+    scheme = schemes.get(source.scheme) if source is not None else None
+    if source is None or scheme is None or not scheme.expiring:
+        return asked  # sign() refuses an unknown source, and an expiry thumbor cannot carry
+    cap = source.max_ttl or API_MAX_TTL
+    if asked is not None and asked > cap:
+        raise _ApiError(400, "bad_request", f"expiresIn must not exceed {cap} seconds")
+    lifetime = asked if asked is not None else source.default_ttl or cap
+    if lifetime > cap:
+        raise _ApiError(400, "bad_request", f"the source's default_ttl ({lifetime} s) exceeds "
+                        f"the signing API's cap of {cap} seconds: pass expiresIn")  # fmt: skip
+    return lifetime
+
+
+def _refuse_repeated_parameters(request: web.Request) -> None:
+    """One value per query parameter: ``cookies=true&cookies=false`` must not be read as
+    whichever one a parser prefers."""
+    seen: set[str] = set()
+    for name, _ in request.query.items():  # iterating the keys would yield each name once
+        if name in seen:
+            raise _ApiError(400, "bad_request", f"the query parameter '{name}' is repeated")
+        seen.add(name)
+
+
 def _cookies(request: web.Request) -> bool:
     text = request.query.get("cookies")
     if text not in (None, "true"):
@@ -209,16 +250,36 @@ async def _answer(request: web.Request, handler: Any) -> web.Response:
     try:
         if team is None:
             raise _ApiError(404, "unknown_team", "unknown team")
-        key = _authenticated(team, request.headers.get(API_KEY_HEADER))
-        if key is None:
-            raise _ApiError(401, "unauthorized", "missing or wrong API key")
+        key = _checked_key(request, team)
         _within_rate(request, key)
+        _refuse_repeated_parameters(request)
         body = await handler(request, team)
     except _ApiError as refusal:
         state.metrics.signing_requests.labels(team.id if team else NO_SOURCE, refusal.result).inc()
         return _json(refusal.status, {"error": refusal.message}, refusal.headers)
     state.metrics.signing_requests.labels(team.id, "ok").inc()
     return _json(200, body)
+
+
+def _checked_key(request: web.Request, team: TeamSettings) -> bytes:
+    """The SHA-256 of the team's key the call presents. Refused first (429), whatever key
+    it carries, when its address sent too many wrong keys; a wrong key counts toward that."""
+    wrong_keys, now = request.app[WRONG_KEYS], time.monotonic()
+    address = client_key(request.remote)
+    wait = wrong_keys.retry_after(address, now)
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        request.app[STATE].log.limited("signing_throttled", team=team.id,
+                                       remote=request.remote or "", retry_after=retry)  # fmt: skip
+        raise _ApiError(429, "rate_limited", "too many wrong API keys from this address: "
+                        "retry later", {"Retry-After": str(retry)})  # fmt: skip
+    presented = request.headers.getall(API_KEY_HEADER, [])
+    key = _authenticated(team, presented[0] if len(presented) == 1 else None)
+    if key is None:
+        if any(presented):  # a key was guessed (a missing one guesses nothing)
+            wrong_keys.failed(address, now)
+        raise _ApiError(401, "unauthorized", "missing or wrong API key")
+    return key
 
 
 def _authenticated(team: TeamSettings, api_key: str | None) -> bytes | None:

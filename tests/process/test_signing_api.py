@@ -22,7 +22,13 @@ from sidecar.client import SigningClient
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import SigningApiError, SigningError
 from sidecar.policy.signing import MAX_BATCH, sign_url
-from tests.support.configs import cloudfront_source, md5_source, sidecar_config, team_toml
+from tests.support.configs import (
+    cloudfront_source,
+    md5_source,
+    sidecar_config,
+    source_toml,
+    team_toml,
+)
 from tests.support.figures import record
 from tests.support.requests import fetch, request
 from tests.support.stacks import StackFactory, image_bytes, running_stack
@@ -40,13 +46,23 @@ CONFIG = sidecar_config(
         max_ttl=3600,
     ),
     md5_source("public", "/public/", {"p": "public-token-0123456789"}),
+    source_toml(  # no default_ttl or max_ttl: the API's own cap holds
+        "gallery",
+        "gcdn",
+        "/gallery/",
+        {"g1": {"secret": "N3yAAtXbJ8oKd1_qzR0v-w=="}},
+        public_origin=ORIGIN,
+        accept_cookies=True,
+    ),
     server={"clock_skew": 0},
     signing={},
     teams=[
         team_toml("acme", "books", API_KEY, OLD_API_KEY),
         team_toml("other", "public", "other-key"),
+        team_toml("gallery", "gallery", "gallery-key"),
     ],
 )
+WEEK = 7 * 86400
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +80,11 @@ def call(
     return _send(request)
 
 
-def batch(stack: LocalStack, body: bytes, api_key: str = API_KEY) -> tuple[int, dict[str, object]]:
+def batch(
+    stack: LocalStack, body: bytes, api_key: str = API_KEY, team: str = "acme", query: str = ""
+) -> tuple[int, dict[str, object]]:
     request = urllib.request.Request(
-        f"{stack.signing_url}/public/team/acme/signUrls", data=body, method="POST"
+        f"{stack.signing_url}/public/team/{team}/signUrls{query}", data=body, method="POST"
     )
     request.add_header("X-Api-Key", api_key)
     return _send(request)
@@ -82,8 +100,21 @@ def _send(request: urllib.request.Request) -> tuple[int, dict[str, object]]:
         return error.code, orjson.loads(error.read())
 
 
+def call_raw(
+    stack: LocalStack, team: str, query: str, api_key: str
+) -> tuple[int, dict[str, object]]:
+    """A signUrl call with its query string as given (parameters repeated, or encoded)."""
+    request = urllib.request.Request(f"{stack.signing_url}/public/team/{team}/signUrl?{query}")
+    request.add_header("X-Api-Key", api_key)
+    return _send(request)
+
+
 def path_of(url: str) -> str:
     return url.removeprefix(ORIGIN)
+
+
+def expiry_of(signed: str, parameter: str = "expires=") -> int:
+    return int(signed.partition(parameter)[2].partition("&")[0].partition(":")[0])
 
 
 def test_signed_url_from_the_api_serves_the_image(stack: LocalStack) -> None:
@@ -171,6 +202,63 @@ def test_default_ttl_applies_without_expires_in(stack: LocalStack) -> None:
     signed = str(call(stack, "acme", f"{ORIGIN}/books/x.png")[1]["signedUrl"])
     expires = int(signed.partition("expires=")[2].partition("&")[0])
     assert before + 600 <= expires <= int(time.time()) + 600
+
+
+def test_without_max_ttl_expires_in_is_capped_at_a_week(stack: LocalStack) -> None:
+    # It signed expiresIn=999999999: a URL valid for 31 years.
+    url = f"{ORIGIN}/public/x.png"
+    for asked in ("999999999", str(WEEK + 1)):
+        status, body = call(stack, "other", url, api_key="other-key", expiresIn=asked)
+        assert (status, body) == (400, {"error": f"expiresIn must not exceed {WEEK} seconds"})
+    before = int(time.time())
+    status, body = call(stack, "other", url, api_key="other-key", expiresIn=str(WEEK))
+    assert status == 200
+    assert before + WEEK <= expiry_of(str(body["signedUrl"])) <= int(time.time()) + WEEK
+
+
+def test_without_any_ttl_the_api_signs_for_a_week_not_forever(stack: LocalStack) -> None:
+    before = int(time.time())
+    status, body = call(stack, "other", f"{ORIGIN}/public/x.png", api_key="other-key")
+    assert status == 200 and "expires=" in str(body["signedUrl"])
+    assert before + WEEK <= expiry_of(str(body["signedUrl"])) <= int(time.time()) + WEEK
+
+
+def test_the_cap_holds_for_cookie_grants_and_batches(stack: LocalStack) -> None:
+    url = f"{ORIGIN}/gallery/"
+    refused = call(
+        stack, "gallery", url, api_key="gallery-key", cookies="true", expiresIn="999999999"
+    )
+    assert refused == (400, {"error": f"expiresIn must not exceed {WEEK} seconds"})
+    status, body = call(stack, "gallery", url, api_key="gallery-key", cookies="true")
+    assert status == 200
+    cookies = body["cookies"]
+    assert isinstance(cookies, list) and len(cookies) == 1
+    assert int(time.time()) < expiry_of(str(cookies[0]), "Expires=") <= int(time.time()) + WEEK
+    many = orjson.dumps([f"{ORIGIN}/gallery/a.png", f"{ORIGIN}/gallery/b.png"])
+    refused = batch(stack, many, "gallery-key", team="gallery", query="?expiresIn=999999999")
+    assert refused == (400, {"error": f"expiresIn must not exceed {WEEK} seconds"})
+    status, body = batch(stack, many, "gallery-key", team="gallery", query=f"?expiresIn={WEEK}")
+    assert status == 200 and len(body["signedUrls"]) == 2  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("url={url}&cookies=true&cookies=false", "cookies"),
+        ("url={url}&cookies=true&cookies=true", "cookies"),
+        ("url={url}&expiresIn=60&expiresIn=61", "expiresIn"),
+        ("url={url}&url={url}", "url"),
+        ("url={url}&expiresIn=60&expires%49n=61", "expiresIn"),  # the same name, encoded
+        ("url={url}&w=1&w=2", "w"),
+    ],
+)
+def test_a_repeated_parameter_is_refused_by_name(stack: LocalStack, query: str, name: str) -> None:
+    # cookies=true&cookies=false was taken as cookies=true.
+    error = {"error": f"the query parameter '{name}' is repeated"}
+    url = urllib.parse.quote(f"{ORIGIN}/books/x.png", safe="")
+    assert call_raw(stack, "acme", query.format(url=url), API_KEY) == (400, error)
+    urls = orjson.dumps([f"{ORIGIN}/books/x.png"])
+    assert batch(stack, urls, query="?" + query.format(url=url)) == (400, error)
 
 
 def test_batch_signs_every_url_in_order(stack: LocalStack) -> None:
