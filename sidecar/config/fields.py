@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sidecar.policy.settings import Address, FileMark
 
 T = TypeVar("T")
+
+WORLD_WRITABLE = "is world-writable: anyone on this machine could change it (chmod o-w)"
 
 # Names of sources, keys and teams: they become metric labels and log fields.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -95,6 +98,13 @@ def address(table: Table, name: str, default: str | None) -> Address | None:
     return Address(host, int(port))
 
 
+def world_writable(status: os.stat_result) -> bool:
+    """Config and key files are refused as ssh refuses them. Group-writable is accepted:
+    the group is one the operator chose (Kubernetes' fsGroup makes mounted files
+    group-owned on purpose)."""
+    return stat.S_ISREG(status.st_mode) and bool(status.st_mode & stat.S_IWOTH)
+
+
 def file_mark(path: str | os.PathLike[str]) -> FileMark | None:
     """What identifies a file's content cheaply; ``os.stat`` follows symlinks, so a
     Kubernetes Secret update (a symlink swapped to a new inode) shows as a change."""
@@ -112,6 +122,10 @@ def read_file(table: Table, name: str, path: str) -> bytes | None:
     table.problems.files_read.append((path, file_mark(path)))
     try:
         with open(path, "rb") as file:
+            # Of the file opened (a symlink's target), so a swap cannot slip between.
+            if world_writable(os.fstat(file.fileno())):
+                table.check(name, False, f"{path} {WORLD_WRITABLE}")
+                return None
             return file.read()
     except OSError as error:
         table.check(name, False, f"cannot read {path} ({error.strerror})")

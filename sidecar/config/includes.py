@@ -1,6 +1,7 @@
 """The files a config is read from: the main file, and those ``include = [...]`` names
 (globs relative to the main file, each match read once, in sorted order). An included file
-holds ``[[sources]]`` and ``[[teams]]``; its problems name it (docs/configuration.md, "include")."""
+holds ``[[sources]]`` and ``[[teams]]``; its problems name it; what it may reach is
+``trust.py``'s (docs/configuration.md, "include")."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 
 import tomli  # compiled where a wheel exists: 10,000 sources parse 3x faster than tomllib
 
-from sidecar.config.fields import Problems, Table, file_mark
+from sidecar.config.fields import WORLD_WRITABLE, Problems, Table, file_mark, world_writable
+from sidecar.config.trust import KeyPlaces, escapes, include_allowances
 
 # An included file holds sources and the teams that sign for them; the rest is the main file's.
 INCLUDED_FIELDS = {"sources", "teams"}
@@ -22,7 +24,11 @@ _INCLUDE_RULE = "must be a list of file paths or globs, relative to this file"
 def read_toml(file: Path, problems: Problems) -> dict[str, Any] | None:
     problems.files_read.append((str(file), file_mark(file)))  # before reading, see read_file
     try:
-        return tomli.loads(file.read_text(encoding="utf-8"))
+        with open(file, "rb") as opened:
+            # Reported, then still read: every other problem is reported too.
+            if world_writable(os.fstat(opened.fileno())):
+                problems.items.append(f"{file}: {WORLD_WRITABLE}")
+            return tomli.loads(opened.read().decode("utf-8"))
     except OSError as error:
         problems.items.append(f"{file}: cannot read: {error.strerror}")
     except (tomli.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -32,11 +38,12 @@ def read_toml(file: Path, problems: Problems) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class Part:
-    """The main file or one it includes: its top-level table, and the folder its relative
-    paths (key files) resolve against."""
+    """The main file or one it includes: its top-level table, and where its key fields
+    may read from (its relative paths resolve against ``places.folder``)."""
 
     root: Table
-    folder: Path
+    places: KeyPlaces
+    included: bool
 
     def list(self, name: str) -> list[Any]:
         return self.root.get(name, list, []) or []
@@ -44,6 +51,7 @@ class Part:
 
 def included_parts(root: Table, folder: Path, problems: Problems) -> list[Part]:
     """The files ``include = [...]`` names, each with the problems it holds naming it."""
+    allowances = include_allowances(root, folder)
     patterns = root.get("include", list, []) or []
     found: list[Part] = []
     seen: set[Path] = set()
@@ -65,11 +73,16 @@ def included_parts(root: Table, folder: Path, problems: Problems) -> list[Part]:
         for path in (match for match in matches if match not in seen):
             seen.add(path)
             included = problems.in_file(str(path))
+            if escapes(str(path), str(watched)):
+                included.items.append(
+                    f"{path}: a symlink resolving outside {watched}, the folder its include names"
+                )
+                continue
             data = read_toml(path, included)
             if data is not None:
                 table = Table(data, "(top level)", included)
                 table.check_names(INCLUDED_FIELDS)
-                found.append(Part(table, path.parent))
+                found.append(Part(table, allowances.places(path.parent), included=True))
     return found
 
 

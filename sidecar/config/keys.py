@@ -7,9 +7,9 @@ bytes are handed to the source's scheme, never logged or shown.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sidecar.config.fields import NAME, NAME_RULE, Table, read_file
+from sidecar.config.trust import KeyPlaces
 from sidecar.schemes.base import PUBLIC_KEY, SECRET, KeyMaterial
 
 KEY_FIELDS = {
@@ -20,7 +20,7 @@ WEAK_SECRET_BYTES = 16
 
 
 def load_keys(
-    table: Table, folder: Path, env: dict[str, str], accepted: frozenset[str]
+    table: Table, places: KeyPlaces, env: dict[str, str], accepted: frozenset[str]
 ) -> tuple[list[KeyMaterial], bool]:
     """The keys that loaded, and whether every configured key did."""
     raw_keys = table.get("keys", list, []) or []
@@ -28,7 +28,7 @@ def load_keys(
     ok = True
     for index, raw in enumerate(raw_keys):
         key = _key(Table(raw if isinstance(raw, dict) else {}, f"{table.where}.keys[{index}]",
-                          table.problems), folder, env, accepted)  # fmt: skip
+                          table.problems), places, env, accepted)  # fmt: skip
         ok = ok and key is not None
         if key is not None:
             keys.append(key)
@@ -39,7 +39,7 @@ def load_keys(
 
 
 def _key(
-    table: Table, folder: Path, env: dict[str, str], accepted: frozenset[str]
+    table: Table, places: KeyPlaces, env: dict[str, str], accepted: frozenset[str]
 ) -> KeyMaterial | None:
     table.check_names(KEY_FIELDS)
     key_id = table.require("id", str)
@@ -51,11 +51,11 @@ def _key(
         if table.check(
             "secret", len(given) == 1, "give exactly one of secret_file, secret_env, secret"
         ):
-            secret = read_secret(table, given[0], folder, env)
+            secret = read_secret(table, given[0], places, env)
     elif given:
         table.check(given[0], False, "not used by this scheme")
-    public = _pem(table, "public_key_file", folder, required=PUBLIC_KEY in accepted)
-    private = _pem(table, "private_key_file", folder, required=False)
+    public = _pem(table, "public_key_file", places, required=PUBLIC_KEY in accepted)
+    private = _pem(table, "private_key_file", places, required=False)
     if PUBLIC_KEY not in accepted:
         for name in ("public_key_file", "private_key_file"):
             table.check(name, name not in table.data, "not used by this scheme")
@@ -66,18 +66,17 @@ def _key(
     return KeyMaterial(key_id, secret=secret, public_key_pem=public, private_key_pem=private)
 
 
-def read_secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> bytes | None:
+def read_secret(table: Table, kind: str, places: KeyPlaces, env: dict[str, str]) -> bytes | None:
     """The secret a field names: ``…_file`` a file (relative to the config's folder),
-    ``…_env`` an environment variable, otherwise the value itself."""
+    ``…_env`` an environment variable, otherwise the value itself; a file or variable
+    only where ``places`` lets this config file reach."""
     value = table.get(kind, str)
     if value is None:
         return None
     if kind.endswith("_file"):
-        secret = read_file(table, kind, os.path.join(folder, value))
+        secret = key_file(table, kind, places, value)
     elif kind.endswith("_env"):
-        found = env.get(value)
-        table.check(kind, found is not None, f"environment variable '{value}' is not set")
-        secret = found.encode() if found is not None else None
+        secret = _variable(table, kind, places, env, value)
     else:
         secret = value.encode()
         table.problems.warn(
@@ -98,9 +97,31 @@ def read_secret(table: Table, kind: str, folder: Path, env: dict[str, str]) -> b
     return secret
 
 
-def _pem(table: Table, name: str, folder: Path, *, required: bool) -> bytes | None:
+def _pem(table: Table, name: str, places: KeyPlaces, *, required: bool) -> bytes | None:
     value = table.get(name, str)
     if value is None:
         table.check(name, not required, "is required")
         return None
-    return read_file(table, name, os.path.join(folder, value))
+    return key_file(table, name, places, value)
+
+
+def key_file(table: Table, name: str, places: KeyPlaces, value: str) -> bytes | None:
+    """A key file's bytes, when it lies where this config file may read keys."""
+    path = os.path.join(places.folder, value)  # an absolute value stays as it is
+    problem = places.file_problem(path)
+    if problem is not None:
+        table.check(name, False, problem)
+        return None
+    return read_file(table, name, path)
+
+
+def _variable(
+    table: Table, kind: str, places: KeyPlaces, env: dict[str, str], name: str
+) -> bytes | None:
+    problem = places.env_problem(name)
+    if problem is not None:
+        table.check(kind, False, problem)
+        return None
+    found = env.get(name)
+    table.check(kind, found is not None, f"environment variable '{name}' is not set")
+    return found.encode() if found is not None else None

@@ -8,7 +8,6 @@ Secrets never appear in a message: problems name the file, the source and the fi
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,10 @@ from sidecar.config.admin import parse_admin
 from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, ranged
 from sidecar.config.includes import Part, included_parts, read_toml
 from sidecar.config.keys import load_keys, read_secret
+from sidecar.config.shadows import check_shadowing
+from sidecar.config.shared_keys import warn_shared_keys
+from sidecar.config.teams import parse_teams
+from sidecar.config.trust import MAIN_FIELDS, KeyPlaces
 from sidecar.core import canonical
 from sidecar.core.urls import config_host
 from sidecar.errors import ConfigError, SchemeError
@@ -27,11 +30,9 @@ from sidecar.policy.settings import (
     ServerSettings,
     Settings,
     SourceSettings,
-    TeamSettings,
 )
 from sidecar.schemes.base import Scheme, SourceScheme, SourceSpec
 
-_SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _SERVER_FIELDS = {
     "listen", "metrics_listen", "workers", "clock_skew", "cache_ttl", "deny_status", "proxy",
 }  # fmt: skip
@@ -62,7 +63,7 @@ def _build(
 ) -> Settings | None:
     folder = file.resolve().parent
     root = Table(data, "(top level)", problems)
-    root.check_names({"server", "signing", "sources", "teams", "include", "admin"})
+    root.check_names({"server", "signing", "sources", "teams", "include", "admin", *MAIN_FIELDS})
     server = _server(Table(root.get("server", dict, {}) or {}, "server", problems))
     signing = root.get("signing", dict)
     signing_listen, signing_rate = None, SIGNING_RATE_LIMIT
@@ -71,27 +72,24 @@ def _build(
         table.check_names({"listen", "rate_limit"})
         signing_listen = address(table, "listen", None)
         signing_rate = ranged(table, "rate_limit", signing_rate, 0, 100_000)
-    parts = [Part(root, folder), *included_parts(root, folder, problems)]
+    parts = [Part(root, KeyPlaces(folder), included=False),
+             *included_parts(root, folder, problems)]  # fmt: skip
     raw_sources = [
         (raw, index, part) for part in parts for index, raw in enumerate(part.list("sources"))
     ]
     if not raw_sources:
         problems.add("sources", "at least one [[sources]] is required")
     sources = [
-        (_source(raw, index, part.folder, env, part.root.problems), part.root.problems.file)
+        (_source(raw, index, part.places, env, part.root.problems), part.root.problems.file)
         for raw, index, part in raw_sources
     ]
     held = [(source, file) for source, file in sources if source is not None]
     built = [source for source, _ in held]
     _check_unique(held, problems)
     _check_hosts_are_trusted(server, built, problems)
-    # Every declared name, built or not: a broken source is one problem, not two.
-    names = {raw["name"] for raw, _, _ in raw_sources if isinstance(raw, dict) and "name" in raw}
-    teams = [
-        _team(raw, index, names, part.root.problems)
-        for part in parts
-        for index, raw in enumerate(part.list("teams"))
-    ]
+    check_shadowing(held, problems.file, problems)
+    warn_shared_keys(held, problems)
+    teams = parse_teams(parts)
     _report_duplicates(
         [(team.id, problems.file) for team in teams if team], "teams", "duplicate team id", problems
     )
@@ -139,7 +137,7 @@ def _deny_status(table: Table, default: int) -> int:
 
 
 def _source(
-    raw: object, index: int, folder: Path, env: dict[str, str], problems: Problems
+    raw: object, index: int, places: KeyPlaces, env: dict[str, str], problems: Problems
 ) -> SourceSettings | None:
     if not isinstance(raw, dict):
         problems.add(f"sources[{index}]", "must be a table")
@@ -164,12 +162,12 @@ def _source(
     mode = Mode(mode_text) if mode_text in Mode.__members__.values() else None
     table.check("mode", mode is not None, "must be enforce, report or off")
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
-    scheme_settings = _scheme_settings(table, scheme, folder, env) if scheme else None
+    scheme_settings = _scheme_settings(table, scheme, places, env) if scheme else None
     default_ttl, max_ttl = _ttls(table)
     if scheme is not None and not scheme.expiring:
         for lifetime in ("default_ttl", "max_ttl"):
             table.check(lifetime, lifetime not in table.data, f"{scheme.name} URLs never expire")
-    keys, keys_ok = load_keys(table, folder, env, scheme.key_fields if scheme else frozenset())
+    keys, keys_ok = load_keys(table, places, env, scheme.key_fields if scheme else frozenset())
     signatures = None
     # Built even when some key failed, so the scheme's own problems are reported too.
     wanted = keys or mode is not Mode.OFF or not keys_ok
@@ -217,14 +215,14 @@ def _setting_names(scheme: Scheme[Any] | None) -> set[str]:
 
 
 def _scheme_settings(
-    table: Table, scheme: Scheme[Any], folder: Path, env: dict[str, str]
+    table: Table, scheme: Scheme[Any], places: KeyPlaces, env: dict[str, str]
 ) -> object:
     """The scheme's settings object, every problem with them reported (a setting with
     one takes its default, so the scheme's own problems are reported too)."""
     values: dict[str, object] = {}
     for setting in scheme.settings:
         if setting.secret:
-            values[setting.name] = _secret_setting(table, setting.name, folder, env)
+            values[setting.name] = _secret_setting(table, setting.name, places, env)
         else:
             values[setting.name] = table.get(setting.name, setting.kind)
     built, problems = scheme.settings_from(values)
@@ -235,12 +233,12 @@ def _scheme_settings(
     return built
 
 
-def _secret_setting(table: Table, name: str, folder: Path, env: dict[str, str]) -> str | None:
+def _secret_setting(table: Table, name: str, places: KeyPlaces, env: dict[str, str]) -> str | None:
     """A secret setting from at most one of ``name_file``, ``name_env`` or ``name``."""
     given = [field for field in (f"{name}_file", f"{name}_env", name) if field in table.data]
     if not table.check(name, len(given) <= 1, f"give one of {name}_file, {name}_env, {name}"):
         return None
-    secret = read_secret(table, given[0], folder, env) if given else None
+    secret = read_secret(table, given[0], places, env) if given else None
     if secret is None:
         return None
     try:
@@ -259,27 +257,6 @@ def _ttls(table: Table) -> tuple[int | None, int | None]:
     if default_ttl is not None and max_ttl is not None:
         table.check("default_ttl", default_ttl <= max_ttl, "must not exceed max_ttl")
     return default_ttl, max_ttl
-
-
-def _team(raw: object, index: int, sources: set[str], problems: Problems) -> TeamSettings | None:
-    table = Table(raw if isinstance(raw, dict) else {}, f"teams[{index}]", problems)
-    table.check_names({"id", "source", "api_key_sha256"})
-    team_id = table.require("id", str)
-    if team_id is not None:
-        table.check("id", bool(NAME.fullmatch(team_id)), NAME_RULE)
-    source = table.require("source", str)
-    if source is not None:
-        table.check("source", source in sources, f"no source named '{source}'")
-    hashes = table.require("api_key_sha256", list) or []
-    valid = [bytes.fromhex(h) for h in hashes if isinstance(h, str) and _SHA256_HEX.fullmatch(h)]
-    table.check(
-        "api_key_sha256",
-        bool(hashes) and len(valid) == len(hashes),
-        "must be a non-empty list of hex SHA-256 digests (sidecar token api-key)",
-    )
-    if not team_id or not source or source not in sources or len(valid) != len(hashes) or not valid:
-        return None
-    return TeamSettings(team_id, source, tuple(valid))
 
 
 def _build_scheme(
