@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -300,6 +301,13 @@ class SecureLinkScheme(Scheme[SecureLinkSettings]):
     name = NAME
     settings_type = SecureLinkSettings
 
+    def settings_warnings(self, settings: SecureLinkSettings) -> list[tuple[str, str]]:
+        try:
+            template = compile_template(settings.secure_link_md5)
+        except SchemeError:
+            return []  # reported as a problem, not a weakness
+        return [("secure_link_md5", weakness) for weakness in _run_together(template)]
+
     def build(self, spec: SourceSpec[SecureLinkSettings]) -> SecureLinkSource:
         try:
             hash_arg, expires_arg = _parse_secure_link(spec.settings.secure_link)
@@ -332,6 +340,39 @@ def _template_problems(
     if hash_arg in covered:
         problems.append(f"secure_link_md5 cannot cover $arg_{hash_arg}: it is the hash itself")
     return problems
+
+
+# Values that never hold "/": a $uri (which always begins with one) written right after
+# one of them cannot take characters from it or give it any.
+_NO_SLASH = frozenset({EXPIRES, REMOTE_ADDR, HOST})
+
+
+def _run_together(template: tuple[Part, ...]) -> list[str]:
+    """Adjacent variables whose values can run into each other: the hashed text then
+    splits in more than one place, so a hash made for one pair of values (a path and a
+    client address) is also valid for another. nginx hashes such text alike, so it is a
+    weakness to warn about, not an error. The key never moves (its value is fixed), and
+    $uri after a value without "/" begins where that value ends."""
+    found = []
+    for left, right in itertools.pairwise(template):
+        kinds = (left.kind, right.kind)
+        if (
+            LITERAL in kinds
+            or SECRET_VAR in kinds
+            or (right.kind == URI and left.kind in _NO_SLASH)
+        ):
+            continue
+        found.append(
+            f"nothing separates {_shown(left)} from {_shown(right)}: their values can run "
+            "into each other, so one hash also stands for other pairs of them ($uri$remote_addr: "
+            "/a.jpg for 11.2.3.4 is also /a.jpg1 for 1.2.3.4); put a character one of them "
+            "never holds between them, such as a space"
+        )
+    return found
+
+
+def _shown(part: Part) -> str:
+    return f"${ARG}{part.text}" if part.kind == ARG else f"${part.kind}"
 
 
 SCHEME: SecureLinkScheme = SecureLinkScheme()

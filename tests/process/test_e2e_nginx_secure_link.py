@@ -240,6 +240,17 @@ def test_ip_bound(oracle: Oracle, stack: LocalStack) -> None:
     assert compare(oracle, [SECRET_IP], stack, ip_url(expires, "203.0.113.5")) == ("", "invalid")
 
 
+def test_adjacent_variables_run_together_in_nginx_too(oracle: Oracle, stack: LocalStack) -> None:
+    # IP_MD5 is nginx's example, "$uri$remote_addr" with nothing between them: a link made
+    # for /secret/x.png1 and 27.0.0.1 hashes the text of /secret/x.png and 127.0.0.1.
+    # nginx serves it, so the sidecar keeps nginx's answer (check-config warns instead).
+    expires = int(time.time()) + 600
+    made_for = f"/secret/x.png1?md5={b64(f'{expires}/secret/x.png127.0.0.1 {IP_KEY}')}"
+    assert made_for == ip_url(expires, "27.0.0.1", "/secret/x.png1").partition("&")[0]
+    moved = ip_url(expires, "27.0.0.1", "/secret/x.png1").replace("/x.png1?", "/x.png?")
+    assert compare(oracle, [SECRET_IP], stack, moved) == ("1", "ok")
+
+
 def test_host_bound(oracle: Oracle, stack: LocalStack) -> None:
     expires = int(time.time()) + 600
     uri = f"/public/x.png?md5={b64(f'{expires}{HOST}/public/x.png {HOST_KEY}')}&expires={expires}"
