@@ -212,6 +212,7 @@ def _token_command(commands: Commands) -> None:
         "a strong random token, or a key pair",
         "sidecar token new",
         "sidecar token new -c sidecar.toml --source books --out books-token",
+        "sidecar token new -c sidecar.toml --source acme",
         "sidecar token new --key-type rsa --out acme.pem",
     )
     new.add_argument("-c", "--config", metavar="FILE", help="with --source: the config")
@@ -222,7 +223,10 @@ def _token_command(commands: Commands) -> None:
         help="what to make (default: the source scheme's first kind, else a token)",
     )
     new.add_argument(
-        "--out", metavar="FILE", help="write to this file (mode 0600) instead of stdout"
+        "--out",
+        metavar="FILE",
+        help="write to this file (mode 0600) instead of stdout; a key pair's private key "
+        "(with --source: default, the files the source's key names)",
     )
     new.set_defaults(run=handlers.run_token_new)
     show = _with_config(

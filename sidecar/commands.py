@@ -9,16 +9,15 @@ import re
 import secrets
 import sys
 import time
-import tomllib
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from sidecar import config, schemes
+from sidecar.config.declared import DeclaredSource, declared_source, key_pair_files
 from sidecar.core.urls import parse_url
 from sidecar.errors import ConfigError, UrlError, UsageError
 from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
@@ -145,66 +144,75 @@ def _source(settings: Settings, name: str) -> SourceSettings:
 
 
 def run_token_new(args: argparse.Namespace) -> int:
-    scheme, key_type = _key_maker(args)
+    scheme, key_type, declared = _key_maker(args)
     key = scheme.new_key(key_type)
     if key.secret is not None:
         return _write_secret(args.out, (key.secret + "\n").encode(), "token")
-    if args.out is None:
-        raise UsageError(
-            "a key pair needs --out FILE (the private key; FILE.pub.pem gets the public)"
-        )
     assert key.private_pem is not None and key.public_pem is not None
-    _write_secret(args.out, key.private_pem, "private key")
-    Path(args.out + ".pub.pem").write_bytes(key.public_pem)
-    print(f"wrote the public key to {args.out}.pub.pem (give it to the sidecar's config)")
+    private, public = key_pair_files(declared, args.out)
+    _refuse_unusable(private, public)
+    _write_secret(private, key.private_pem, "private key")
+    try:
+        _write_new(public, key.public_pem, 0o644)
+    except UsageError:
+        os.unlink(private)  # no half-made pair: the next attempt starts clean
+        raise
+    print(f"wrote the public key to {public}")
     return EXIT_OK
 
 
-def _key_maker(args: argparse.Namespace) -> tuple[Scheme[Any], str]:
-    """The scheme that makes the key, and which kind: the source's scheme when one is
-    named, otherwise whichever scheme makes ``--key-type`` (a token by default)."""
+def _key_maker(args: argparse.Namespace) -> tuple[Scheme[Any], str, DeclaredSource | None]:
+    """The scheme that makes the key, which kind, and the source as the config declares
+    it: the source's scheme when one is named, otherwise whichever scheme makes
+    ``--key-type`` (a token by default)."""
     if args.source is not None:
         if args.config is None:
             raise UsageError("--source needs -c FILE")
-        scheme = schemes.get(_declared_scheme(args.config, args.source))
+        declared = declared_source(args.config, args.source)
+        scheme = schemes.get(declared.scheme)
         if scheme is None:
             raise ConfigError([f"{args.config}: source '{args.source}' names no known scheme"])
         key_type = args.key_type or scheme.key_types[0]
         if key_type not in scheme.key_types:
             raise UsageError(f"--key-type: {scheme.name} keys are {', '.join(scheme.key_types)}")
-        return scheme, key_type
+        return scheme, key_type, declared
     key_type = args.key_type or "token"
     maker = next(s for s in schemes.REGISTRY.values() if key_type in s.key_types)
-    return maker, key_type
+    return maker, key_type, None
 
 
-def _declared_scheme(path: str, source: str) -> str:
-    """The scheme a source declares, read from the TOML alone: the key being made may be
-    one the config already names (its file does not exist yet), so the config need not
-    load as a whole."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError([f"{path}: cannot read the config ({error})"]) from None
-    for raw in data.get("sources", []):
-        if isinstance(raw, dict) and raw.get("name") == source:
-            return str(raw.get("scheme", ""))
-    raise UsageError(f"--source: {path} has no source named '{source}'")
+def _refuse_unusable(private: str, public: str) -> None:
+    """Both files checked before either is written: never half a pair, never over a file."""
+    if os.path.realpath(private) == os.path.realpath(public):
+        raise UsageError(f"{private}: the private and the public key would be the same file")
+    for path in (private, public):
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write {path}: no folder {folder}")
+        if os.path.lexists(path):
+            raise UsageError(f"{path} exists: refusing to overwrite a key")
 
 
 def _write_secret(path: str | None, data: bytes, what: str) -> int:
     if path is None:
         sys.stdout.write(data.decode())
         return EXIT_OK
-    # O_EXCL: never overwrite an existing secret; 0600 from the first byte written.
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UsageError(f"--out: {path} exists: refusing to overwrite a secret") from None
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
+    _write_new(path, data, 0o600)
     print(f"wrote a new {what} to {path} (mode 0600)")
     return EXIT_OK
+
+
+def _write_new(path: str, data: bytes, mode: int) -> None:
+    # O_EXCL: never over an existing file (nor through a symlink); the mode from the
+    # first byte written.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise UsageError(f"--out: {path} exists: refusing to overwrite a secret") from None
+    except OSError as error:
+        raise UsageError(f"cannot write {path} ({error.strerror})") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
 
 
 def run_token_show(args: argparse.Namespace) -> int:

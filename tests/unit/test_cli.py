@@ -428,6 +428,84 @@ def test_token_new_bootstraps_the_key_the_config_already_names(cli: Cli, tmp_pat
     assert cli("check-config", "-c", str(path)).returncode == 0  # now it loads
 
 
+def acme_naming(folder: Path, public: str, private: str | None) -> Path:
+    """A config whose cloudfront source names key files that do not exist yet."""
+    files = {"public_key_file": public} | ({"private_key_file": private} if private else {})
+    source = source_toml("acme", "cloudfront", "/acme/", {"K1": files},
+                         public_origin="https://cdn.example.com")  # fmt: skip
+    path = folder / "sidecar.toml"
+    path.write_text(sidecar_config(source))
+    return path
+
+
+@pytest.mark.parametrize("out", [None, "keys/acme-private.pem"], ids=["named", "out"])
+def test_token_new_writes_the_key_files_the_config_names(
+    cli: Cli, tmp_path: Path, out: str | None
+) -> None:
+    (tmp_path / "keys").mkdir()
+    path = acme_naming(tmp_path, "keys/acme-public.pem", "keys/acme-private.pem")
+    given = ["--out", str(tmp_path / out)] if out else []
+    made = cli("token", "new", "-c", str(path), "--source", "acme", *given)
+    assert made.returncode == 0, made.stderr
+    private, public = tmp_path / "keys/acme-private.pem", tmp_path / "keys/acme-public.pem"
+    assert private.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert public.read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == [private.name, public.name]
+    assert cli("check-config", "-c", str(path)).returncode == 0  # the pair the config names
+
+
+def test_token_new_puts_a_verify_only_keys_public_half_where_the_config_names_it(
+    cli: Cli, tmp_path: Path
+) -> None:
+    # The config names only the public key (the signer keeps the private one elsewhere).
+    path = acme_naming(tmp_path, "acme-public.pem", None)
+    refused = cli("token", "new", "-c", str(path), "--source", "acme")
+    assert refused.returncode == 2 and "--out" in refused.stderr
+    made = cli("token", "new", "-c", str(path), "--source", "acme",
+               "--out", str(tmp_path / "signer.pem"))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "acme-public.pem").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    assert not (tmp_path / "signer.pem.pub.pem").exists()
+    assert cli("check-config", "-c", str(path)).returncode == 0
+
+
+UNUSABLE = {  # what is wrong with the named files -> what the refusal names
+    "no such folder": ("nowhere/acme-public.pem", "nowhere/acme-private.pem", "no folder"),
+    "public exists": ("acme-public.pem", "acme-private.pem", "exists"),
+    "one file for both": ("acme.pem", "acme.pem", "the same file"),
+}
+
+
+@pytest.mark.parametrize(("public", "private", "named"), UNUSABLE.values(), ids=UNUSABLE.keys())
+def test_token_new_refuses_unusable_named_files_and_writes_nothing(
+    cli: Cli, tmp_path: Path, public: str, private: str, named: str
+) -> None:
+    path = acme_naming(tmp_path, public, private)
+    if named == "exists":
+        (tmp_path / public).write_text("keep me\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    refused = cli("token", "new", "-c", str(path), "--source", "acme")
+    assert refused.returncode == 2, refused
+    assert named in refused.stderr and refused.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    if named == "exists":
+        assert (tmp_path / public).read_text() == "keep me\n"
+
+
+def test_token_new_finds_a_source_in_an_included_file(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "sources.d").mkdir()
+    acme_naming(tmp_path / "sources.d", "acme-public.pem", "acme-private.pem").rename(
+        tmp_path / "sources.d" / "acme.toml"
+    )
+    path = tmp_path / "sidecar.toml"
+    path.write_text('include = ["sources.d/*.toml"]\n')
+    made = cli("token", "new", "-c", str(path), "--source", "acme")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "sources.d" / "acme-public.pem").exists()
+    assert cli("check-config", "-c", str(path)).returncode == 0
+
+
 def test_token_new_key_type_ecdsa_writes_a_key_pair(cli: Cli, tmp_path: Path) -> None:
     made = cli("token", "new", "--key-type", "ecdsa", "--out", str(tmp_path / "x.pem"))
     assert made.returncode == 0, made.stderr
