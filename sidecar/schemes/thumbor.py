@@ -84,11 +84,23 @@ class ThumborSource(KeyringSource):
             return deny(Reason.MALFORMED)
         if not rest_path or _holds_segment(rest_path, presented_text):
             return deny(Reason.MALFORMED)
-        message = (rest_path + query).encode()
-        matched = self.keyring.match(presented, lambda key: signature(key, message))
+        matched = self._match(presented, rest_path, query)
         if matched is None:
             return deny(Reason.INVALID)
         return allow(matched, None, shareable=True)
+
+    def _match(self, presented: bytes, rest_path: str, query: str) -> str | None:
+        """The key whose signature is ``presented``: over the path alone, as thumbor's
+        server checks it (an appended query, a cache buster, is not covered and cannot
+        change the file), else over the path and the query as sent (libthumbor's URL for an
+        ``image_url`` with a query, which keeps that query pinned). The path never holds a
+        "?", so the two texts can never be each other."""
+        path = rest_path.encode()
+        matched = self.keyring.match(presented, lambda key: signature(key, path))
+        if matched is None and query not in ("", "?"):
+            with_query = (rest_path + query).encode()
+            matched = self.keyring.match(presented, lambda key: signature(key, with_query))
+        return matched
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

@@ -109,6 +109,23 @@ def test_libthumbor_urls_serve_the_image(stack: LocalStack, options: dict[str, A
     assert fetch_with_reason(stack, uri) == (200, data, "ok"), uri
 
 
+@pytest.mark.parametrize("buster", ["?v=3", "?v=3&w=1", "?"])
+def test_a_query_appended_to_a_libthumbor_url_serves_the_image(
+    stack: LocalStack, buster: str
+) -> None:
+    # thumbor's server signs the path alone: a cache buster is not covered, and cannot
+    # change the file nginx serves.
+    uri = library(image_url="books/a.jpg", width=300, height=200, smart=True)
+    data = place(stack, uri)
+    assert fetch_with_reason(stack, uri + buster) == (200, data, "ok")
+    assert fetch_with_reason(stack, uri.replace("300x200", "300x201") + buster)[::2] == (
+        403, "invalid")  # fmt: skip
+    pinned = library(image_url="books/a.jpg?v=2", width=300)
+    pinned_data = place(stack, pinned)
+    assert fetch_with_reason(stack, pinned) == (200, pinned_data, "ok")
+    assert fetch_with_reason(stack, pinned.replace("v=2", "v=3"))[::2] == (403, "invalid")
+
+
 def test_every_changed_byte_is_403_with_its_reason(stack: LocalStack) -> None:
     uri = library(image_url="books/a.jpg?v=2", width=300, height=200, smart=True)
     data = place(stack, uri)

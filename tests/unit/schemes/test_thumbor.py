@@ -251,8 +251,8 @@ SIG = SIGNED.split("/")[1]
         ("/thumbs/" + SIG.replace("=", "%3D") + "/300x200/smart/books/a.jpg", Reason.MALFORMED),
         ("/thumbs/300x200/" + SIG + "/smart/books/a.jpg", Reason.MALFORMED),  # wrong segment
         ("/thumbs/" + SIG + "/", Reason.MALFORMED),  # nothing signed after it
-        ("/thumbs" + SIGNED + "?", Reason.INVALID),  # a bare "?" is a different text
-        ("/thumbs" + SIGNED + "?w=1", Reason.INVALID),  # a query added after signing
+        ("/thumbs" + SIGNED + "?", Reason.OK),  # thumbor's server signs the path alone
+        ("/thumbs" + SIGNED + "?w=1", Reason.OK),  # so a query added after signing is free
         ("/thumbs" + SIGNED.replace("smart/", ""), Reason.INVALID),
         ("/thumbs" + SIGNED.replace("a.jpg", "b.jpg"), Reason.INVALID),
         ("/th%75mbs" + SIGNED, Reason.MALFORMED),  # a second spelling of the prefix
