@@ -158,9 +158,16 @@ def fetch_page(
     cookie: str | None = None,
     form: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
+    source: str | None = None,
 ) -> Page:
-    """One request on a fresh connection (with workers, any of them may answer)."""
-    connection = http.client.HTTPConnection("127.0.0.1", console.port, timeout=DEADLINE)
+    """One request on a fresh connection (with workers, any of them may answer), from the
+    loopback address ``source`` when given (a client of its own: 127.0.0.2, …)."""
+    connection = http.client.HTTPConnection(
+        "127.0.0.1",
+        console.port,
+        timeout=DEADLINE,
+        source_address=(source, 0) if source is not None else None,
+    )
     sent = dict(headers or {})
     body = None
     if cookie is not None:
@@ -177,8 +184,8 @@ def fetch_page(
         connection.close()
 
 
-def session_cookie(console: Console, key: str = ADMIN_KEY) -> str:
-    page = fetch_page(console, "POST", "/login", form={"api_key": key})
+def session_cookie(console: Console, key: str = ADMIN_KEY, source: str | None = None) -> str:
+    page = fetch_page(console, "POST", "/login", form={"api_key": key}, source=source)
     assert page.status == 303, page
     cookie = page.headers["set-cookie"]
     return cookie.partition("sidecar_console=")[2].partition(";")[0]

@@ -1,29 +1,34 @@
-"""The console's aiohttp application: security headers, login, sessions, CSRF, static files.
+"""The console's aiohttp application: security headers, host names, sessions, CSRF,
+static files.
 
 Every response carries a strict Content-Security-Policy, ``no-store`` and
-``no-referrer``. Every page but the login form needs a valid session; every POST but
-the login needs the session's CSRF token, and every POST a same-origin request (the
-``Origin`` and ``Sec-Fetch-Site`` a browser sends; the cookie is ``SameSite=Strict`` too).
-A wrong key sees the login form again, and nothing else.
+``no-referrer``. Every request must name the console's own host (``hosts.py``), or gets a
+421 and nothing else. Every page but the login form needs a valid session that was not
+logged out; every POST but the login needs the session's CSRF token, and every POST a
+same-origin request (the ``Origin`` and ``Sec-Fetch-Site`` a browser sends; the cookie is
+``SameSite=Strict`` too). Logging in and out: ``login.py``.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
 
-from sidecar.runtime.console import pages, views
+from sidecar.runtime.console import login, pages, views
+from sidecar.runtime.console.hosts import ConsoleHosts
+from sidecar.runtime.console.revoked import REVOKED, REVOKED_DIR_ENV, RevokedSessions, new_folder
 from sidecar.runtime.console.session import (
     COOKIE_NAME,
     SESSION_SECRET_ENV,
     Sessions,
-    key_label,
-    match_api_key,
     new_secret_hex,
+    session_id,
     session_secret,
 )
 from sidecar.runtime.console.views import SESSIONS, admin_hashes, html
@@ -45,34 +50,60 @@ SECURITY_HEADERS = {
 }
 _OPEN = frozenset({"/login", "/static/console.css", "/static/console.js"})
 _STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
+REFUSED_HOST = "This console does not answer for that host name.\n"
+HOSTS = web.AppKey("console_hosts", ConsoleHosts)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def share_session_secret() -> None:
-    """In the worker supervisor, before it starts the workers: one session secret for
-    all of them (they inherit the environment), so any worker accepts any session."""
+    """In the worker supervisor, before it starts the workers: one session secret and one
+    folder of logged-out sessions for all of them (they inherit the environment), so any
+    worker accepts any session and a logout on one ends it on all. The supervisor removes
+    the folder when it exits."""
     os.environ.setdefault(SESSION_SECRET_ENV, new_secret_hex())
+    folder = os.environ[REVOKED_DIR_ENV] = new_folder()
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 def create_console_app(state: State) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_guard])
+    admin = state.decider.settings.admin
+    if admin is None:  # served only with [admin]; adding or moving it takes a restart
+        raise RuntimeError("the console needs an [admin] table")
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_host_guard, _guard])
     app.on_response_prepare.append(without_banner)
     app.on_response_prepare.append(_security_headers)
     app[STATE] = state
+    app[HOSTS] = ConsoleHosts(admin.listen)
     app[SESSIONS] = Sessions(session_secret(os.environ))
+    app[REVOKED] = RevokedSessions.from_environment(os.environ)
+    app.on_cleanup.append(_remove_own_folder)
     files = resources.files("sidecar.runtime.console") / "static"
     for name, content_type in _STATIC.items():
         app.router.add_get(f"/static/{name}", _static((files / name).read_bytes(), content_type))
     app.router.add_get("/", _home)
-    app.router.add_get("/login", _login_form)
-    app.router.add_post("/login", _login)
-    app.router.add_post("/logout", _logout)
+    login.add_routes(app)
     views.add_routes(app)
     return app
 
 
+async def _remove_own_folder(app: web.Application) -> None:
+    app[REVOKED].close()
+
+
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(SECURITY_HEADERS)
+
+
+@web.middleware
+async def _host_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Only the console's own host names, on every path (static files and login too): a
+    DNS-rebinding page names its own host. 421 Misdirected Request, and nothing else."""
+    hosts = request.headers.getall("Host", [])
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    local_ip = sockname[0] if isinstance(sockname, tuple) else None
+    if not request.app[HOSTS].accepts(hosts[0] if len(hosts) == 1 else None, local_ip):
+        return web.Response(status=421, text=REFUSED_HOST, content_type="text/plain")
+    return await handler(request)
 
 
 @web.middleware
@@ -85,6 +116,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     sessions = request.app[SESSIONS]
     cookie = request.cookies.get(COOKIE_NAME, "")
     index = sessions.check(cookie, admin_hashes(request), time.time())
+    if index is not None and request.app[REVOKED].is_revoked(session_id(cookie) or ""):
+        index = None  # logged out, in this worker or another
     if index is None:
         if request.path.endswith(".json"):
             return web.json_response({"error": "log in"}, status=401)
@@ -126,39 +159,3 @@ def _static(body: bytes, content_type: str) -> Handler:
 
 async def _home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/sources")
-
-
-async def _login_form(request: web.Request) -> web.Response:
-    return html(pages.login(error=False))
-
-
-async def _login(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    form = await request.post()
-    presented = form.get("api_key")
-    hashes = admin_hashes(request)
-    index = match_api_key(presented if isinstance(presented, str) else "", hashes)
-    remote = request.remote or ""
-    if index is None:
-        # What a client can trigger at will shares the denial log budget.
-        state.log.limited("console_login", result="wrong_key", remote=remote)
-        return html(pages.login(error=True), 401)
-    state.log.event("console_login", result="ok", admin_key=key_label(hashes[index]),
-                    admin_key_index=index, remote=remote)  # fmt: skip
-    sessions = request.app[SESSIONS]
-    response = web.HTTPSeeOther("/sources")
-    response.set_cookie(
-        COOKIE_NAME,
-        sessions.issue(index, hashes[index], time.time()),
-        max_age=sessions.lifetime,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-    )
-    raise response
-
-
-async def _logout(request: web.Request) -> web.Response:
-    response = web.HTTPSeeOther("/login")
-    response.del_cookie(COOKIE_NAME, path="/")
-    raise response

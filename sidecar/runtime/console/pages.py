@@ -40,8 +40,13 @@ def layout(title: str, body: str, *, csrf: str | None, footer: str = "") -> str:
     )
 
 
-def login(error: bool) -> str:
+def login(error: bool, retry_after: int | None = None) -> str:
+    """The login form; ``error`` after a wrong key, ``retry_after`` (seconds) while this
+    address is refused for too many of them."""
     message = '<p class="error" id="login-error">Wrong key.</p>' if error else ""
+    if retry_after is not None:
+        message = ('<p class="error" id="login-error">Too many wrong keys from your address: '
+                   f"try again in {retry_after} seconds.</p>")  # fmt: skip
     body = (
         f"{message}<p>Log in with an admin API key (its SHA-256 is in "
         "<code>[admin] api_key_sha256</code>).</p>"

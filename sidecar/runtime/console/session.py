@@ -5,7 +5,8 @@ a random secret the workers share) covers the expiry, the index of the admin key
 logged in, a nonce, and that key's configured hash. So any worker can check a session
 without shared storage, and removing a key from ``[admin] api_key_sha256`` (then a
 reload) ends its sessions. The CSRF token is a second MAC over the cookie: per session,
-never stored, and useless without the cookie.
+never stored, and useless without the cookie. A logout is the one thing remembered: its
+``session_id`` goes to ``revoked.py``.
 
 The clock is passed in (``now``); nothing here reads the environment but
 ``session_secret``.
@@ -89,6 +90,13 @@ class Sessions:
     def _mac(self, expires: int, index: int, nonce: str, key_hash: bytes) -> str:
         message = f"session|{expires}|{index}|{nonce}|".encode() + key_hash
         return _b64(hmac.digest(self._secret, message, "sha256"))
+
+
+def session_id(cookie: str) -> str | None:
+    """What names a session once it is logged out: ``<expires>.<nonce>`` (safe as a file
+    name: digits, a dot, base64url), or None for what is not a session cookie."""
+    found = _COOKIE.fullmatch(cookie)
+    return f"{found[1]}.{found[3]}" if found is not None else None
 
 
 def key_label(key_hash: bytes) -> str:

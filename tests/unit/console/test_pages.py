@@ -45,3 +45,9 @@ def test_pages_load_no_inline_script_or_style() -> None:
     page = pages.login(error=True)
     assert "<script>" not in page and "style=" not in page and "<style" not in page
     assert '<script src="/static/console.js" defer></script>' in page
+
+
+def test_the_login_form_says_when_this_address_must_wait() -> None:
+    page = pages.login(error=False, retry_after=412)
+    assert "Too many wrong keys from your address: try again in 412 seconds." in page
+    assert 'name="api_key"' in page and "Wrong key." not in page
