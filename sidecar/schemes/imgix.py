@@ -32,6 +32,12 @@ def _lower_hex_digest(text: str) -> bytes | None:
 
 def signature(token: bytes, unsigned_uri: bytes) -> bytes:
     """imgix's MD5 over the token, then the path and query as sent."""
+    # MD5(secret + message) is length-extendable: from one signed URL, without the token,
+    # anyone can sign that URL's text + MD5's padding + any suffix (``&w=4000``). What
+    # stops it is the canonical gate, which this scheme relies on: the padding holds
+    # 0x80 and NUL bytes, and the gate refuses every URI carrying bytes that are not
+    # UTF-8 or are controls, so the forged text never reaches this hash (percent-encoded,
+    # it is other bytes). Keep the gate shut: tests/unit/schemes/test_imgix_length_extension.py.
     return hashlib.md5(token + unsigned_uri, usedforsecurity=False).digest()
 
 

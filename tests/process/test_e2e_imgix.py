@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -13,6 +14,8 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.signing import sign_request, sign_url
 from sidecar.schemes.base import Grant
 from tests.support.configs import sidecar_config, source_toml
+from tests.support.md5_extension import extend
+from tests.support.raw_http import exchange, verify_request
 from tests.support.requests import HOST, fetch, fetch_with_reason
 from tests.support.stacks import StackFactory, image_bytes
 
@@ -124,3 +127,26 @@ def test_unsigned_and_uppercase_signatures_are_refused(stack: LocalStack) -> Non
     head, _, digest = uri.rpartition("=")
     status, _, reason = fetch_with_reason(stack, f"{head}={digest.upper()}")
     assert (status, reason) == (403, "malformed")
+
+
+def test_a_length_extension_forgery_is_refused(stack: LocalStack) -> None:
+    # MD5(token + message) resumes from its digest: the forgery below IS the imgix
+    # signature of the signed text + MD5's padding + "&w=4000" (checked against hashlib),
+    # but the padding is bytes (0x80, NUL) no request URI may carry.
+    signed = library_uri("/books/x.png", {"w": 400})
+    message, _, digest = signed.rpartition("&s=")
+    forged, appended = extend(bytes.fromhex(digest), len(TOKEN) + len(message), b"&w=4000")
+    raw = message.encode() + appended
+    assert forged == hashlib.md5(TOKEN.encode() + raw).digest()
+    raw_uri = raw + b"&s=" + forged.hex().encode()
+    image = image_bytes(stack, "/books/x.png")
+    # To nginx, raw in the request line; to the sidecar, raw in X-Original-URI.
+    request_line = b"GET " + raw_uri + b" HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n\r\n"
+    for port, data in ((stack.nginx_port, request_line),
+                       (stack.sidecar_port, verify_request(raw_uri))):  # fmt: skip
+        answers, _ = exchange(port, data)
+        assert [answer.status for answer in answers] in ([], [400], [403]), (port, answers)
+        assert all(image not in answer.body for answer in answers)
+    # Percent-encoded, the URI is other bytes than those hashed.
+    encoded = "".join(chr(b) if 0x21 <= b < 0x7F and b != 0x25 else f"%{b:02X}" for b in raw_uri)
+    assert fetch_with_reason(stack, encoded)[::2] == (403, "invalid")
