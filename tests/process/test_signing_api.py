@@ -46,6 +46,7 @@ CONFIG = sidecar_config(
         max_ttl=3600,
     ),
     md5_source("public", "/public/", {"p": "public-token-0123456789"}),
+    md5_source("long", "/long/", {"l": "long-token-0123456789"}, default_ttl=30 * 86400),
     source_toml(  # no default_ttl or max_ttl: the API's own cap holds
         "gallery",
         "gcdn",
@@ -60,6 +61,7 @@ CONFIG = sidecar_config(
         team_toml("acme", "books", API_KEY, OLD_API_KEY),
         team_toml("other", "public", "other-key"),
         team_toml("gallery", "gallery", "gallery-key"),
+        team_toml("long", "long", "long-key"),
     ],
 )
 WEEK = 7 * 86400
@@ -221,6 +223,15 @@ def test_without_any_ttl_the_api_signs_for_a_week_not_forever(stack: LocalStack)
     status, body = call(stack, "other", f"{ORIGIN}/public/x.png", api_key="other-key")
     assert status == 200 and "expires=" in str(body["signedUrl"])
     assert before + WEEK <= expiry_of(str(body["signedUrl"])) <= int(time.time()) + WEEK
+
+
+def test_a_default_ttl_beyond_the_cap_is_refused_not_shortened(stack: LocalStack) -> None:
+    url = f"{ORIGIN}/long/x.png"
+    assert call(stack, "long", url, api_key="long-key") == (400, {
+        "error": f"the source's default_ttl ({30 * 86400} s) exceeds the signing API's cap "
+        f"of {WEEK} seconds: pass expiresIn"
+    })  # fmt: skip
+    assert call(stack, "long", url, api_key="long-key", expiresIn="3600")[0] == 200
 
 
 def test_the_cap_holds_for_cookie_grants_and_batches(stack: LocalStack) -> None:
