@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from sidecar.config.fields import Problems, Table, address
+from sidecar.core.urls import config_host
 from sidecar.policy.settings import Address, AdminSettings, ServerSettings
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
@@ -34,8 +35,9 @@ def parse_admin(
             "[server] metrics_listen": server.metrics_listen,
         }
     table = Table(raw, "admin", problems)
-    table.check_names({"listen", "api_key_sha256"})
+    table.check_names({"listen", "api_key_sha256", "hosts"})
     listen = address(table, "listen", "127.0.0.1:9102")
+    hosts = _hosts(table)
     hashes = table.require("api_key_sha256", list) or []
     valid = [bytes.fromhex(h) for h in hashes if isinstance(h, str) and _SHA256_HEX.fullmatch(h)]
     keys_ok = table.check(
@@ -47,9 +49,23 @@ def parse_admin(
         if listen is not None and other is not None and collides(listen, other):
             table.check("listen", False, f"must differ from {name} ({other})")
             listen = None
-    if listen is None or not keys_ok:
+    if listen is None or not keys_ok or hosts is None:
         return None
-    return AdminSettings(listen, tuple(valid))
+    return AdminSettings(listen, tuple(valid), hosts)
+
+
+def _hosts(table: Table) -> frozenset[str] | None:
+    """The names the console also answers, as a proxy in front passes them on (none by
+    default: only its own listen address and, for loopback, localhost)."""
+    names = table.get("hosts", list, []) or []
+    spelled = [config_host(name) if isinstance(name, str) else None for name in names]
+    if not table.check(
+        "hosts",
+        None not in spelled,
+        "must be a list of host names or IP addresses, without a port",
+    ):
+        return None
+    return frozenset(name for name in spelled if name is not None)
 
 
 def collides(one: Address, other: Address) -> bool:

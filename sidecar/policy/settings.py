@@ -71,6 +71,7 @@ class AdminSettings:
 
     listen: Address
     api_key_sha256: tuple[bytes, ...] = field(repr=False)
+    hosts: frozenset[str] = frozenset()  # names it also answers (behind a proxy), any port
 
 
 @dataclass(frozen=True)  # no slots: the lookup tables below are cached on the instance

@@ -71,12 +71,12 @@ DECIDE_CONFIG = sidecar_config(
 )
 
 
-HOSTS = [None, "cdn.example.com", "other.example.com", "", "IMG.example.com"]
+HOSTS: list[str | None] = [None, "cdn.example.com", "other.example.com", "", "IMG.example.com"]
 
 # Enforced sources: their path prefix, and the hosts a request may name to reach them. A
 # host the config does not name never reaches the host-less "books" under /books/, which
 # "books-img" holds for its host (docs/security.md, "Hosts").
-ENFORCED = {
+ENFORCED: dict[str, tuple[str, list[str | None]]] = {
     "books": ("/books/", ["cdn.example.com"]),
     "books-img": ("/books/", ["img.example.com"]),
     "acme": ("/acme/", HOSTS),

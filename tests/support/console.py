@@ -45,6 +45,9 @@ class Console(NamedTuple):
         return f"http://127.0.0.1:{self.port}"
 
 
+PROXIED_NAME = "console.example.com"
+
+
 def console_config(folder: Path, admin_port: int, *, workers: int = 1) -> str:
     """Four sources (enforce, report, off, a public-key one) and two admin keys."""
     scheme = schemes.get("cloudfront")
@@ -54,7 +57,8 @@ def console_config(folder: Path, admin_port: int, *, workers: int = 1) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cloudfront.pem").write_bytes(pair.public_pem)
     hashes = [hashlib.sha256(key.encode()).hexdigest() for key in (ADMIN_KEY, SECOND_ADMIN_KEY)]
-    admin = f'[admin]\nlisten = "127.0.0.1:{admin_port}"\napi_key_sha256 = {json.dumps(hashes)}\n\n'
+    admin = f'[admin]\nlisten = "127.0.0.1:{admin_port}"\napi_key_sha256 = {json.dumps(hashes)}\n'
+    admin += f"hosts = [{json.dumps(PROXIED_NAME)}]\n\n"  # as a proxy in front names it
     return admin + sidecar_config(
         md5_source("books", "/books/", {"2026-11": BOOKS_TOKEN}),
         md5_source("reports", "/reports/", {"r1": REPORT_TOKEN}, mode="report"),

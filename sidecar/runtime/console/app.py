@@ -73,7 +73,7 @@ def create_console_app(state: State) -> web.Application:
     app.on_response_prepare.append(without_banner)
     app.on_response_prepare.append(_security_headers)
     app[STATE] = state
-    app[HOSTS] = ConsoleHosts(admin.listen)
+    app[HOSTS] = ConsoleHosts(admin.listen, admin.hosts)
     app[SESSIONS] = Sessions(session_secret(os.environ))
     app[REVOKED] = RevokedSessions.from_environment(os.environ)
     app.on_cleanup.append(_remove_own_folder)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from sidecar.core.urls import host_of
 from sidecar.policy.settings import Address
 
 _WILDCARD = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, never bound here)
@@ -22,9 +23,11 @@ _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 class ConsoleHosts:
-    """The ``Host`` values one console listener answers (compared without case)."""
+    """The ``Host`` values one console listener answers (compared without case), and
+    the names ``[admin] hosts`` adds, at any port (a proxy in front has its own)."""
 
-    def __init__(self, listen: Address) -> None:
+    def __init__(self, listen: Address, configured: frozenset[str] = frozenset()) -> None:
+        self._configured = configured
         self._port = listen.port
         self._wildcard = listen.host in _WILDCARD
         names = set() if self._wildcard else {_literal(listen.host)}
@@ -39,6 +42,8 @@ class ConsoleHosts:
             return False
         host = host.lower()
         if host in self._names:
+            return True
+        if self._configured and host_of(host) in self._configured:
             return True
         if not self._wildcard or local_ip is None:
             return False

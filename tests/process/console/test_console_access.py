@@ -15,6 +15,7 @@ from sidecar.runtime.console.login import LOGIN_THROTTLE
 from tests.support.console import (
     ADMIN_KEY,
     DEADLINE,
+    PROXIED_NAME,
     SOURCE_NAMES,
     Console,
     console_stack,
@@ -62,6 +63,13 @@ def test_a_foreign_host_name_is_refused_on_every_path(
     assert page.headers["content-type"].startswith("text/plain")
     assert "set-cookie" not in page.headers and "location" not in page.headers
     assert count_events(console.stack, "console_login") == logins  # no login was tried
+
+
+@pytest.mark.parametrize("host", [PROXIED_NAME, f"{PROXIED_NAME.upper()}:443", "localhost:{port}"])
+def test_its_own_names_and_the_configured_one_are_answered(console: Console, host: str) -> None:
+    headers = {"Host": host.format(port=console.port)}
+    page = fetch_page(console, "GET", "/login", headers=headers)
+    assert page.status == 200 and "api_key" in page.body
 
 
 @pytest.mark.parametrize(

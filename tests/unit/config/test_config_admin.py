@@ -96,3 +96,16 @@ def test_every_problem_is_reported_together(tmp_path: Path) -> None:
         "admin.api_key_sha256: must be a non-empty list of hex SHA-256 digests"
         " (sidecar token api-key)",
     ]
+
+
+def test_hosts_the_console_also_answers(tmp_path: Path) -> None:
+    admin = load(tmp_path, f'[admin]\napi_key_sha256 = ["{KEY_HASH}"]\n'
+                           'hosts = ["Console.Example.com", "[2001:DB8::1]"]\n')  # fmt: skip
+    assert admin.admin is not None
+    assert admin.admin.hosts == frozenset({"console.example.com", "2001:db8::1"})
+
+
+@pytest.mark.parametrize("hosts", ['["console.example.com:443"]', '["bad host"]', "[1]", '"x"'])
+def test_hosts_are_names_without_a_port(tmp_path: Path, hosts: str) -> None:
+    found = problems(tmp_path, f'[admin]\napi_key_sha256 = ["{KEY_HASH}"]\nhosts = {hosts}\n')
+    assert any("admin.hosts: " in problem for problem in found), found

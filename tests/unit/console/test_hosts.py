@@ -64,3 +64,16 @@ def test_at_port_80_the_bare_name_is_answered_too() -> None:
     hosts = ConsoleHosts(Address("127.0.0.1", 80))
     assert hosts.accepts("localhost", "127.0.0.1") and hosts.accepts("127.0.0.1:80", "127.0.0.1")
     assert not hosts.accepts("attacker.example", "127.0.0.1")
+
+
+def test_configured_names_are_answered_at_any_port_in_one_spelling() -> None:
+    hosts = ConsoleHosts(Address("127.0.0.1", 9102), frozenset({"console.example.com"}))
+    for host in ("console.example.com", "Console.Example.COM:443", "console.example.com.:8443"):
+        assert hosts.accepts(host, "127.0.0.1"), host
+    for host in ("attacker.example", "console.example.com.attacker.example", "console.example"):
+        assert not hosts.accepts(host, "127.0.0.1"), host
+    assert hosts.accepts("localhost:9102", "127.0.0.1")  # its own names still
+
+
+def test_no_configured_name_means_none_beyond_its_own() -> None:
+    assert not LOOPBACK.accepts("console.example.com", "127.0.0.1")
