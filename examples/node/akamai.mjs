@@ -3,7 +3,7 @@
 // https://github.com/akamai/EdgeAuth-Token-Node (this writes the same tokens, defaults only:
 // sha256, '~' between fields, '!' between ACL globs, no escape_early, no salt).
 // token = [st=START~]exp=END[~acl=GLOB!GLOB]~hmac=HEX, HEX = HMAC-SHA256(hex key, the
-// token before '~hmac='; for a URL token (no ACL) followed by '~url=<decoded path>').
+// token before '~hmac='; for a URL token (no ACL) followed by '~url=<path as sent>').
 // Keep this code on your server: the key must never reach a browser.
 import { createHmac } from 'node:crypto';
 
@@ -22,7 +22,7 @@ export function signAkamai(url, { hexKey, expires, acl, startTime, tokenName = '
   const key = decodeKey(hexKey);
   if (!Number.isSafeInteger(expires) || expires <= 0) throw new Error('expires must be unix seconds');
   const parsed = new URL(url, 'http://placeholder.invalid');
-  const path = decodeURIComponent(parsed.pathname); // the path the edge matches (decoded)
+  const path = parsed.pathname; // the path as the URL carries it: what the edge hashes
   if (acl !== undefined && !/^[!-~]+$/.test(acl)) throw new Error('an ACL is printable ASCII');
   if (acl !== undefined && /[ #%&\\~!]/.test(acl)) throw new Error('an ACL cannot hold # % & \\ ~ !');
   const fields = [];

@@ -7,6 +7,9 @@ import { createHash } from 'node:crypto';
 //   secure_link $arg_md5,$arg_expires;
 //   secure_link_md5 "$secure_link_expires$uri$remote_addr secret";
 // `expression(uri)` gets the decoded path ($uri) and returns the string nginx hashes.
+// In that default nothing separates $uri from $remote_addr, so a link for /a.jpg bound to
+// 11.2.3.4 also opens /a.jpg1 for 1.2.3.4: prefer "$secure_link_expires$uri $remote_addr
+// secret" in nginx, and an `expression` that puts the same space between path and address.
 export function signSecureLink(url, secret, { expires, clientIp, expression } = {}) {
   if (!Number.isInteger(expires) || expires <= 0) throw new Error('expires: unix seconds');
   const pathStart = url.startsWith('/') ? 0 : url.indexOf('/', url.indexOf('://') + 3);
