@@ -97,10 +97,16 @@ class CloudFrontSource:
     path_prefix: str = "/"
     _by_id: dict[str, _Key] = field(init=False, repr=False, compare=False)
     _verified: VerifiedSignatures = field(init=False, repr=False, compare=False)
+    # What a policy's Resource must stay within: None for a source at "/", which holds
+    # every URL no other source holds (docs/schemes/cloudfront.md, "One source's grants").
+    _scope: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_id", {key.id: key for key in self.key_pairs})
         object.__setattr__(self, "_verified", VerifiedSignatures())
+        prefix = self.path_prefix.rstrip("/") + "/"
+        scope = None if prefix == "/" else self.settings.public_origin + prefix
+        object.__setattr__(self, "_scope", scope)
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -167,7 +173,7 @@ class CloudFrontSource:
         signed = _Signed(key, signature, _HASHES[algorithm], self._verified)
         if EXPIRES in values:
             return _verify_canned(signed, resource, values[EXPIRES], request)
-        return _verify_custom(signed, resource, values[POLICY], request)
+        return _verify_custom(signed, resource, values[POLICY], request, self._scope)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
@@ -276,7 +282,7 @@ def _verify_canned(
 
 
 def _verify_custom(
-    signed: _Signed, resource: str, policy_text: str, request: VerifyRequest
+    signed: _Signed, resource: str, policy_text: str, request: VerifyRequest, scope: str | None
 ) -> Verdict:
     document = b64decode(policy_text)
     if document is None:
@@ -286,7 +292,14 @@ def _verify_custom(
     policy = policies.parse(document)  # only ever parsed once its signature holds
     if policy is None:
         return deny(Reason.MALFORMED)
-    if policy.resource is not None and not policies.matches(policy.resource, resource):
+    pattern = policy.resource
+    if pattern is not None:
+        pattern = policies.fixed_scheme(pattern, resource)
+        if not policies.matches(pattern, resource):
+            return deny(Reason.INVALID)
+    # Held to its source: a key the source shares must not let a policy signed for
+    # another source open this one's files.
+    if scope is not None and not policies.within(pattern, scope):
         return deny(Reason.INVALID)
     if request.now >= policy.date_less_than + request.clock_skew:
         return deny(Reason.EXPIRED)

@@ -81,6 +81,26 @@ def parse(document: bytes) -> PolicyStatement | None:
     return _policy(tree)
 
 
+def fixed_scheme(pattern: str, origin: str) -> str:
+    """``pattern`` with a leading ``http*://`` read as ``origin``'s own scheme. The URLs a
+    source verifies all begin with its ``public_origin``, so that star can only ever mean
+    the scheme's letters; matched as a plain star, it would also swallow a whole other
+    path (``http*://cdn/books/*`` matching ``https://cdn/reports/r.png?x=://cdn/books/y``)."""
+    if pattern.startswith("http*://"):
+        return origin.partition("://")[0] + pattern[len("http") + 1 :]
+    return pattern
+
+
+def within(pattern: str | None, scope: str) -> bool:
+    """Whether every URL ``pattern`` matches begins with ``scope`` (an origin and a path
+    prefix ending in ``/``): its text before the first wildcard does. No pattern (a policy
+    without ``Resource``) matches every URL."""
+    if pattern is None:
+        return False
+    cut = min((at for at in (pattern.find("*"), pattern.find("?")) if at >= 0), default=None)
+    return pattern[:cut].startswith(scope)
+
+
 def matches(pattern: str, text: str) -> bool:
     """CloudFront Resource wildcards: ``*`` any run of characters, ``?`` exactly one.
 

@@ -156,11 +156,12 @@ def test_a_prefix_grant_never_opens_another_prefix() -> None:
         assert check(uri, cookies).reason is Reason.INVALID, uri
 
 
-def test_a_non_segment_resource_is_honoured_as_signed_but_never_signed_here() -> None:
-    # CloudFront's "*" crosses "-" and "/": ``…/acme*`` signed elsewhere does open
-    # ``/acme-other/`` (the verifier honours what was signed), so this signer refuses it.
+def test_a_non_segment_resource_is_refused_and_never_signed_here() -> None:
+    # CloudFront's "*" crosses "-" and "/": ``…/acme*`` would also open ``/acme-other/``,
+    # another source's files. The source at /acme/ holds a grant to its own prefix.
     cookies = header(botocore_cookies(resource=f"{ORIGIN}/acme*"))
-    assert check("/acme-other/x.png", cookies).reason is Reason.OK
+    assert check("/acme-other/x.png", cookies).reason is Reason.INVALID
+    assert check("/acme/x.png", cookies).reason is Reason.INVALID
     with pytest.raises(SchemeError, match="segment boundary"):
         acme().sign(
             sign_request(f"{ORIGIN}/acme/x.png", Grant(NOW + 60, prefix="/acme", cookies=True))

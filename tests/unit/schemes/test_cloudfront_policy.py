@@ -145,7 +145,8 @@ GOOD: dict[str, Any] = {
             ).encode(),
             Reason.MALFORMED,
         ),
-        (json.dumps({"Statement": [{"Condition": GOOD["Condition"]}]}).encode(), Reason.OK),
+        # Parsed (no Resource is every URL), but beyond a source at /acme/: held to it.
+        (json.dumps({"Statement": [{"Condition": GOOD["Condition"]}]}).encode(), Reason.INVALID),
         (b"not json", Reason.MALFORMED),
         (b"[" * 5000, Reason.MALFORMED),
         (json.dumps({"Statement": [GOOD]}).encode() + b" x", Reason.MALFORMED),
