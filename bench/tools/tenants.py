@@ -47,7 +47,9 @@ class Tenants:
         for first in range(0, self.count, SOURCES_PER_FILE):
             self.write_part(range(first, min(first + SOURCES_PER_FILE, self.count)))
         self.config.write_text(
-            f'include = ["{INCLUDE}"]\n\n[server]\nlisten = "{self.listen}"\n', encoding="utf-8"
+            f'include = ["{INCLUDE}"]\ninclude_key_roots = ["keys"]\n\n'
+            f'[server]\nlisten = "{self.listen}"\n',
+            encoding="utf-8",
         )
         return self.config
 
