@@ -24,6 +24,7 @@ from sidecar.core import canonical
 from sidecar.core.urls import config_host
 from sidecar.errors import ConfigError, SchemeError
 from sidecar.policy.proxies import CLIENT_CHOSEN_HOST, PROFILES
+from sidecar.policy.routing import hostless_beside_hosts
 from sidecar.policy.settings import (
     SIGNING_RATE_LIMIT,
     Mode,
@@ -89,6 +90,13 @@ def _build(
     _check_hosts_are_trusted(server, built, problems)
     check_shadowing(held, problems.file, problems)
     warn_shared_keys(held, problems)
+    for source in hostless_beside_hosts(built):
+        problems.warn(
+            f"sources '{source.name}'",
+            f"has no hosts, and sources with hosts share its path_prefix {source.path_prefix}:"
+            " a host no source names gets no_source there, not this source (nginx's default"
+            " server may have caught it); list the hosts it serves in its hosts",
+        )
     teams = parse_teams(parts)
     _report_duplicates(
         [(team.id, problems.file) for team in teams if team], "teams", "duplicate team id", problems

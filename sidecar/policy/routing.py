@@ -13,7 +13,7 @@ choose (a host-less one with signing off, say), so it is denied there
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sidecar.policy.settings import SourceSettings
 
@@ -51,3 +51,15 @@ class Router:
             if not candidate:
                 return None
             candidate = candidate[: candidate.rfind("/")]
+
+
+def hostless_beside_hosts(sources: Sequence[SourceSettings]) -> list[SourceSettings]:
+    """Sources without ``hosts`` on a prefix that others hold for their hosts: a host the
+    config does not name gets ``no_source`` there, so such a source rules only the named
+    hosts the others do not take (``check-config`` says so)."""
+    bound = {source.path_prefix.rstrip("/") for source in sources if source.hosts is not None}
+    return [
+        source
+        for source in sources
+        if source.hosts is None and source.path_prefix.rstrip("/") in bound
+    ]

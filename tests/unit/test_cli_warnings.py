@@ -64,3 +64,21 @@ def test_sign_says_when_the_url_it_made_never_expires(
     assert main(args) == 0
     bounded = capsys.readouterr()
     assert "expires=" in bounded.out and bounded.err == ""
+
+
+def test_check_config_says_when_a_host_less_source_shares_a_prefix_with_hosts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path,
+        md5_source("books", "/books/", {"k": TOKEN}, max_ttl=3600)
+        + md5_source(
+            "books-img", "/books/", {"k": TOKEN + "x"}, hosts=["img.example.com"], max_ttl=3600
+        )
+        + md5_source("open", "/", mode="off")  # above the host-bound prefix: no note
+        + md5_source("gallery", "/gallery/", {"k": TOKEN + "y"}, max_ttl=3600),
+    )
+    assert main(["check-config", "-c", str(path)]) == 0
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "warning:" in line]
+    noted = [line for line in warnings if "a host no source names gets no_source" in line]
+    assert len(noted) == 1 and "sources 'books'" in noted[0], warnings
