@@ -115,5 +115,5 @@ def test_node_cloudfront_urls_serve_the_image(
 def test_node_calls_the_signing_api(stack: LocalStack) -> None:
     signed = node("api", stack.signing_url, "acme", ORIGIN + "/books/x.png?w=9",
                   env={"SIGNING_API_KEY": API_KEY})  # fmt: skip
-    assert signed.startswith(ORIGIN + "/books/x.png?w=9&s=")
+    assert signed.startswith(ORIGIN + "/books/x.png?w=9&expires=")  # a week, by default
     assert fetch(stack, signed.removeprefix(ORIGIN))[0] == 200
