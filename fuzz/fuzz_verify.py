@@ -204,8 +204,10 @@ path_prefix = "/public/"
 mode = "off"
 """
 
-# A host-bound source, for the profiles that route on a host the proxy chose (the config
-# refuses hosts with the others).
+# Host-bound sources, for the profiles that route on a host the proxy chose (the config
+# refuses hosts with the others). "cdn" names cdn.example.com, the host the seeds ask the
+# host-less "books" on: a host no source names never reaches it under /books/, which
+# "books-img" holds for its host (docs/security.md, "Hosts").
 HOST_BOUND = """\
 [[sources]]
 name = "books-img"
@@ -215,6 +217,15 @@ hosts = ["img.example.com"]
   [[sources.keys]]
   id = "img"
   secret = "{img}"
+
+[[sources]]
+name = "cdn"
+scheme = "md5-token"
+path_prefix = "/cdn/"
+hosts = ["cdn.example.com"]
+  [[sources.keys]]
+  id = "cdn"
+  secret = "{img}-cdn"
 
 """
 
