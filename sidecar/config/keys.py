@@ -10,12 +10,14 @@ import os
 
 from sidecar.config.fields import NAME, NAME_RULE, Table, read_file
 from sidecar.config.trust import KeyPlaces
-from sidecar.schemes.base import PUBLIC_KEY, SECRET, KeyMaterial
+from sidecar.schemes.base import PUBLIC_KEY, SALT, SECRET, KeyMaterial
 
 KEY_FIELDS = {
     "id", "secret", "secret_file", "secret_env", "public_key_file", "private_key_file",
+    "salt", "salt_file", "salt_env",
 }  # fmt: skip
 SECRET_SOURCES = ("secret_file", "secret_env", "secret")
+SALT_SOURCES = ("salt_file", "salt_env", "salt")
 WEAK_SECRET_BYTES = 16
 
 
@@ -59,11 +61,28 @@ def _key(
     if PUBLIC_KEY not in accepted:
         for name in ("public_key_file", "private_key_file"):
             table.check(name, name not in table.data, "not used by this scheme")
-    if key_id is None or (SECRET in accepted and not secret):
+    salt = _salt(table, places, env, accepted)
+    if key_id is None or (SECRET in accepted and not secret) or (SALT in accepted and not salt):
         return None
     if PUBLIC_KEY in accepted and public is None:
         return None
-    return KeyMaterial(key_id, secret=secret, public_key_pem=public, private_key_pem=private)
+    return KeyMaterial(
+        key_id, secret=secret, public_key_pem=public, private_key_pem=private, salt=salt
+    )
+
+
+def _salt(
+    table: Table, places: KeyPlaces, env: dict[str, str], accepted: frozenset[str]
+) -> bytes | None:
+    """A key's salt (imgproxy's keys are key and salt pairs), read like its secret."""
+    given = [name for name in SALT_SOURCES if name in table.data]
+    if SALT not in accepted:
+        if given:
+            table.check(given[0], False, "not used by this scheme")
+        return None
+    if table.check("salt", len(given) == 1, "give exactly one of salt_file, salt_env, salt"):
+        return read_secret(table, given[0], places, env)
+    return None
 
 
 def read_secret(table: Table, kind: str, places: KeyPlaces, env: dict[str, str]) -> bytes | None:

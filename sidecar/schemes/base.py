@@ -37,6 +37,8 @@ from sidecar.schemes.settings import NoSettings, Setting, declared_settings
 # accepts an optional ``private_key_file`` (only where this process signs).
 SECRET = "secret"  # noqa: S105  (a field name, not a secret)
 PUBLIC_KEY = "public_key"
+# A second secret read beside SECRET, for formats whose keys come in pairs (imgproxy's salt).
+SALT = "salt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class KeyMaterial:
     secret: bytes | None = field(default=None, repr=False)
     public_key_pem: bytes | None = field(default=None, repr=False)
     private_key_pem: bytes | None = field(default=None, repr=False)
+    salt: bytes | None = field(default=None, repr=False)
 
 
 S = TypeVar("S")
