@@ -39,6 +39,9 @@ SECRET = "secret"  # noqa: S105  (a field name, not a secret)
 PUBLIC_KEY = "public_key"
 # A second secret read beside SECRET, for formats whose keys come in pairs (imgproxy's salt).
 SALT = "salt"
+# Keys pinned to a JWS algorithm (``algorithm``), a secret or a public key each, and also
+# read from a source's ``jwks_file`` (the ``jwt`` scheme).
+JWK = "jwk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class KeyMaterial:
     public_key_pem: bytes | None = field(default=None, repr=False)
     private_key_pem: bytes | None = field(default=None, repr=False)
     salt: bytes | None = field(default=None, repr=False)
+    algorithm: str | None = None  # the one algorithm the key verifies (JWK keys)
 
 
 S = TypeVar("S")
@@ -223,6 +227,11 @@ class Scheme(Generic[S]):
                 given[declared.name] = value
         built: S = self.settings_type(**given)
         return built, problems
+
+    def fetches_keys(self, settings: S) -> bool:
+        """Whether a source of these settings gets keys while it runs (a JWKS URL), so it
+        may start without any configured key."""
+        return False
 
     def settings_warnings(self, settings: S) -> list[tuple[str, str]]:
         """Weak but working settings, as ``(setting, why it is weak)``: ``check-config``
