@@ -16,6 +16,8 @@ from sidecar.schemes import (
     gcdn,
     hmac_sha256,
     imgix,
+    imgproxy,
+    jwt,
     md5_token,
     nginx_secure_link,
     thumbor,
@@ -31,6 +33,8 @@ _SCHEMES: tuple[Scheme[Any], ...] = (
     nginx_secure_link.SCHEME,
     thumbor.SCHEME,
     akamai.SCHEME,
+    imgproxy.SCHEME,
+    jwt.SCHEME,
 )
 REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType({s.name: s for s in _SCHEMES})
 
