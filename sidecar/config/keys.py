@@ -10,11 +10,12 @@ import os
 
 from sidecar.config.fields import NAME, NAME_RULE, Table, read_file
 from sidecar.config.trust import KeyPlaces
-from sidecar.schemes.base import PUBLIC_KEY, SALT, SECRET, KeyMaterial
+from sidecar.schemes.base import JWK, PUBLIC_KEY, SALT, SECRET, KeyMaterial
+from sidecar.schemes.jwt_keys import jwks_file_keys
 
 KEY_FIELDS = {
     "id", "secret", "secret_file", "secret_env", "public_key_file", "private_key_file",
-    "salt", "salt_file", "salt_env",
+    "salt", "salt_file", "salt_env", "algorithm",
 }  # fmt: skip
 SECRET_SOURCES = ("secret_file", "secret_env", "secret")
 SALT_SOURCES = ("salt_file", "salt_env", "salt")
@@ -34,6 +35,8 @@ def load_keys(
         ok = ok and key is not None
         if key is not None:
             keys.append(key)
+    if JWK in accepted:
+        keys += _jwks_file(table, places)
     ids = [key.id for key in keys]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     ok = table.check("keys", not duplicated, f"duplicate key id {duplicated}") and ok
@@ -49,26 +52,72 @@ def _key(
         table.check("id", bool(NAME.fullmatch(key_id)), NAME_RULE)
     given = [name for name in SECRET_SOURCES if name in table.data]
     secret = None
-    if SECRET in accepted:
+    # A key pinned to an algorithm (JWK) is a secret or a public key, never both.
+    jwk = JWK in accepted
+    public_given = "public_key_file" in table.data
+    if jwk and given and public_given:
+        table.check("public_key_file", False, "give a secret or public_key_file, not both")
+    if SECRET in accepted and not (jwk and public_given):
         if table.check(
             "secret", len(given) == 1, "give exactly one of secret_file, secret_env, secret"
         ):
             secret = read_secret(table, given[0], places, env)
     elif given:
         table.check(given[0], False, "not used by this scheme")
-    public = _pem(table, "public_key_file", places, required=PUBLIC_KEY in accepted)
+    public = _pem(
+        table, "public_key_file", places, required=PUBLIC_KEY in accepted and not (jwk and given)
+    )
     private = _pem(table, "private_key_file", places, required=False)
     if PUBLIC_KEY not in accepted:
         for name in ("public_key_file", "private_key_file"):
             table.check(name, name not in table.data, "not used by this scheme")
     salt = _salt(table, places, env, accepted)
-    if key_id is None or (SECRET in accepted and not secret) or (SALT in accepted and not salt):
+    algorithm = _algorithm(table, jwk)
+    if key_id is None:
         return None
-    if PUBLIC_KEY in accepted and public is None:
+    key = KeyMaterial(
+        key_id, secret=secret, public_key_pem=public, private_key_pem=private, salt=salt,
+        algorithm=algorithm,
+    )  # fmt: skip
+    return key if _complete(key, accepted) else None
+
+
+def _complete(key: KeyMaterial, accepted: frozenset[str]) -> bool:
+    """Whether a key holds everything its scheme reads (a JWK key: its algorithm and
+    either a secret or a public key)."""
+    if JWK in accepted:
+        return key.algorithm is not None and (key.secret is None) != (key.public_key_pem is None)
+    if (SECRET in accepted and not key.secret) or (SALT in accepted and not key.salt):
+        return False
+    return PUBLIC_KEY not in accepted or key.public_key_pem is not None
+
+
+def _algorithm(table: Table, jwk: bool) -> str | None:
+    """The one algorithm a JWK key verifies (the scheme checks its name)."""
+    if not jwk:
+        table.check("algorithm", "algorithm" not in table.data, "not used by this scheme")
         return None
-    return KeyMaterial(
-        key_id, secret=secret, public_key_pem=public, private_key_pem=private, salt=salt
-    )
+    return table.require("algorithm", str)
+
+
+def _jwks_file(table: Table, places: KeyPlaces) -> list[KeyMaterial]:
+    """The keys of a source's ``jwks_file``: read (and watched) as a key file is, each
+    pinned to its ``alg``. A set that cannot be used is a problem; keys of it left out
+    (an encryption key, say) are a warning."""
+    value = table.get("jwks_file", str)
+    if not value:
+        return []
+    data = key_file(table, "jwks_file", places, value)
+    if data is None:
+        return []
+    found = jwks_file_keys(data)
+    if isinstance(found, str):
+        table.check("jwks_file", False, found)
+        return []
+    keys, skipped = found
+    for note in skipped:
+        table.problems.warn(f"{table.where}.jwks_file", f"left out {note}")
+    return keys
 
 
 def _salt(

@@ -270,7 +270,7 @@ def _ttls(table: Table) -> tuple[int | None, int | None]:
 def _build_scheme(
     table: Table, scheme: Scheme[Any], spec: SourceSpec[Any], *, missing_reported: bool
 ) -> SourceScheme | None:
-    if not spec.keys:
+    if not spec.keys and not scheme.fetches_keys(spec.settings):
         if not missing_reported:
             table.check("keys", False, "at least one [[sources.keys]] is required (fail closed)")
         return None

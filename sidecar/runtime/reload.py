@@ -17,6 +17,7 @@ from sidecar.config.fields import file_mark
 from sidecar.errors import ConfigError
 from sidecar.policy.decide import Decider
 from sidecar.policy.settings import FileMark, Settings
+from sidecar.runtime.jwks import JwksFetcher
 from sidecar.runtime.state import State
 
 # How often the config and key files are checked for changes.
@@ -31,6 +32,7 @@ class Reloader:
         self._path = path
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[bool]] = set()
+        self.jwks = JwksFetcher(state)  # the key sets of jwt sources' jwks_url
 
     def request(self) -> None:
         """Reload soon (from a signal handler, which cannot await)."""
@@ -69,6 +71,7 @@ class Reloader:
         # sources: both happen off the loop; the swap itself is one assignment.
         decider = await state.off_loop(Decider, settings)
         await state.off_loop(state.metrics.initialise, settings)
+        self.jwks.adopt(settings)  # the last good key sets, before a request sees the sources
         state.swap_decider(decider)
         await state.off_loop(state.metrics.forget_sources_except, settings)
         freeze_heap()
@@ -88,14 +91,18 @@ class Reloader:
         were taken before each file was read, so a change made during a reload is seen
         on the next check; a broken change is retried only when the files change again."""
         refused: tuple[FileMark | None, ...] | None = None
-        while True:
-            await asyncio.sleep(interval)
-            settings = self._state.decider.settings
-            current = await self._marks(settings.files)
-            if current in (settings.file_marks, refused):
-                continue
-            self._state.log.event("files_changed")
-            refused = None if await self.reload() else current
+        fetcher = asyncio.create_task(self.jwks.run())  # the JWKS URLs are watched too
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                settings = self._state.decider.settings
+                current = await self._marks(settings.files)
+                if current in (settings.file_marks, refused):
+                    continue
+                self._state.log.event("files_changed")
+                refused = None if await self.reload() else current
+        finally:
+            fetcher.cancel()
 
 
 def _marks(files: tuple[str, ...]) -> list[FileMark | None]:
