@@ -153,7 +153,15 @@ def _each(stage: Callable[[Any], object], inputs: list[Any]) -> None:
 
 
 def _answer(decision: Decision) -> bytes:
-    return verify_answer(decision.status, decision.reason, decision.cache_ttl, True)
+    source = decision.source.name if decision.source is not None else "-"
+    return verify_answer(
+        decision.status,
+        decision.reason,
+        decision.cache_ttl,
+        True,
+        source=source,
+        key_id=decision.key_id,
+    )
 
 
 class _Transport:

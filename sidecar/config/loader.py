@@ -16,6 +16,7 @@ from sidecar.config.admin import parse_admin
 from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, ranged
 from sidecar.config.includes import Part, included_parts, read_toml
 from sidecar.config.keys import load_keys, read_secret
+from sidecar.config.rules import RULE_FIELDS, parse_rules
 from sidecar.config.shadows import check_shadowing
 from sidecar.config.shared_keys import warn_shared_keys
 from sidecar.config.teams import parse_teams
@@ -40,7 +41,7 @@ _SERVER_FIELDS = {
 # Every scheme's source has these; a scheme adds its own settings (``Scheme.settings``).
 _SOURCE_FIELDS = {
     "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "keys",
-    "default_ttl", "max_ttl",
+    "default_ttl", "max_ttl", *RULE_FIELDS,
 }  # fmt: skip
 
 
@@ -88,6 +89,7 @@ def _build(
     built = [source for source, _ in held]
     _check_unique(held, problems)
     _check_hosts_are_trusted(server, built, problems)
+    _warn_client_set_countries(server, built, problems)
     check_shadowing(held, problems.file, problems)
     warn_shared_keys(held, problems)
     for source in hostless_beside_hosts(built):
@@ -168,7 +170,8 @@ def _source(
     hosts = _hosts(table)
     mode_text = table.get("mode", str, "enforce") or "enforce"
     mode = Mode(mode_text) if mode_text in Mode.__members__.values() else None
-    table.check("mode", mode is not None, "must be enforce, report or off")
+    table.check("mode", mode is not None, "must be enforce, optional, report or off")
+    rules = parse_rules(table, mode)
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
     scheme_settings = _scheme_settings(table, scheme, places, env) if scheme else None
     default_ttl, max_ttl = _ttls(table)
@@ -190,8 +193,9 @@ def _source(
     if signatures is not None and mode is not Mode.OFF and not signatures.expiry_required:
         _warn_never_expiring(table, scheme, max_ttl)
     return SourceSettings(
-        name, scheme_name, prefix, hosts, mode, deny_status, signatures, default_ttl, max_ttl
-    )
+        name, scheme_name, prefix, hosts, mode, deny_status, signatures, default_ttl, max_ttl,
+        rules,
+    )  # fmt: skip
 
 
 def _warn_never_expiring(table: Table, scheme: Scheme[Any] | None, max_ttl: int | None) -> None:
@@ -334,6 +338,24 @@ def _scheme_of(source: SourceSettings) -> Scheme[Any]:
     scheme = schemes.get(source.scheme)
     assert scheme is not None  # a built source has a registered scheme
     return scheme
+
+
+def _warn_client_set_countries(
+    server: ServerSettings | None, sources: list[SourceSettings], problems: Problems
+) -> None:
+    """Only the shipped nginx snippet sets X-Country-Code itself; the other proxies pass
+    the client's headers on, where a client could name its own country."""
+    if server is None or server.proxy == "nginx":
+        return
+    for source in sources:
+        rules = source.rules
+        if rules is not None and (rules.countries or rules.countries_blocked) is not None:
+            problems.warn(
+                f"sources '{source.name}'",
+                f"countries are read from X-Country-Code, which proxy = '{server.proxy}' "
+                "passes on as the client sent it unless the proxy sets it itself: have it "
+                "overwrite X-Country-Code (docs/configuration.md, Rules)",
+            )
 
 
 def _check_hosts_are_trusted(

@@ -23,6 +23,10 @@ class Reason(StrEnum):
     METHOD = "method"
     NON_CANONICAL = "non_canonical"
     UNSIGNED_ALLOWED = "unsigned_allowed"
+    # A valid grant, refused by a source's rules (sidecar/policy/rules.py).
+    REFERRER = "referrer"
+    NETWORK = "network"
+    COUNTRY = "country"
 
 
 class Verdict(NamedTuple):

@@ -77,6 +77,8 @@ class LocalStack:
     signing_port: int = field(default_factory=free_port)
     nginx_http_extra: str = ""  # directives added to nginx's http {} (operator variations)
     nginx_catch_all: bool = True  # False: the image server is nginx's default server
+    nginx_gone: bool = False  # True: expired links answer 410 (signed-url-gone.conf)
+    nginx_country: bool = False  # True: X-Country-Code from $geoip2_data_country_code
     sidecar: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -137,6 +139,8 @@ class LocalStack:
             root=self.images,
             http_extra=self.nginx_http_extra,
             catch_all=self.nginx_catch_all,
+            gone=self.nginx_gone,
+            country=self.nginx_country,
         )
         prefix = conf.parent
         error_log = str(prefix / "error.log")

@@ -10,7 +10,14 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-CONFIG_FILES = ("nginx.conf", "signed-url-sidecar.conf", "signed-url-auth.conf")
+CONFIG_FILES = (
+    "nginx.conf",
+    "signed-url-sidecar.conf",
+    "signed-url-auth.conf",
+    "signed-url-gone.conf",
+)
+AUTH_INCLUDE = "        include signed-url-auth.conf;\n"
+COUNTRY_HEADER = "    # proxy_set_header X-Country-Code $geoip2_data_country_code;\n"
 
 CATCH_ALL_SERVER = """    server {
         listen 80 default_server;
@@ -38,11 +45,15 @@ def render(
     host: str = "127.0.0.1",
     http_extra: str = "",
     catch_all: bool = True,
+    gone: bool = False,
+    country: bool = False,
 ) -> Path:
     """Write runnable configs into ``folder``; return the main config file's path.
-    ``http_extra`` adds directives to ``http {}``, and ``catch_all=False`` drops the shipped
-    catch-all server, so the image server is nginx's default server and answers every
-    Host: operators' variations, for tests."""
+    Operators' variations, for tests: ``http_extra`` adds directives to ``http {}``;
+    ``catch_all=False`` drops the shipped catch-all server, so the image server is nginx's
+    default server and answers every Host; ``gone`` includes signed-url-gone.conf (410
+    for an expired link); ``country`` passes ``X-Country-Code`` from
+    ``$geoip2_data_country_code`` (which ``http_extra`` must then define)."""
     source = shipped_dir()
     folder.mkdir(parents=True, exist_ok=True)
     temp_paths = "".join(
@@ -67,8 +78,15 @@ def render(
             ("server 127.0.0.1:8080;", f"server {sidecar};"),
             ("/var/lib/nginx/signed-url-auth", str(folder / "auth-cache")),
         ],
-        "signed-url-auth.conf": [],
+        "signed-url-auth.conf": [(COUNTRY_HEADER, COUNTRY_HEADER.replace("# ", "", 1))]
+        if country
+        else [],
+        "signed-url-gone.conf": [],
     }
+    if gone:
+        changes["nginx.conf"].append(
+            (AUTH_INCLUDE, AUTH_INCLUDE + "        include signed-url-gone.conf;\n")
+        )
     for name in CONFIG_FILES:
         text = (source / name).read_text()
         for old, new in changes[name]:

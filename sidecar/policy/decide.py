@@ -1,7 +1,8 @@
 """The decision for one verify request: pure, from request facts and the clock.
 
 Deny by default: an answer is 200 only when a source owns the canonical path and either
-its signature verifies, or the source is in ``report`` or ``off`` mode.
+its signature verifies (and its rules, if any, hold), or the source is in ``report`` or
+``off`` mode, or in ``optional`` mode and the request carries no signature.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class RequestFacts(NamedTuple):
     client_ip: str | None = None
     cookies: str | None = None  # the Cookie header, where the proxy profile passes it
     host_ok: bool = True  # false: a host header that is not a valid ASCII host name
+    referrer: str | None = None  # the client's Referer, for sources with rules
+    country: str | None = None  # the country code the proxy found for the client
 
 
 class Decision(NamedTuple):
@@ -76,12 +79,31 @@ class Decider:
                 (uri, now, server.clock_skew, facts.client_ip, facts.cookies, facts.host),
             )
             verdict = _within_max_ttl(source, source.signatures.verify(request), request)
-        if verdict.valid:
+        if verdict.valid and source.rules is None:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
             return _new(Decision, (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl))
-        if source.mode is Mode.REPORT:
-            return Decision(200, verdict.reason, Outcome.WOULD_DENY, source)
-        return Decision(source.deny_status, verdict.reason, Outcome.DENY, source)
+        if verdict.valid or (source.mode is Mode.OPTIONAL and verdict.reason is Reason.MISSING):
+            return _ruled(source, verdict, facts)
+        return _denied(source, verdict.reason)
+
+
+def _denied(source: SourceSettings, reason: Reason) -> Decision:
+    if source.mode is Mode.REPORT:
+        return Decision(200, reason, Outcome.WOULD_DENY, source)
+    return Decision(source.deny_status, reason, Outcome.DENY, source)
+
+
+def _ruled(source: SourceSettings, verdict: Verdict, facts: RequestFacts) -> Decision:
+    """An allow (a valid grant, or no grant at all on an ``optional`` source) once the
+    source's rules hold. It is never shared through the auth cache: it depends on the
+    Referer, the client's address or country, none of which the cache key holds."""
+    if source.rules is not None:
+        refused = source.rules.refusal(facts.referrer, facts.client_ip, facts.country)
+        if refused is not None:
+            return _denied(source, refused)
+    if verdict.valid:
+        return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, 0)
+    return Decision(200, Reason.UNSIGNED_ALLOWED, Outcome.ALLOW, source)
 
 
 def _within_max_ttl(source: SourceSettings, verdict: Verdict, request: VerifyRequest) -> Verdict:

@@ -46,6 +46,16 @@ REQUIRED_HEADERS = {
     "traefik": ("X-Forwarded-Uri", "X-Forwarded-Method"),
     "envoy": (),  # the original request is the check request itself
 }
+# Where each profile finds the facts a source's rules read (sidecar/policy/rules.py): the
+# client's Referer, and the country code the proxy itself set (nginx: the geoip2 module,
+# through the shipped snippet). The other proxies pass the client's own headers on, so
+# there X-Country-Code is trusted only where the proxy overwrites it (docs/security.md).
+RULE_HEADERS = {
+    "nginx": ("X-Original-Referer", "X-Country-Code"),
+    "ingress-nginx": ("Referer", "X-Country-Code"),
+    "traefik": ("Referer", "X-Country-Code"),
+    "envoy": ("Referer", "X-Country-Code"),
+}
 # Profiles whose host header the client chooses: ``hosts`` would be the client's choice.
 CLIENT_CHOSEN_HOST = frozenset({"ingress-nginx"})
 # Profiles whose host is the proxy's own only with a setting left as it is by default.
@@ -88,10 +98,15 @@ def _rightmost(forwarded_for: str | None) -> str | None:
 def _nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
     host, host_ok = _host(headers.get("X-Original-Host"))
     # The profile nearly every deployment runs: the facts in field order, built without
-    # the NamedTuple's Python-level __new__ (uri, method, host, client_ip, cookies, host_ok).
+    # the NamedTuple's Python-level __new__ (uri, method, host, client_ip, cookies, host_ok,
+    # referrer, country).
     uri, original_method = headers.get("X-Original-URI"), headers.get("X-Original-Method")
     client_ip, cookies = headers.get("X-Real-IP"), headers.get("Cookie")
-    return _new(RequestFacts, (uri, original_method, host, client_ip, cookies, host_ok))
+    referrer, country = headers.get("X-Original-Referer"), headers.get("X-Country-Code")
+    return _new(
+        RequestFacts,
+        (uri, original_method, host, client_ip, cookies, host_ok, referrer, country),
+    )
 
 
 def _ingress_nginx(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
@@ -105,6 +120,8 @@ def _ingress_nginx(method: str, path: str, headers: Mapping[str, str]) -> Reques
         host=None,  # the client's own Host header: never routed on (CLIENT_CHOSEN_HOST)
         client_ip=headers.get("X-Real-IP"),
         cookies=headers.get("Cookie"),
+        referrer=headers.get("Referer"),
+        country=headers.get("X-Country-Code"),
     )
 
 
@@ -117,6 +134,8 @@ def _traefik(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts
         client_ip=_rightmost(headers.get("X-Forwarded-For")),
         cookies=headers.get("Cookie"),
         host_ok=host_ok,
+        referrer=headers.get("Referer"),
+        country=headers.get("X-Country-Code"),
     )
 
 
@@ -130,6 +149,8 @@ def _envoy(method: str, path: str, headers: Mapping[str, str]) -> RequestFacts:
         client_ip=_rightmost(headers.get("X-Forwarded-For")),
         cookies=headers.get("Cookie"),
         host_ok=host_ok,
+        referrer=headers.get("Referer"),
+        country=headers.get("X-Country-Code"),
     )
 
 

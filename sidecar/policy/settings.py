@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
+from sidecar.policy.rules import Rules
 from sidecar.schemes.base import SourceScheme
 
 # Signing API calls a second per API key (bursts of twice that): [signing] rate_limit.
@@ -19,6 +20,7 @@ class Mode(StrEnum):
     ENFORCE = "enforce"  # deny what does not verify
     REPORT = "report"  # verify and count, but always allow
     OFF = "off"  # signing not required for this source
+    OPTIONAL = "optional"  # a signature that is present must verify; none is allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class SourceSettings:
     signatures: SourceScheme | None
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
     max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
+    rules: Rules | None = None  # where its files may be used (None: no rule, no cost)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from typing import Final, NamedTuple
 
 import httptools
 
-from sidecar.policy.proxies import READ_HEADERS
+from sidecar.policy.proxies import READ_HEADERS, RULE_HEADERS
 
 # nginx accepts request lines up to 8 KB; the X-Original-URI carrying one must be answered.
 MAX_FIELD_SIZE: Final = 16384
@@ -44,7 +44,7 @@ MAX_REQUEST_BYTES: Final = 4 * MAX_FIELD_SIZE
 _KNOWN_HEADERS: Final = {
     name.lower().encode(): name
     for name in sorted(
-        {name for names in READ_HEADERS.values() for name in names}
+        {name for names in (*READ_HEADERS.values(), *RULE_HEADERS.values()) for name in names}
         | {"Cookie", "X-Request-ID", "Content-Length", "Transfer-Encoding", "Accept-Encoding"}
     )
 }

@@ -19,12 +19,14 @@ holds the bounds). Idle and half-sent connections are closed by a periodic sweep
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import weakref
 from typing import Final, cast
+from urllib.parse import quote
 
 from sidecar.core.verdict import Reason
-from sidecar.policy.decide import Decision, Outcome
+from sidecar.policy.decide import NO_SOURCE, Decision, Outcome
 from sidecar.policy.proxies import VERIFY_PATH
 from sidecar.runtime.endpoints import (
     METRICS,
@@ -64,13 +66,28 @@ def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
 
 _CACHED_ANSWERS: Final[dict[tuple[int, str, int, bool], bytes]] = {}
 _MAX_CACHED_ANSWERS: Final = 4096
+_IDENTITIES: Final[dict[tuple[str, str | None], bytes]] = {}
+_MAX_IDENTITIES: Final = 65536
+# A key id from a fetched key set is the issuer's text: a header carries it only as it is
+# when every character is visible ASCII, else percent-encoded (never a CR or LF).
+_HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-def verify_answer(status: int, reason: str, cache_ttl: int, keep_alive: bool) -> bytes:
-    """The whole response: status, ``X-Signature-Result`` and the cache lifetime, no body."""
+def verify_answer(
+    status: int,
+    reason: str,
+    cache_ttl: int,
+    keep_alive: bool,
+    *,
+    source: str = NO_SOURCE,
+    key_id: str | None = None,
+) -> bytes:
+    """The whole response, no body: status, ``X-Signature-Result``, the cache lifetime,
+    and which source decided (``X-Signature-Source``) with the key that matched
+    (``X-Signature-Key``, on allows), for nginx's log."""
     key = (status, reason, cache_ttl, keep_alive)
-    answer = _CACHED_ANSWERS.get(key)
-    if answer is None:
+    head = _CACHED_ANSWERS.get(key)
+    if head is None:
         if cache_ttl > 0:
             cache = (
                 f"X-Accel-Expires: {cache_ttl}\r\nCache-Control: private, max-age={cache_ttl}\r\n"
@@ -78,10 +95,27 @@ def verify_answer(status: int, reason: str, cache_ttl: int, keep_alive: bool) ->
         else:
             cache = _NO_CACHE.decode()
         answer = _head(status, f"X-Signature-Result: {reason}\r\n{cache}".encode(), 0, keep_alive)
+        head = answer[:-2]  # the empty line ending the header comes after the identity
         if len(_CACHED_ANSWERS) >= _MAX_CACHED_ANSWERS:  # lifetimes vary: stay bounded
             _CACHED_ANSWERS.clear()
-        _CACHED_ANSWERS[key] = answer
-    return answer
+        _CACHED_ANSWERS[key] = head
+    return head + _identity(source, key_id)
+
+
+def _identity(source: str, key_id: str | None) -> bytes:
+    """``X-Signature-Source`` (and ``X-Signature-Key``) lines and the header's end: made
+    once per source and key (names from the config, bounded)."""
+    found = _IDENTITIES.get((source, key_id))
+    if found is None:
+        lines = f"X-Signature-Source: {source}\r\n"
+        if key_id is not None:
+            shown = key_id if _HEADER_SAFE.fullmatch(key_id) else quote(key_id[:128], safe="")
+            lines += f"X-Signature-Key: {shown}\r\n"
+        found = (lines + "\r\n").encode()
+        if len(_IDENTITIES) >= _MAX_IDENTITIES:
+            _IDENTITIES.clear()
+        _IDENTITIES[(source, key_id)] = found
+    return found
 
 
 _PLAIN: Final = _lines(PLAIN_HEADERS)
@@ -223,7 +257,15 @@ class VerifyServer:
         if path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
             decision = self.state.verify(method, path, headers)
             self.probes.notice(self.state, method, path, headers, decision)
-            return verify_answer(decision.status, decision.reason, decision.cache_ttl, keep_alive)
+            source = decision.source.name if decision.source is not None else NO_SOURCE
+            return verify_answer(
+                decision.status,
+                decision.reason,
+                decision.cache_ttl,
+                keep_alive,
+                source=source,
+                key_id=decision.key_id,
+            )
         if path.startswith(PROBE_PATH):
             status, record = self.probes.take(path)
             return _plain(status, record, keep_alive, _JSON)

@@ -89,14 +89,22 @@ def running_stack(
     nginx: bool = True,
     http_extra: str = "",
     catch_all: bool = True,
+    gone: bool = False,
+    country: bool = False,
 ) -> Iterator[LocalStack]:
-    """A started stack (sidecar, and nginx unless ``nginx=False``), stopped on exit;
-    ``http_extra`` adds directives to nginx's ``http {}`` and ``catch_all=False`` makes the
-    image server nginx's default server (operators' variations)."""
+    """A started stack (sidecar, and nginx unless ``nginx=False``), stopped on exit; the
+    keywords are operators' variations of the shipped nginx files
+    (``sidecar.devtools.nginx_conf.render``)."""
     images = folder / "images"
     write_test_images(images)
     stack = LocalStack(
-        folder, config_text, images, nginx_http_extra=http_extra, nginx_catch_all=catch_all
+        folder,
+        config_text,
+        images,
+        nginx_http_extra=http_extra,
+        nginx_catch_all=catch_all,
+        nginx_gone=gone,
+        nginx_country=country,
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)

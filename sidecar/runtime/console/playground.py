@@ -49,7 +49,14 @@ EXPLANATIONS = {
     Reason.NON_CANONICAL: "The URI is not in its one canonical spelling (an encoded "
     "slash, a dot segment, a repeated signing parameter, ...), or the proxy headers "
     "are missing.",
-    Reason.UNSIGNED_ALLOWED: "The source is in mode = off: no signature is required.",
+    Reason.UNSIGNED_ALLOWED: "The source is in mode = off, or in mode = optional and the "
+    "URL carries no signature: none is required.",
+    Reason.REFERRER: "The signature holds, but the page that asked (its Referer) is not one "
+    "of the source's referrers.",
+    Reason.NETWORK: "The signature holds, but the client address is in none of the source's "
+    "networks.",
+    Reason.COUNTRY: "The signature holds, but the client's country (X-Country-Code, set by "
+    "the proxy) is not allowed for the source.",
 }
 
 

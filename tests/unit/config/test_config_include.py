@@ -79,7 +79,7 @@ def test_each_problem_names_the_file_that_holds_it(tmp_path: Path) -> None:
     broken = write(parts, "[[sources]\nname = ", "broken.toml")
     good = main_file(tmp_path, "sources.d/*.toml")
     problems = problems_of(good)
-    assert f"{bad}: sources[0] 'bad'.mode: must be enforce, report or off" in problems
+    assert f"{bad}: sources[0] 'bad'.mode: must be enforce, optional, report or off" in problems
     assert any(p.startswith(f"{broken}: not valid TOML") for p in problems), problems
     assert not any(p.startswith(f"{good}:") for p in problems), problems
 

@@ -100,7 +100,7 @@ BROKEN_PROBLEMS = [
     ("server", "deny_status", "401 or 403"),
     ("'books'", "flavour", "unknown field"),
     ("'weird'", "scheme", "rot13"),
-    ("'moody'", "mode", "enforce, report or off"),
+    ("'moody'", "mode", "enforce, optional, report or off"),
     ("'dotty'", "path_prefix", "canonical"),
     ("'keyless'", "keys", "at least one"),
     ("'lost'", "secret_file", "no-such-token-file"),
