@@ -59,6 +59,12 @@ def build(folder: Path) -> Decider:
     (folder / "sidecar.toml").write_text(
         f'[[sources]]\nname = "books"\nscheme = "md5-token"\npath_prefix = "/books/"\n'
         f'[[sources.keys]]\nid = "k"\nsecret = "{TOKEN}"\n'
+        # The same scheme under every rule (what the benchmark's client passes holds them):
+        # against "books", what rules cost a source that has them.
+        f'[[sources]]\nname = "ruled"\nscheme = "md5-token"\npath_prefix = "/ruled/"\n'
+        'referrers = ["https://shop.example.com"]\nnetworks = ["203.0.113.0/24"]\n'
+        'countries_blocked = ["XX"]\n'
+        f'[[sources.keys]]\nid = "k"\nsecret = "{TOKEN}"\n'
         f'[[sources]]\nname = "acme"\nscheme = "cloudfront"\npath_prefix = "/acme/"\n'
         f'public_origin = "{ORIGIN}"\n[[sources.keys]]\nid = "KBENCH"\n'
         'public_key_file = "acme.pub.pem"\nprivate_key_file = "acme.pem"\n' + others
@@ -106,6 +112,7 @@ def cases(decider: Decider) -> dict[str, tuple[str, str]]:
     return {
         "md5-token, typical": (md5("/books/photo.jpg?w=400&h=600"), ""),
         "md5-token, 8 KB": (md5(padded("/books/photo.jpg?w=400", LONG, tail=40)), "md5-token"),
+        "md5-token with rules": (md5("/ruled/photo.jpg?w=400&h=600"), "md5-token"),
         "cloudfront canned, typical": (cloudfront(decider, "/acme/photo.jpg?w=400"), ""),
         "cloudfront canned, 8 KB": (
             cloudfront(decider, padded("/acme/photo.jpg?w=400", LONG, tail=450)),
@@ -120,8 +127,13 @@ def cases(decider: Decider) -> dict[str, tuple[str, str]]:
     }
 
 
+REFERRER, COUNTRY = "https://shop.example.com/product/7", "JP"
+
+
 def measure(decider: Decider, uri: str, loops: int) -> float:
-    facts = RequestFacts(uri, "GET", "cdn.example.com", "203.0.113.5")
+    facts = RequestFacts(
+        uri, "GET", "cdn.example.com", "203.0.113.5", None, True, REFERRER, COUNTRY
+    )
     started = time.perf_counter()
     for _ in range(loops):
         decider.decide(facts, NOW)
@@ -136,7 +148,8 @@ def measure_service(port: int, uri: str, loops: int) -> float:
     one = (
         f"GET /verify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Original-URI: {uri}\r\n"
         "X-Original-Method: GET\r\nX-Original-Host: cdn.example.com\r\n"
-        "X-Real-IP: 203.0.113.5\r\n\r\n"
+        f"X-Real-IP: 203.0.113.5\r\nX-Original-Referer: {REFERRER}\r\n"
+        f"X-Country-Code: {COUNTRY}\r\n\r\n"
     ).encode()
     batch = one * PIPELINE
     with socket.create_connection(("127.0.0.1", port)) as connection:
@@ -154,7 +167,10 @@ def report(title: str, table: dict[str, tuple[str, str]], timings: dict[str, lis
     medians = {name: statistics.median(values) for name, values in timings.items()}
     print(f"\n{title}\n{'case':38} {'bytes':>6} {'reason':>9} {'us/verify':>10} {'x typical':>10}")
     for name, (uri, base) in table.items():
-        reason = decider.decide(RequestFacts(uri, "GET", "cdn.example.com"), NOW).reason
+        facts = RequestFacts(
+            uri, "GET", "cdn.example.com", "203.0.113.5", None, True, REFERRER, COUNTRY
+        )
+        reason = decider.decide(facts, NOW).reason
         ratio = medians[name] / medians[f"{base}, typical"] if base else 1.0
         print(f"{name:38} {len(uri):6} {reason:>9} {medians[name] * 1e6:10.1f} {ratio:10.2f}")
 
