@@ -76,7 +76,15 @@ class Decider:
         else:
             request = _new(
                 VerifyRequest,
-                (uri, now, server.clock_skew, facts.client_ip, facts.cookies, facts.host),
+                (
+                    uri,
+                    now,
+                    server.clock_skew,
+                    facts.client_ip,
+                    facts.cookies,
+                    facts.host,
+                    facts.country,
+                ),
             )
             verdict = _within_max_ttl(source, source.signatures.verify(request), request)
         if verdict.valid and source.rules is None:

@@ -87,6 +87,7 @@ class VerifyRequest(NamedTuple):
     client_ip: str | None = None
     cookies: str | None = None  # the Cookie header the proxy passed, as sent
     host: str | None = None  # the host the proxy routed on, in its one spelling
+    country: str | None = None  # X-Country-Code as the proxy set it (tokens naming countries)
 
 
 @dataclass(frozen=True, slots=True)
