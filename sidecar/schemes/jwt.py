@@ -112,7 +112,11 @@ class JwtSource:
         if key is None:
             return deny(Reason.UNKNOWN_KEY)
         # The key's algorithm, never the token's choice: none, HS256 against an RSA key...
-        if jws.algorithm != key.algorithm.name or not self._holds(key, jws):
+        if jws.algorithm != key.algorithm.name:
+            return deny(Reason.INVALID)
+        if len(jws.signature) != key.signature_size():
+            return deny(Reason.MALFORMED)  # exact length first: one spelling
+        if not self._holds(key, jws):
             return deny(Reason.INVALID)
         return self._granted(key, jws.claims, request, from_cookie)
 

@@ -118,6 +118,12 @@ class JwtKey:
             return False
         return True
 
+    def signature_size(self) -> int:
+        """The one length of this key's signatures, in bytes."""
+        if isinstance(self.public, rsa.RSAPublicKey):
+            return (self.public.key_size + 7) // 8
+        return self.algorithm.size
+
     def can_sign(self) -> bool:
         return self.secret is not None or self.private is not None
 
