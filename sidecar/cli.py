@@ -191,6 +191,12 @@ def _verify_command(commands: Commands) -> None:
     verify.add_argument("--client-ip", metavar="IP", help="the client address nginx would send")
     verify.add_argument("--method", default="GET", help="the request method (default: GET)")
     verify.add_argument("--host", help="host for path-only URLs")
+    verify.add_argument(
+        "--referrer", metavar="URL", help="the page asking (sources with referrers)"
+    )
+    verify.add_argument(
+        "--country", metavar="CC", help="the client's country code (sources with countries)"
+    )
     verify.add_argument("urls", nargs="*", help="URLs (default: one per line on stdin)")
     verify.set_defaults(run=handlers.run_verify)
 

@@ -18,9 +18,11 @@ import orjson
 
 from sidecar import config, schemes
 from sidecar.config.declared import DeclaredSource, declared_source, key_pair_files
+from sidecar.core import canonical
 from sidecar.core.urls import parse_url
+from sidecar.core.verdict import Reason
 from sidecar.errors import ConfigError, UrlError, UsageError
-from sidecar.policy.decide import NO_SOURCE, Decider, RequestFacts
+from sidecar.policy.decide import NO_SOURCE, Decider, Decision, RequestFacts
 from sidecar.policy.proxies import HOST_TRUST_NOTES
 from sidecar.policy.settings import Settings, SourceSettings
 from sidecar.policy.signing import sign
@@ -93,9 +95,12 @@ def run_verify(args: argparse.Namespace) -> int:
     denied = False
     for url in urls:
         host, uri = _host_and_uri(url, args.host)
-        decision = decider.decide(RequestFacts(uri, args.method, host, args.client_ip), now)
+        facts = RequestFacts(
+            uri, args.method, host, args.client_ip, None, True, args.referrer, args.country
+        )
+        decision = decider.decide(facts, now)
         denied = denied or decision.status != 200
-        line = {
+        line: dict[str, object] = {
             "url": url.encode("utf-8", "backslashreplace").decode(),
             "source": decision.source.name if decision.source else NO_SOURCE,
             "result": decision.reason.value,
@@ -103,11 +108,29 @@ def run_verify(args: argparse.Namespace) -> int:
             "status": decision.status,
             "key": decision.key_id,
         }
+        detail = _explained(decision, uri)
+        if detail is not None:
+            line["detail"] = detail
         sys.stdout.buffer.write(orjson.dumps(line) + b"\n")
     sys.stdout.flush()
     # Scripts and audits can branch on it: 0 every URL allowed, 1 any denied (2: usage,
     # raised before any URL is decided).
     return EXIT_FAILURE if denied else EXIT_OK
+
+
+def _explained(decision: Decision, uri: str) -> object:
+    """For a signature a source refused, what its scheme can say about which part failed
+    (a scheme with an ``explain``: the text it signs, the signature's length), never the
+    expected signature."""
+    signatures = decision.source.signatures if decision.source is not None else None
+    explain = getattr(signatures, "explain", None)
+    if decision.reason not in _EXPLAINED or explain is None:
+        return None
+    parsed = canonical.parse(uri)
+    return explain(parsed) if parsed is not None else None
+
+
+_EXPLAINED = frozenset({Reason.INVALID, Reason.MALFORMED, Reason.MISSING})
 
 
 def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
