@@ -12,6 +12,7 @@ from typing import Any
 
 from sidecar.schemes import (
     akamai,
+    cloudflare,
     cloudfront,
     gcdn,
     hmac_sha256,
@@ -35,6 +36,7 @@ _SCHEMES: tuple[Scheme[Any], ...] = (
     akamai.SCHEME,
     imgproxy.SCHEME,
     jwt.SCHEME,
+    cloudflare.SCHEME,
 )
 REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType({s.name: s for s in _SCHEMES})
 
