@@ -44,6 +44,8 @@ SCHEME_SOURCES = {
              f'secret = "{TOKEN}"'),
     "akamai": ("akamai", "", f'secret = "{TOKEN.encode().hex()}"'),
     "thumbs": ("thumbor", "", f'secret = "{TOKEN}"'),
+    # max_age = the signing lifetime: the token's time is the benchmark's NOW.
+    "cf": ("cloudflare", "max_age = 3600", f'secret = "{TOKEN}"'),
 }  # fmt: skip
 
 
