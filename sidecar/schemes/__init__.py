@@ -21,6 +21,7 @@ from sidecar.schemes import (
     jwt,
     md5_token,
     nginx_secure_link,
+    s3_sigv4,
     thumbor,
 )
 from sidecar.schemes.base import Scheme
@@ -37,6 +38,7 @@ _SCHEMES: tuple[Scheme[Any], ...] = (
     imgproxy.SCHEME,
     jwt.SCHEME,
     cloudflare.SCHEME,
+    s3_sigv4.SCHEME,
 )
 REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType({s.name: s for s in _SCHEMES})
 
