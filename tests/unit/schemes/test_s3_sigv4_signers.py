@@ -1,0 +1,128 @@
+"""Scheme ``s3-sigv4`` against the real signers: botocore's and minio's presigned GET URLs
+(path-style and virtual-hosted) verify, and ``sign_url`` writes botocore's URL byte for
+byte for the same key, URL and signing time."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.config import Config
+from minio import Minio
+
+from sidecar.core.urls import parse_url
+from sidecar.core.verdict import Reason
+from sidecar.schemes import sigv4
+from sidecar.schemes.base import KeyMaterial, SourceScheme
+from tests.support.scheme_contract import build_source, sign
+from tests.support.scheme_contract import verify as verify_verdict
+
+KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+OBJECT = "covers/a b/\u00fc!~'(x).jpg"  # a space, non-ASCII, and characters S3 encodes
+
+
+def botocore_url(endpoint: str | None, style: str, region: str = "eu-west-1",
+                 expires_in: int = 3600, **params: str) -> str:  # fmt: skip
+    client = botocore.session.get_session().create_client(
+        "s3", region_name=region, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+        endpoint_url=endpoint,
+        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+    )  # fmt: skip
+    url: str = client.generate_presigned_url(
+        "get_object", Params={"Bucket": "books", "Key": OBJECT, **params}, ExpiresIn=expires_in
+    )
+    return url
+
+
+def verifier_for(url: str, region: str = "eu-west-1", **settings: Any) -> SourceScheme:
+    origin = parse_url(url).origin
+    settings = {"region": region, "public_origin": origin, **settings}
+    return build_source(
+        "s3-sigv4", [KeyMaterial(KEY_ID, secret=SECRET.encode())], settings=settings
+    )
+
+
+def signed_at(url: str) -> int:
+    stamp = sigv4.parse_amz_date(url.partition("X-Amz-Date=")[2][:16])
+    assert stamp is not None
+    return stamp
+
+
+def verdict_of(url: str, verifier: SourceScheme | None = None) -> Reason:
+    verifier = verifier or verifier_for(url)
+    return verify_verdict(verifier, parse_url(url).uri, signed_at(url) + 1).reason
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "style", "starts"),
+    [
+        ("http://127.0.0.1:8080", "path", "http://127.0.0.1:8080/books/covers/"),
+        ("https://s3.example.com", "virtual", "https://books.s3.example.com/covers/"),
+        (None, "virtual", "https://books.s3.eu-west-1.amazonaws.com/covers/"),
+        ("http://[::1]:9000", "path", "http://[::1]:9000/books/covers/"),
+    ],
+)
+def test_botocore_urls_verify(endpoint: str | None, style: str, starts: str) -> None:
+    url = botocore_url(endpoint, style)
+    assert url.startswith(starts)
+    assert verdict_of(url) is Reason.OK
+
+
+def test_botocore_urls_with_response_overrides_verify() -> None:
+    url = botocore_url("https://s3.example.com", "path", ResponseContentType="image/jpeg",
+                       ResponseContentDisposition='attachment; filename="a b.jpg"')  # fmt: skip
+    assert "response-content-disposition=" in url
+    assert verdict_of(url) is Reason.OK
+
+
+def test_botocore_urls_for_another_region_are_invalid() -> None:
+    url = botocore_url("https://s3.example.com", "path", region="us-west-2")
+    assert verdict_of(url, verifier_for(url)) is Reason.INVALID
+    assert verdict_of(url, verifier_for(url, region="us-west-2")) is Reason.OK
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "secure", "region"),
+    [("127.0.0.1:9000", False, "us-east-1"), ("s3.example.com", True, "eu-west-1"),
+     ("s3.amazonaws.com", True, "eu-west-1")],
+)  # fmt: skip
+def test_minio_urls_verify(endpoint: str, secure: bool, region: str) -> None:
+    client = Minio(endpoint, access_key=KEY_ID, secret_key=SECRET, secure=secure, region=region)
+    url = client.presigned_get_object(
+        "books", OBJECT, expires=datetime.timedelta(hours=2),
+        response_headers={"response-content-type": "image/jpeg"},
+    )  # fmt: skip
+    assert verdict_of(url, verifier_for(url, region=region)) is Reason.OK
+
+
+def test_minio_virtual_hosted_urls_verify() -> None:
+    client = Minio("s3.amazonaws.com", access_key=KEY_ID, secret_key=SECRET, region="eu-west-1")
+    url = client.presigned_get_object("books", "a.jpg")  # seven days, minio's default
+    assert url.startswith("https://books.s3.eu-west-1.amazonaws.com/a.jpg?")
+    assert "X-Amz-Expires=604800&" in url
+    assert verdict_of(url) is Reason.OK
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "style"),
+    [("http://127.0.0.1:8080", "path"), ("https://s3.example.com", "virtual")],
+)
+def test_sign_writes_botocores_url_byte_for_byte(endpoint: str, style: str) -> None:
+    url = botocore_url(endpoint, style, expires_in=900, ResponseContentType="image/webp")
+    at = signed_at(url)
+    unsigned = url.partition("&X-Amz-Algorithm=")[0]
+    ours = sign(verifier_for(url), unsigned, expires=at + 900, not_before=at)
+    assert ours == url
+
+
+def test_a_botocore_url_expires_on_time() -> None:
+    url = botocore_url("https://s3.example.com", "path", expires_in=60)
+    at = signed_at(url)
+    assert abs(at - time.time()) < 120  # botocore signed it now
+    verifier = verifier_for(url)
+    uri = parse_url(url).uri
+    assert verify_verdict(verifier, uri, at + 59).reason is Reason.OK
+    assert verify_verdict(verifier, uri, at + 60).reason is Reason.EXPIRED
