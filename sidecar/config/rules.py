@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from sidecar.config.fields import Table
-from sidecar.policy.rules import IPNetwork, Rules, country, network, origin_pattern
+from sidecar.core.addresses import IPNetwork
+from sidecar.policy.rules import Rules, country, network, origin_pattern
 from sidecar.policy.settings import Mode
 
 RULE_FIELDS = {"referrers", "allow_no_referrer", "networks", "countries", "countries_blocked"}

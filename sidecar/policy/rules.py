@@ -21,11 +21,11 @@ import re
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from sidecar.core.addresses import IPNetwork, client_within
 from sidecar.core.urls import SCHEMES, parse_authority, parse_url
 from sidecar.core.verdict import Reason
 from sidecar.errors import UrlError
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNKNOWN_COUNTRY: Final = "XX"
 _COUNTRY: Final = re.compile(r"[A-Z]{2}")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -96,17 +96,6 @@ def referrer_origin(value: str) -> tuple[str, str, int] | None:
     return scheme, url.host, url.port or _DEFAULT_PORTS[scheme]
 
 
-@functools.lru_cache(maxsize=1024)
-def _client_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 @dataclass(frozen=True, slots=True)
 class Rules:
     """One source's rules; ``None`` fields are rules not set."""
@@ -141,6 +130,5 @@ class Rules:
         return origin is not None and any(pattern.matches(*origin) for pattern in self.referrers)
 
     def _network_ok(self, client_ip: str | None) -> bool:
-        address = _client_address(client_ip) if client_ip else None
         assert self.networks is not None
-        return address is not None and any(address in net for net in self.networks)
+        return any(client_within(client_ip, net) for net in self.networks)

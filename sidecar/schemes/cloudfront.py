@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from sidecar.core.addresses import client_within
 from sidecar.core.canonical import QueryParam
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import CLOUDFRONT, parse_epoch
@@ -307,22 +308,10 @@ def _verify_custom(
         request.now + request.clock_skew < policy.date_greater_than
     ):
         return deny(Reason.NOT_YET_VALID)
-    if policy.source_ip is not None and not _ip_in(request.client_ip, policy.source_ip):
+    if policy.source_ip is not None and not client_within(request.client_ip, policy.source_ip):
         return deny(Reason.IP_MISMATCH)
     # An allow bound to the client's address must never be served to another client.
     return allow(signed.key.id, policy.date_less_than, shareable=policy.source_ip is None)
-
-
-def _ip_in(client_ip: str | None, network: policies.IPNetwork) -> bool:
-    if not client_ip:
-        return False
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.version == network.version and address in network
 
 
 def _parse_network(text: str) -> policies.IPNetwork:

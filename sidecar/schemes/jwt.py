@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from sidecar.core.addresses import client_within
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
@@ -170,7 +171,7 @@ class JwtSource:
             allowed = claims.network(bound)
             if allowed is None:
                 return deny(Reason.MALFORMED)
-            if not claims.client_within(request.client_ip, allowed):
+            if not client_within(request.client_ip, allowed):
                 return deny(Reason.IP_MISMATCH)
         # The auth cache's key holds neither the client's address nor its cookies.
         return allow(key.id, expires, shareable=bound is None and not from_cookie)

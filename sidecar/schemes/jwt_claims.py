@@ -52,18 +52,6 @@ def network(claim: object) -> Network | None:
         return None
 
 
-def client_within(client_ip: str | None, allowed: Network) -> bool:
-    if not client_ip:
-        return False
-    try:
-        address = ipaddress.ip_address(client_ip)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.version == allowed.version and address in allowed
-
-
 # --- scope ----------------------------------------------------------------------------------
 
 
