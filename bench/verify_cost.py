@@ -21,6 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from sidecar import config, schemes
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.decide import Decider, RequestFacts
@@ -46,13 +49,30 @@ SCHEME_SOURCES = {
     "thumbs": ("thumbor", "", f'secret = "{TOKEN}"'),
     # max_age = the signing lifetime: the token's time is the benchmark's NOW.
     "cf": ("cloudflare", "max_age = 3600", f'secret = "{TOKEN}"'),
+    "jwths": ("jwt", "", f'algorithm = "HS256"\nsecret = "{TOKEN.encode().hex()}"'),
+    # The same ES256 token on every request: its signature is verified once, then
+    # remembered, as a page showing one image many times asks.
+    "jwtes": ("jwt", "", 'algorithm = "ES256"\npublic_key_file = "jwt-es256.pub.pem"\n'
+              'private_key_file = "jwt-es256.pem"'),
 }  # fmt: skip
+# How a case names a scheme when one scheme appears twice.
+LABELS = {"jwths": "jwt HS256", "jwtes": "jwt ES256 (repeated)"}
+KEY_FILES = ("acme.pem", "acme.pub.pem", "jwt-es256.pem", "jwt-es256.pub.pem")
 
 
 def build(folder: Path) -> Decider:
     private, public = new_key_pair("rsa")
     (folder / "acme.pem").write_bytes(private)
     (folder / "acme.pub.pem").write_bytes(public)
+    es256 = ec.generate_private_key(ec.SECP256R1())
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    (folder / "jwt-es256.pem").write_bytes(
+        es256.private_bytes(serialization.Encoding.PEM, pkcs8, serialization.NoEncryption())
+    )
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    (folder / "jwt-es256.pub.pem").write_bytes(
+        es256.public_key().public_bytes(serialization.Encoding.PEM, spki)
+    )
     others = "".join(
         f'[[sources]]\nname = "{name}"\nscheme = "{scheme}"\npath_prefix = "/{name}/"\n'
         f'{settings}\n[[sources.keys]]\nid = "K{name}"\n{key}\n'
@@ -77,7 +97,7 @@ def build(folder: Path) -> Decider:
 def scheme_cases(decider: Decider) -> dict[str, tuple[str, str]]:
     """A typical signed URL of every other scheme, signed by the project's own signer."""
     return {
-        f"{scheme}, typical": (
+        f"{LABELS.get(name, scheme)}, typical": (
             sign_url(decider.settings, name, f"{ORIGIN}/{name}/photo.jpg?w=400&h=600", now=NOW,
                      expires_in=3600 if _expiring(scheme) else None).removeprefix(ORIGIN),
             "md5-token",
@@ -190,7 +210,7 @@ def main() -> None:
     service: dict[str, list[float]] = {name: [] for name in table}
     stack = LocalStack(folder / "stack", text, folder)
     (folder / "stack").mkdir()
-    for name in ("acme.pem", "acme.pub.pem"):
+    for name in KEY_FILES:
         (folder / "stack" / name).write_bytes((folder / name).read_bytes())
     stack.write_config()
     stack.start_sidecar()
