@@ -64,7 +64,7 @@ def sign(
     if source.signatures is None:
         raise SigningError(f"source '{source.name}' has no keys to sign with")
     expires = int(now) + lifetime if lifetime is not None else None
-    request = request._replace(grant=replace(grant, expires=expires))
+    request = request._replace(grant=replace(grant, expires=expires), now=int(now))
     try:
         return source.signatures.sign(request)
     except SchemeError as error:
@@ -82,9 +82,11 @@ def _lifetime(source: SourceSettings, expires_in: int | None) -> int | None:
     return expires_in
 
 
-def sign_request(url: str, grant: Grant, *, require_absolute: bool = False) -> SignRequest:
-    """A URL to sign, parsed once by the one URL parser and checked canonical, for any
-    scheme's ``sign``; ``SigningError`` when it could never verify."""
+def sign_request(
+    url: str, grant: Grant, *, require_absolute: bool = False, now: int | None = None
+) -> SignRequest:
+    """A URL to sign at ``now``, parsed once by the one URL parser and checked canonical,
+    for any scheme's ``sign``; ``SigningError`` when it could never verify."""
     if len(url) > MAX_URL_LENGTH:
         raise SigningError(f"URL is longer than {MAX_URL_LENGTH} characters")
     try:
@@ -94,7 +96,7 @@ def sign_request(url: str, grant: Grant, *, require_absolute: bool = False) -> S
     uri = canonical.parse(parsed.uri)
     if uri is None:
         raise SigningError("URL is not canonical")
-    return SignRequest(parsed, uri, grant)
+    return SignRequest(parsed, uri, grant, now)
 
 
 def _owned_request(router: Router, source: SourceSettings, url: str, absolute: bool) -> SignRequest:

@@ -13,7 +13,8 @@ interface"):
     passed, the client address, the routing host and the clock; a decode error is a
     ``Verdict``, never an exception.
   - ``sign(SignRequest) -> Signed``: one ``Grant`` (expiry, not-before, client address,
-    resource or prefix scope) → the signed URL and, for a cookie grant, its cookies.
+    resource or prefix scope) and the signing time → the signed URL and, for a cookie
+    grant, its cookies.
 
 The source's ``path_prefix`` is given at build time (``SourceSpec``): thumbor's signature,
 for one, is the first path segment after it.
@@ -120,11 +121,15 @@ class Grant:
 
 
 class SignRequest(NamedTuple):
-    """A URL to sign, already parsed once (``url``) and checked canonical (``uri``)."""
+    """A URL to sign, already parsed once (``url``) and checked canonical (``uri``), and
+    ``now``: the unix seconds its expiry was counted from (None when the caller passed no
+    clock). Most schemes write only the expiry; a format that writes when it was signed
+    (SigV4's ``X-Amz-Date``) reads ``now``."""
 
     url: Url
     uri: CanonicalURI
     grant: Grant
+    now: int | None = None
 
 
 class Signed(NamedTuple):

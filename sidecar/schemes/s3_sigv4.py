@@ -146,7 +146,7 @@ class S3SigV4Source(KeyringSource):
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
         grant.refuse_unexpressible(NAME, frozenset({"not_before"}))
-        signed_at, lifetime = _signing_time(grant.not_before, grant.expires)
+        signed_at, lifetime = _signing_time(grant.not_before, request.now, grant.expires)
         url, uri = request.url, request.uri
         if url.origin and url.origin != self.origin:
             raise SchemeError(f"URL must start with the source's public_origin {self.origin}")
@@ -201,17 +201,18 @@ def _pair(param: QueryParam) -> str:
     return f"{param.raw_name}={param.value}"
 
 
-def _signing_time(not_before: int | None, expires: int | None) -> tuple[int, int]:
-    """``X-Amz-Date`` and ``X-Amz-Expires``: a SigV4 URL is valid from its signing time
-    (the grant's not-before) for at most seven days."""
+def _signing_time(not_before: int | None, now: int | None, expires: int | None) -> tuple[int, int]:
+    """``X-Amz-Date`` and ``X-Amz-Expires``: a SigV4 URL is valid from its signing time (the
+    grant's not-before, else the time it is signed) for at most seven days."""
     if expires is None:
         raise SchemeError("s3-sigv4 URLs need an expiry")
-    if not_before is None:
+    signed_at = not_before if not_before is not None else now
+    if signed_at is None:
         raise SchemeError("s3-sigv4 URLs carry their signing time (X-Amz-Date): give not_before")
-    lifetime = expires - not_before
+    lifetime = expires - signed_at
     if not 1 <= lifetime <= MAX_EXPIRES:
-        raise SchemeError(f"s3-sigv4 URLs last 1 to {MAX_EXPIRES} seconds after not_before")
-    return not_before, lifetime
+        raise SchemeError(f"s3-sigv4 URLs last 1 to {MAX_EXPIRES} seconds after their signing time")
+    return signed_at, lifetime
 
 
 class S3SigV4Scheme(Scheme[S3SigV4Settings]):

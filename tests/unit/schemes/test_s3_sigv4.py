@@ -12,7 +12,9 @@ import pytest
 
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
-from sidecar.schemes.base import KeyMaterial, SourceScheme
+from sidecar.policy.signing import sign_request
+from sidecar.schemes import sigv4
+from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
 from tests.support.scheme_contract import NOW, SchemeContract, build_source, sign
 from tests.support.scheme_contract import verify as verify_verdict
 
@@ -246,10 +248,23 @@ def test_partial_signing_parameters() -> None:
     assert reason(verifier, f"{path}?{no_date}") is Reason.MALFORMED
 
 
+def test_the_signing_time_is_the_not_before_else_the_time_of_signing() -> None:
+    verifier = source()
+
+    def signed_at(**grant: Any) -> str:
+        request = sign_request("/books/a.jpg", Grant(**grant), now=NOW)
+        return verifier.sign(request).url.partition("X-Amz-Date=")[2][:16]
+
+    assert signed_at(expires=NOW + 60) == sigv4.format_amz_date(NOW)
+    assert signed_at(expires=NOW + 60, not_before=NOW - 30) == sigv4.format_amz_date(NOW - 30)
+    with pytest.raises(SchemeError, match="604800"):
+        signed_at(expires=NOW + 604801)
+
+
 def test_signing_needs_the_signing_time_and_refuses_what_sigv4_cannot_carry() -> None:
     verifier = source()
     with pytest.raises(SchemeError, match="not_before"):
-        sign(verifier, "/books/a.jpg", expires=NOW + 60)
+        sign(verifier, "/books/a.jpg", expires=NOW + 60)  # no not_before, and no clock
     with pytest.raises(SchemeError, match="expiry"):
         sign(verifier, "/books/a.jpg", not_before=NOW)
     with pytest.raises(SchemeError, match="client_ip"):

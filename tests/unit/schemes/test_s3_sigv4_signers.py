@@ -1,23 +1,31 @@
 """Scheme ``s3-sigv4`` against the real signers: botocore's and minio's presigned GET URLs
-(path-style and virtual-hosted) verify, and ``sign_url`` writes botocore's URL byte for
-byte for the same key, URL and signing time."""
+(path-style and virtual-hosted) verify, and ``sign_url`` and ``sidecar sign`` write
+botocore's URL byte for byte for the same key, URL and signing time (botocore's clock
+fixed at it)."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import time
+from pathlib import Path
 from typing import Any
 
+import botocore.auth
 import botocore.session
 import pytest
 from botocore.config import Config
 from minio import Minio
 
+from sidecar import config
+from sidecar.cli import main
 from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason
+from sidecar.policy.signing import sign_url
 from sidecar.schemes import sigv4
 from sidecar.schemes.base import KeyMaterial, SourceScheme
-from tests.support.scheme_contract import build_source, sign
+from tests.support.configs import sidecar_config, source_toml
+from tests.support.scheme_contract import NOW, build_source, sign
 from tests.support.scheme_contract import verify as verify_verdict
 
 KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -25,14 +33,14 @@ OBJECT = "covers/a b/\u00fc!~'(x).jpg"  # a space, non-ASCII, and characters S3 
 
 
 def botocore_url(endpoint: str | None, style: str, region: str = "eu-west-1",
-                 expires_in: int = 3600, **params: str) -> str:  # fmt: skip
+                 expires_in: int = 3600, key: str = OBJECT, **params: str) -> str:  # fmt: skip
     client = botocore.session.get_session().create_client(
         "s3", region_name=region, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
         endpoint_url=endpoint,
         config=Config(signature_version="s3v4", s3={"addressing_style": style}),
     )  # fmt: skip
     url: str = client.generate_presigned_url(
-        "get_object", Params={"Bucket": "books", "Key": OBJECT, **params}, ExpiresIn=expires_in
+        "get_object", Params={"Bucket": "books", "Key": key, **params}, ExpiresIn=expires_in
     )
     return url
 
@@ -126,3 +134,59 @@ def test_a_botocore_url_expires_on_time() -> None:
     uri = parse_url(url).uri
     assert verify_verdict(verifier, uri, at + 59).reason is Reason.OK
     assert verify_verdict(verifier, uri, at + 60).reason is Reason.EXPIRED
+
+
+def fix_botocore_clock(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
+    """botocore's SigV4 signer reads the time from ``get_current_datetime``: make it
+    ``seconds``, so botocore signs at a time the test chose."""
+    at = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+
+    def now(remove_tzinfo: bool = True) -> datetime.datetime:
+        return at.replace(tzinfo=None) if remove_tzinfo else at
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
+
+
+def s3_config(tmp_path: Path, origin: str, prefix: str, **fields: Any) -> Path:
+    keys = {KEY_ID: {"secret": SECRET}}
+    source = source_toml("books", "s3-sigv4", prefix, keys, region="eu-west-1",
+                         public_origin=origin, **fields)  # fmt: skip
+    path = tmp_path / "sidecar.toml"
+    path.write_text(sidecar_config(source))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "style"),
+    [("http://127.0.0.1:8080", "path"), ("https://s3.example.com", "virtual")],
+)
+def test_sign_url_writes_botocores_url_signed_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str, style: str
+) -> None:
+    fix_botocore_clock(monkeypatch, NOW)
+    url = botocore_url(endpoint, style, expires_in=900, ResponseContentType="image/webp")
+    origin = parse_url(url).origin
+    # Virtual-hosted: the bucket is the host (books.s3.example.com), the path the key.
+    where = ("/books/", {}) if style == "path" else ("/covers/", {"hosts": [parse_url(url).host]})
+    settings = config.load(s3_config(tmp_path, origin, where[0], **where[1]))
+    unsigned = url.partition("&X-Amz-Algorithm=")[0]
+    # No not_before: X-Amz-Date is the time of signing (a fraction of a second dropped).
+    assert sign_url(settings, "books", unsigned, now=NOW + 0.75, expires_in=900) == url
+    assert verdict_of(url) is Reason.OK
+
+
+def test_sidecar_sign_writes_botocores_url_without_not_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = s3_config(tmp_path, "https://s3.example.com", "/books/")
+    unsigned = "https://s3.example.com/books/covers/a.jpg?response-content-type=image%2Fjpeg"
+    assert main(["sign", "-c", str(path), "--source", "books", "--expires-in", "600",
+                 unsigned]) == 0  # fmt: skip
+    ours = capsys.readouterr().out.strip()
+    at = signed_at(ours)
+    assert abs(at - time.time()) < 120  # signed now
+    fix_botocore_clock(monkeypatch, at)
+    assert ours == botocore_url("https://s3.example.com", "path", expires_in=600,
+                                key="covers/a.jpg", ResponseContentType="image/jpeg")  # fmt: skip
+    assert main(["verify", "-c", str(path), ours]) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == "ok"
