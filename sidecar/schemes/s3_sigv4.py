@@ -133,10 +133,14 @@ class S3SigV4Source(KeyringSource):
             return deny(Reason.EXPIRED)
         return allow(key.id, expires_at, shareable=True)
 
-    def _signature(self, secret: bytes, amz_date: str, raw_path: str, pairs: list[str]) -> bytes:
-        """The signature over ``GET``, the path as sent, the query's ``name=value`` pairs
-        but the signature (already in AWS's encoding) sorted, and the host."""
-        query = "&".join(sorted(pairs))
+    def _signature(
+        self, secret: bytes, amz_date: str, raw_path: str, pairs: list[tuple[str, str]]
+    ) -> bytes:
+        """The signature over ``GET``, the path as sent, the query's pairs but the
+        signature (already in AWS's encoding) sorted, and the host."""
+        # Sorted by name, then value (AWS's order, botocore's): sorting "name=value" text
+        # would put "w2=1" before "w=400", since "2" sorts before "=".
+        query = "&".join(f"{name}={value}" for name, value in sorted(pairs))
         canonical = f"GET\n{raw_path}\n{query}\nhost:{self.host}\n\nhost\nUNSIGNED-PAYLOAD"
         day = amz_date[:8]
         key = sigv4.signing_key(secret, day, self.region, self.service)
@@ -158,9 +162,9 @@ class S3SigV4Source(KeyringSource):
         amz_date = sigv4.format_amz_date(signed_at)
         credential = f"{key.id}/{sigv4.scope(amz_date[:8], self.region, self.service)}"
         unsigned = url.uri.rstrip("?") if uri.query == "" else url.uri
-        own = [f"{ALGORITHM}={sigv4.ALGORITHM}", f"{CREDENTIAL}={sigv4.uri_encode(credential)}",
-               f"{DATE}={amz_date}", f"{EXPIRES}={lifetime}", f"{SIGNED_HEADERS}=host"]  # fmt: skip
-        unsigned += ("&" if "?" in unsigned else "?") + "&".join(own)
+        own = [(ALGORITHM, sigv4.ALGORITHM), (CREDENTIAL, sigv4.uri_encode(credential)),
+               (DATE, amz_date), (EXPIRES, str(lifetime)), (SIGNED_HEADERS, "host")]  # fmt: skip
+        unsigned += ("&" if "?" in unsigned else "?") + "&".join(f"{n}={v}" for n, v in own)
         pairs = [_pair(param) for param in uri.params] + own
         sig = self._signature(key.secret, amz_date, uri.raw_path, pairs).hex()
         return Signed(f"{url.origin}{unsigned}&{SIGNATURE}={sig}")
@@ -197,8 +201,8 @@ def _all_uri_encoded(uri: CanonicalURI) -> bool:
     return True
 
 
-def _pair(param: QueryParam) -> str:
-    return f"{param.raw_name}={param.value}"
+def _pair(param: QueryParam) -> tuple[str, str]:
+    return param.raw_name, param.value
 
 
 def _signing_time(not_before: int | None, now: int | None, expires: int | None) -> tuple[int, int]:

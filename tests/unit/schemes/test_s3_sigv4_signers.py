@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import botocore.auth
+import botocore.credentials
 import botocore.session
 import pytest
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from minio import Minio
 
@@ -190,3 +193,21 @@ def test_sidecar_sign_writes_botocores_url_without_not_before(
                                 key="covers/a.jpg", ResponseContentType="image/jpeg")  # fmt: skip
     assert main(["verify", "-c", str(path), ours]) == 0
     assert json.loads(capsys.readouterr().out)["result"] == "ok"
+
+
+def botocore_signed(url: str, expires_in: int = 600) -> str:
+    """``url`` presigned by botocore's SigV4 query signer, its query as given."""
+    credentials = botocore.credentials.Credentials(KEY_ID, SECRET)
+    request = AWSRequest(method="GET", url=url)
+    S3SigV4QueryAuth(credentials, "s3", "eu-west-1", expires=expires_in).add_auth(request)
+    signed: str = request.url
+    return signed
+
+
+def test_query_names_sort_by_name_before_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "w" sorts before "w2" and "a" before "a-b", though "w2=" sorts before "w=" as text.
+    fix_botocore_clock(monkeypatch, NOW)
+    unsigned = "https://s3.example.com/books/a.jpg?w=400&w2=1&a-b=2&a=1&a.c=3&a0=4"
+    url = botocore_signed(unsigned)
+    assert verdict_of(url) is Reason.OK
+    assert sign(verifier_for(url), unsigned, expires=NOW + 600, not_before=NOW) == url
