@@ -12,6 +12,7 @@ from typing import Any
 
 from sidecar.schemes import (
     akamai,
+    bunny,
     cloudflare,
     cloudfront,
     gcdn,
@@ -39,6 +40,7 @@ _SCHEMES: tuple[Scheme[Any], ...] = (
     jwt.SCHEME,
     cloudflare.SCHEME,
     s3_sigv4.SCHEME,
+    bunny.SCHEME,
 )
 REGISTRY: Mapping[str, Scheme[Any]] = MappingProxyType({s.name: s for s in _SCHEMES})
 
