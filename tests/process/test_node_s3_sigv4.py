@@ -1,0 +1,143 @@
+"""The Node.js ``s3-sigv4`` signer: botocore's presigned GET URLs for the same key, URL
+and signing time (botocore's clock fixed at it), byte for byte, and accepted by the
+sidecar's verifier, which signs the same URL.
+
+Runs the machine's ``node`` (``scripts/setup`` installs it) on ``examples/node/s3_sigv4.mjs``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import subprocess
+
+import botocore.auth
+import botocore.credentials
+import botocore.session
+import pytest
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+
+from sidecar.core.urls import parse_url
+from sidecar.core.verdict import Reason
+from sidecar.schemes.base import KeyMaterial, SourceScheme
+from tests.support.paths import REPO
+from tests.support.scheme_contract import NOW, build_source, sign, verify
+
+SIGNER = REPO / "examples" / "node" / "s3_sigv4.mjs"
+KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REGION = "eu-west-1"
+OBJECT = "covers/a b/\u00fc!~'(x).jpg"  # a space, non-ASCII, and characters S3 encodes
+
+
+def node_sign(url: str, **options: object) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("node")
+    assert binary is not None, "node is required (scripts/setup installs it)"
+    options = {"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": REGION, **options}
+    script = (
+        f"import {{ presignS3Get }} from {json.dumps(SIGNER.as_uri())};"
+        f"console.log(presignS3Get({json.dumps(url)}, {json.dumps(options)}));"
+    )
+    return subprocess.run([binary, "--input-type=module", "-e", script],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+
+
+def signed_by_node(url: str, **options: object) -> str:
+    result = node_sign(url, **options)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def botocore_at_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's SigV4 signer reads the time from ``get_current_datetime``: fix it at NOW."""
+    at = datetime.datetime.fromtimestamp(NOW, tz=datetime.UTC)
+
+    def now(remove_tzinfo: bool = True) -> datetime.datetime:
+        return at.replace(tzinfo=None) if remove_tzinfo else at
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
+
+
+def botocore_url(endpoint: str, style: str, expires_in: int, **params: str) -> str:
+    client = botocore.session.get_session().create_client(
+        "s3", region_name=REGION, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
+        endpoint_url=endpoint,
+        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+    )  # fmt: skip
+    url: str = client.generate_presigned_url(
+        "get_object", Params={"Bucket": "books", "Key": OBJECT, **params}, ExpiresIn=expires_in
+    )
+    return url
+
+
+def unsigned(url: str) -> str:
+    """A presigned URL before its X-Amz-* parameters (botocore writes them last)."""
+    return url.partition("X-Amz-Algorithm=")[0][:-1]
+
+
+def verifier_for(url: str) -> SourceScheme:
+    settings = {"region": REGION, "public_origin": parse_url(url).origin}
+    return build_source("s3-sigv4", [KeyMaterial(KEY_ID, secret=SECRET.encode())],
+                        settings=settings)  # fmt: skip
+
+
+def check_against_the_sidecar(url: str, expires_in: int) -> None:
+    """The sidecar's verifier accepts ``url`` and its signer writes the same URL."""
+    verifier = verifier_for(url)
+    assert verify(verifier, parse_url(url).uri, NOW + 1).reason is Reason.OK
+    assert sign(verifier, unsigned(url), expires=NOW + expires_in, not_before=NOW) == url
+
+
+@pytest.mark.usefixtures("botocore_at_now")
+@pytest.mark.parametrize(
+    ("endpoint", "style", "params"),
+    [("http://127.0.0.1:8080", "path", {}),
+     ("https://s3.example.com", "virtual", {"ResponseContentType": "image/webp"}),
+     ("http://[::1]:9000", "path", {}),
+     ("https://s3.example.com:443", "path", {}),
+     ("https://s3.example.com:8443", "path",
+      {"ResponseContentDisposition": 'attachment; filename="a b.jpg"'})],
+)  # fmt: skip
+def test_node_writes_botocores_url(endpoint: str, style: str, params: dict[str, str]) -> None:
+    url = botocore_url(endpoint, style, 900, **params)
+    assert signed_by_node(unsigned(url), time=NOW, expiresIn=900) == url
+    check_against_the_sidecar(url, 900)
+
+
+@pytest.mark.usefixtures("botocore_at_now")
+def test_node_sorts_query_names_as_botocore_does() -> None:
+    # "w" before "w2" and "a" before "a-b", though "w2=" sorts before "w=" as text.
+    # (botocore keeps one value of a repeated name: none is repeated here.)
+    query_url = "https://s3.example.com/books/a.jpg?w=400&w2=1&a-b=2&a=%C3%A9&a.c="
+    request = AWSRequest(method="GET", url=query_url)
+    credentials = botocore.credentials.Credentials(KEY_ID, SECRET)
+    S3SigV4QueryAuth(credentials, "s3", REGION, expires=604800).add_auth(request)
+    assert signed_by_node(query_url, time=NOW, expiresIn=604800) == request.url
+    check_against_the_sidecar(request.url, 604800)
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "problem"),
+    [("https://s3.example.com/a.jpg", {"time": -1, "expiresIn": 60}, "unix seconds"),
+     ("https://s3.example.com/a.jpg", {"time": 1.5, "expiresIn": 60}, "unix seconds"),
+     ("https://s3.example.com/a.jpg", {"time": NOW, "expiresIn": 604801}, "604800"),
+     ("https://s3.example.com/a.jpg", {"time": NOW, "expiresIn": 0}, "604800"),
+     ("https://s3.example.com/a.jpg", {"time": NOW, "expiresIn": 60, "region": "EU"}, "region"),
+     ("/books/a.jpg", {"time": NOW, "expiresIn": 60}, "absolute"),
+     ("https://s3.example.com/a.jpg?w=a+b", {"time": NOW, "expiresIn": 60}, "encoding"),
+     ("https://s3.example.com/a.jpg?w=%7e", {"time": NOW, "expiresIn": 60}, "encoding"),
+     ("https://s3.example.com/a.jpg?w=%7E", {"time": NOW, "expiresIn": 60}, "encoding"),
+     ("https://s3.example.com/a.jpg?w=%FF", {"time": NOW, "expiresIn": 60}, "encoding"),
+     ("https://s3.example.com/a.jpg?w", {"time": NOW, "expiresIn": 60}, "encoding"),
+     ("https://s3.example.com/a.jpg?w=1&&h=1", {"time": NOW, "expiresIn": 60}, "encoding"),
+     ("https://s3.example.com/a.jpg?x-amz-date=1", {"time": NOW, "expiresIn": 60}, "X-Amz")],
+)  # fmt: skip
+def test_node_refuses_what_could_never_verify(
+    url: str, options: dict[str, object], problem: str
+) -> None:
+    result = node_sign(url, **options)
+    assert result.returncode != 0
+    assert problem in result.stderr
