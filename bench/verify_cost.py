@@ -54,7 +54,12 @@ SCHEME_SOURCES = {
     # remembered, as a page showing one image many times asks.
     "jwtes": ("jwt", "", 'algorithm = "ES256"\npublic_key_file = "jwt-es256.pub.pem"\n'
               'private_key_file = "jwt-es256.pem"'),
+    # The source's key id ("Ks3") is its access key id; X-Amz-Date is the benchmark's NOW.
+    "s3": ("s3-sigv4", f'region = "eu-west-1"\npublic_origin = "{ORIGIN}"', f'secret = "{TOKEN}"'),
+    "imgp": ("imgproxy", "", f'secret = "{TOKEN.encode().hex()}"\nsalt = "{b"salt".hex()}"'),
 }  # fmt: skip
+# imgproxy signs the path alone and refuses a query: its options are path segments.
+QUERYLESS = {"imgproxy": "rs:fit:400:600/plain/photo.jpg"}
 # How a case names a scheme when one scheme appears twice.
 LABELS = {"jwths": "jwt HS256", "jwtes": "jwt ES256 (repeated)"}
 KEY_FILES = ("acme.pem", "acme.pub.pem", "jwt-es256.pem", "jwt-es256.pub.pem")
@@ -98,7 +103,8 @@ def scheme_cases(decider: Decider) -> dict[str, tuple[str, str]]:
     """A typical signed URL of every other scheme, signed by the project's own signer."""
     return {
         f"{LABELS.get(name, scheme)}, typical": (
-            sign_url(decider.settings, name, f"{ORIGIN}/{name}/photo.jpg?w=400&h=600", now=NOW,
+            sign_url(decider.settings, name,
+                     f"{ORIGIN}/{name}/{QUERYLESS.get(scheme, 'photo.jpg?w=400&h=600')}", now=NOW,
                      expires_in=3600 if _expiring(scheme) else None).removeprefix(ORIGIN),
             "md5-token",
         )
