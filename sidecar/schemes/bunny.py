@@ -41,6 +41,7 @@ from sidecar.schemes.bunny_token import (
     address_text,
     countries,
     packed_address,
+    plain_name,
     read_query,
     read_token,
     url_data,
@@ -154,6 +155,8 @@ class BunnySource(KeyringSource):
             if name in (TOKEN, EXPIRES) or (name.startswith("token_")
                                             and name not in KNOWN_CONDITIONS):  # fmt: skip
                 raise SchemeError(f"URL already carries '{name}', or a condition not kept here")
+            if not plain_name(name):
+                raise SchemeError(f"parameter '{name}': letters, digits and '_ . ~ -' only")
             params.append((name, unquote_plus(param.value)))
         if len({name for name, _ in params}) != len(params):
             raise SchemeError("a repeated query parameter cannot be signed (Bunny signs one value)")

@@ -64,12 +64,19 @@ def url_data(params: tuple[tuple[str, str], ...]) -> str:
     return "".join(f"&{name}={encode_value(value)}" for name, value in params)
 
 
-def _decoded(param: QueryParam) -> tuple[str, str] | Reason:
+def plain_name(name: str) -> bool:
+    """Whether ``name`` is a parameter name the signers write as it is."""
+    return _NAME.fullmatch(name) is not None
+
+
+def _decoded(param: QueryParam, raw: str) -> tuple[str, str] | Reason:
     """One signed parameter, its value decoded, or why it is not in its one spelling."""
     if param.name in (TOKEN, EXPIRES):
         return Reason.NON_CANONICAL  # a second token or expiry
-    if param.raw_name != param.name or not _NAME.fullmatch(param.name):
+    if param.raw_name != param.name or not plain_name(param.name):
         return Reason.MALFORMED
+    if raw[param.start + len(param.raw_name) : param.start + len(param.raw_name) + 1] != "=":
+        return Reason.MALFORMED  # "&name&" would sign as "name=": one spelling, with "="
     if param.name.startswith("token_") and param.name not in KNOWN_CONDITIONS:
         return Reason.MALFORMED
     try:
@@ -94,7 +101,7 @@ def read_query(uri: CanonicalURI) -> Query | Reason:
         return Reason.MALFORMED
     signed: list[tuple[str, str]] = []
     for param in params[1:-1]:
-        pair = _decoded(param)
+        pair = _decoded(param, uri.raw)
         if isinstance(pair, Reason):
             return pair
         if signed and pair[0] <= signed[-1][0]:

@@ -54,6 +54,8 @@ def test_a_well_formed_url_is_ok() -> None:
         ("/videos/a.mp4?token=x", Reason.MALFORMED),
         ("/videos/a.mp4?token=x&token=y&expires=1", Reason.NON_CANONICAL),
         ("/videos/a.mp4?token=x&expires=1&expires=1", Reason.NON_CANONICAL),
+        (url("/videos/a.mp4", "w=1", data="w=").replace("w=1", "w"), Reason.MALFORMED),
+        (url("/videos/a.mp4", "w=", data="w="), Reason.OK),
     ],
 )
 def test_layout(uri: str, expected: Reason) -> None:
@@ -152,6 +154,7 @@ def test_variant_setting() -> None:
         ("/videos/a.mp4?expires=1", {"expires": EXPIRES}, "already carries 'expires'"),
         ("/videos/a.mp4?token_referer=x", {"expires": EXPIRES}, "token_referer"),
         ("/videos/a.mp4?w=1&w=2", {"expires": EXPIRES}, "repeated"),
+        ("/videos/a.mp4?a%20b=1", {"expires": EXPIRES}, "letters, digits"),
         ("/videos/a.mp4", {"expires": EXPIRES, "not_before": NOW}, "not_before"),
         ("/videos/a.mp4", {"expires": EXPIRES, "prefix": "/"}, "prefix"),
         ("/videos/a.mp4", {"expires": EXPIRES, "prefix": "/videos/b/"}, "prefix"),
