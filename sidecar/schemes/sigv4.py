@@ -19,6 +19,8 @@ TERMINATOR: Final = "aws4_request"
 # ``YYYYMMDDTHHMMSSZ``, UTC: the one spelling AWS signers write.
 _AMZ_DATE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
 _AMZ_DATE_FORMAT: Final = "%Y%m%dT%H%M%SZ"
+# AWS's unreserved characters: text of these alone is its own encoding.
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 def uri_encode(text: str) -> str:
@@ -30,6 +32,8 @@ def uri_encode(text: str) -> str:
 def uri_decoded(raw: str) -> str | None:
     """The text of ``raw`` when it is in AWS's encoding, its one spelling (no ``+`` for a
     space, no lowercase hex, no encoded unreserved character, UTF-8 only); else None."""
+    if _UNRESERVED.fullmatch(raw):
+        return raw  # most parameters (X-Amz-Date, ...): nothing to decode, and quick
     try:
         decoded = unquote(raw, errors="strict")
     except UnicodeDecodeError:

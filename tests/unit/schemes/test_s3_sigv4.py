@@ -7,6 +7,7 @@ import json
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -297,3 +298,18 @@ def test_key_problems() -> None:
         source(key(secret="short"))
     with pytest.raises(SchemeError, match="access key id"):
         source(key("AK/IA", "s" * 40))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "AWS4-HMAC-SHA256", "a.b_c~d-e", "20300101T000000Z", "%2F", "%2f", "%7E", "a+b",
+     "a b", "a/b", "%", "%FF", "caf%C3%A9", "caf\u00e9", "a%20b", "~"],
+)  # fmt: skip
+def test_uri_decoded_reads_only_aws_encoding(raw: str) -> None:
+    # The rule, as the docs state it: the text whose AWS encoding is exactly ``raw``.
+    try:
+        text: str | None = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        text = None
+    expected = text if text is not None and quote(text, safe="") == raw else None
+    assert sigv4.uri_decoded(raw) == expected
