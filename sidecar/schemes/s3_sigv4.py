@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from sidecar.core.canonical import CanonicalURI, QueryParam
@@ -40,6 +40,8 @@ _KEY_ID = KeyIdRule(re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{2,127}"),
 # An access key's secret is HMAC key material: shorter ones are guessable offline.
 MIN_SECRET_BYTES = 16
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# Signing keys a source keeps (a key's days of URLs in use: up to eight a week).
+DERIVED_KEYS_KEPT: Final = 64
 
 
 def _scope_part_problem(value: str) -> str | None:
@@ -107,6 +109,12 @@ class S3SigV4Source(KeyringSource):
     service: str
     origin: str  # public_origin
     host: str  # the host header its URLs are signed for
+    # Signing keys (four HMACs each) by (access key id, day), kept once a signature made
+    # with one holds: a forger cannot evict them. A source's keys never change (a reload
+    # builds a new source), and its region and service are its own.
+    derived_keys: dict[tuple[str, str], bytes] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def verify(self, request: VerifyRequest) -> Verdict:
         uri = request.uri
@@ -122,9 +130,12 @@ class S3SigV4Source(KeyringSource):
         if (presented.region, presented.service) != (self.region, self.service):
             return deny(Reason.INVALID)  # signed for another region or service
         pairs = [_pair(param) for param in uri.params if param.raw_name != SIGNATURE]
-        expected = self._signature(key.secret, presented.amz_date, uri.raw_path, pairs)
+        day = presented.amz_date[:8]
+        signing_key = self._derived(key.id, key.secret, day)
+        expected = self._signature(signing_key, presented.amz_date, uri.raw_path, pairs)
         if not hmac.compare_digest(expected, presented.signature):
             return deny(Reason.INVALID)
+        self._remember((key.id, day), signing_key)
         # Read only once the signature holds: a forgery never learns its time failed.
         if presented.date > request.now + request.clock_skew:
             return deny(Reason.NOT_YET_VALID)
@@ -133,8 +144,23 @@ class S3SigV4Source(KeyringSource):
             return deny(Reason.EXPIRED)
         return allow(key.id, expires_at, shareable=True)
 
+    def _derived(self, key_id: str, secret: bytes, day: str) -> bytes:
+        """The key's signing key for ``day``: remembered, else derived."""
+        kept = self.derived_keys.get((key_id, day))
+        if kept is not None:
+            return kept
+        return sigv4.signing_key(secret, day, self.region, self.service)
+
+    def _remember(self, key_day: tuple[str, str], signing_key: bytes) -> None:
+        """Keep a signing key a signature has just proved (verify alone writes here)."""
+        if key_day in self.derived_keys:
+            return
+        if len(self.derived_keys) >= DERIVED_KEYS_KEPT:
+            del self.derived_keys[next(iter(self.derived_keys))]  # insertion order: the oldest
+        self.derived_keys[key_day] = signing_key
+
     def _signature(
-        self, secret: bytes, amz_date: str, raw_path: str, pairs: list[tuple[str, str]]
+        self, signing_key: bytes, amz_date: str, raw_path: str, pairs: list[tuple[str, str]]
     ) -> bytes:
         """The signature over ``GET``, the path as sent, the query's pairs but the
         signature (already in AWS's encoding) sorted, and the host."""
@@ -142,10 +168,8 @@ class S3SigV4Source(KeyringSource):
         # would put "w2=1" before "w=400", since "2" sorts before "=".
         query = "&".join(f"{name}={value}" for name, value in sorted(pairs))
         canonical = f"GET\n{raw_path}\n{query}\nhost:{self.host}\n\nhost\nUNSIGNED-PAYLOAD"
-        day = amz_date[:8]
-        key = sigv4.signing_key(secret, day, self.region, self.service)
-        return sigv4.signature(key, amz_date, sigv4.scope(day, self.region, self.service),
-                               canonical)  # fmt: skip
+        scope = sigv4.scope(amz_date[:8], self.region, self.service)
+        return sigv4.signature(signing_key, amz_date, scope, canonical)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
@@ -166,7 +190,9 @@ class S3SigV4Source(KeyringSource):
                (DATE, amz_date), (EXPIRES, str(lifetime)), (SIGNED_HEADERS, "host")]  # fmt: skip
         unsigned += ("&" if "?" in unsigned else "?") + "&".join(f"{n}={v}" for n, v in own)
         pairs = [_pair(param) for param in uri.params] + own
-        sig = self._signature(key.secret, amz_date, uri.raw_path, pairs).hex()
+        # Derived afresh: signing runs in the offload pool, and only verify keeps keys.
+        signing_key = sigv4.signing_key(key.secret, amz_date[:8], self.region, self.service)
+        sig = self._signature(signing_key, amz_date, uri.raw_path, pairs).hex()
         return Signed(f"{url.origin}{unsigned}&{SIGNATURE}={sig}")
 
 

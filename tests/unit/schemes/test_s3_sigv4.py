@@ -16,6 +16,7 @@ from sidecar.errors import SchemeError
 from sidecar.policy.signing import sign_request
 from sidecar.schemes import sigv4
 from sidecar.schemes.base import Grant, KeyMaterial, SourceScheme
+from sidecar.schemes.s3_sigv4 import DERIVED_KEYS_KEPT, S3SigV4Source
 from tests.support.scheme_contract import NOW, SchemeContract, build_source, sign
 from tests.support.scheme_contract import verify as verify_verdict
 
@@ -313,3 +314,37 @@ def test_uri_decoded_reads_only_aws_encoding(raw: str) -> None:
         text = None
     expected = text if text is not None and quote(text, safe="") == raw else None
     assert sigv4.uri_decoded(raw) == expected
+
+
+def kept_keys(verifier: SourceScheme) -> dict[tuple[str, str], bytes]:
+    assert isinstance(verifier, S3SigV4Source)
+    return verifier.derived_keys
+
+
+def test_signing_keys_are_kept_once_a_signature_holds() -> None:
+    first, second = key("AKIAEXAMPLE0000001"), key("AKIAEXAMPLE0000002")
+    verifier = source(first, second)
+    by_second = source(second)
+    day = sigv4.format_amz_date(SIGNED_AT)[:8]
+    forged = replaced(presign(verifier), "X-Amz-Signature", "0" * 64)
+    assert reason(verifier, forged) is Reason.INVALID
+    assert kept_keys(verifier) == {}  # a forgery leaves nothing behind
+    for _ in range(2):  # derived, then remembered: the same answers
+        assert reason(verifier, presign(verifier)) is Reason.OK
+        assert reason(verifier, presign(by_second)) is Reason.OK
+        assert reason(verifier, forged) is Reason.INVALID
+    assert set(kept_keys(verifier)) == {(first.id, day), (second.id, day)}
+    # Each key its own: a remembered key never verifies another key's URL.
+    assert reason(verifier, presign(by_second).replace(second.id, first.id)) is Reason.INVALID
+
+
+def test_kept_signing_keys_are_bounded_oldest_dropped() -> None:
+    verifier = source()
+    days = [SIGNED_AT - 86400 * back for back in range(DERIVED_KEYS_KEPT + 3)]
+    urls = [presign(verifier, signed_at=at, lifetime=604800) for at in days]
+    for url, at in zip(urls, days, strict=True):
+        assert reason(verifier, url, at + 1) is Reason.OK
+    kept = [day for _, day in kept_keys(verifier)]
+    assert len(kept) == DERIVED_KEYS_KEPT
+    assert kept == [sigv4.format_amz_date(at)[:8] for at in days[3:]]
+    assert reason(verifier, urls[0], days[0] + 1) is Reason.OK  # dropped: derived again
