@@ -19,6 +19,8 @@ from sidecar.schemes.base import Grant
 # The Secure Source documentation's own example token, so its reference URL reproduces.
 DEMO_TOKEN = "wakanda123@"  # noqa: S105 (a published example, not a secret)
 GCDN_ORIGIN = "https://cdn.example.com"
+S3_ORIGIN = "https://s3.example.com"
+IMGPROXY_KEY, IMGPROXY_SALT = b"demo-imgproxy-key".hex(), b"demo-imgproxy-salt".hex()
 DEMO_CONFIG = f"""\
 [server]
 clock_skew = 30
@@ -101,10 +103,61 @@ secure_link_md5 = "$secure_link_expires$uri $secret"
   [[sources.keys]]
   id = "demo"
   secret = "demo-secure-link-secret"
+
+[[sources]]
+name = "imgproxy"
+scheme = "imgproxy"
+path_prefix = "/imgproxy/"
+  [[sources.keys]]
+  id = "demo"
+  secret = "{IMGPROXY_KEY}"
+  salt = "{IMGPROXY_SALT}"
+
+[[sources]]
+name = "jwt"
+scheme = "jwt"
+path_prefix = "/jwt/"
+  [[sources.keys]]
+  id = "demo"
+  algorithm = "HS256"
+  secret = "demo-jwt-secret-0123456789abcdef"
+
+[[sources]]
+name = "cloudflare"
+scheme = "cloudflare"
+path_prefix = "/cloudflare/"
+max_age = 300
+  [[sources.keys]]
+  id = "demo"
+  secret = "demo-cloudflare-secret"
+
+[[sources]]
+name = "bunny"
+scheme = "bunny"
+path_prefix = "/bunny/"
+  [[sources.keys]]
+  id = "demo"
+  secret = "demo-bunny-security-key"
+
+[[sources]]
+name = "s3"
+scheme = "s3-sigv4"
+path_prefix = "/s3/"
+region = "eu-west-1"
+public_origin = "{S3_ORIGIN}"
+  [[sources.keys]]
+  id = "AKIADEMOEXAMPLE"
+  secret = "demo-s3-secret-access-key-0123456789"
 """
-OTHER_SCHEMES = ("imgix", "hmac", "gcdn", "akamai", "thumbor", "secure-link")
-# The folder each demo source serves (thumbor's images sit under their signature segment).
+OTHER_SCHEMES = ("imgix", "hmac", "gcdn", "akamai", "thumbor", "secure-link", "imgproxy",
+                 "jwt", "cloudflare", "bunny", "s3")  # fmt: skip
+# The folder each demo source serves (thumbor's and imgproxy's images sit under their
+# signature segment).
 FOLDERS = {"secure-link": "/link/", "thumbor": "/thumbs/"}
+# Schemes whose signature is a path segment: nginx serves the file at the signed path.
+PATH_SIGNED = {"thumbor": "300x200/photo.png", "imgproxy": "rs:fit:300:200/plain/photo.png"}
+# The origin a source's signature covers, where it is not the demo nginx's own.
+ORIGINS = {"gcdn": GCDN_ORIGIN, "s3": S3_ORIGIN}
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -140,6 +193,10 @@ def write_scheme_images(root: Path) -> dict[str, bytes]:
         "/gcdn/photo.png": png(20, 14, (120, 200, 60)),
         "/link/photo.png": png(20, 14, (200, 60, 160)),
         "/akamai/photo.png": png(20, 14, (90, 90, 200)),
+        "/jwt/photo.png": png(20, 14, (30, 120, 90)),
+        "/cloudflare/photo.png": png(20, 14, (240, 130, 30)),
+        "/bunny/photo.png": png(20, 14, (250, 140, 180)),
+        "/s3/photo.png": png(20, 14, (230, 150, 20)),
         **{f"/gallery/summer/{n}.png": png(12, 12, (40 * n, 150, 90)) for n in (1, 2, 3)},
         "/gallery/winter/1.png": png(12, 12, (200, 200, 250)),
     })  # fmt: skip
@@ -187,12 +244,12 @@ def run(*, keep: bool) -> int:
 def _signed_other(stack: LocalStack, settings: Settings, source: str, now: float) -> str:
     """A URL of ``source``'s folder signed with its scheme, to fetch through the demo."""
     prefix = FOLDERS.get(source, f"/{source}/")
-    origin = GCDN_ORIGIN if source == "gcdn" else stack.nginx_url
+    origin = ORIGINS.get(source, stack.nginx_url)
     lifetime = None if source == "thumbor" else 300  # thumbor URLs never expire
-    signed = sign_url(settings, source, f"{origin}{prefix}300x200/photo.png"
-                      if source == "thumbor" else f"{origin}{prefix}photo.png?w=400",
+    path = PATH_SIGNED.get(source)
+    signed = sign_url(settings, source, f"{origin}{prefix}{path or 'photo.png?w=400'}",
                       now=now, expires_in=lifetime).removeprefix(origin)  # fmt: skip
-    if source == "thumbor":  # nginx serves the file at the signed path itself
+    if path is not None:  # nginx serves the file at the signed path itself
         _write(stack.images, {signed: png(20, 14, (160, 120, 40))})
     return stack.nginx_url + signed
 
