@@ -56,6 +56,7 @@ SCHEME_SOURCES = {
               'private_key_file = "jwt-es256.pem"'),
     # The source's key id ("Ks3") is its access key id; X-Amz-Date is the benchmark's NOW.
     "s3": ("s3-sigv4", f'region = "eu-west-1"\npublic_origin = "{ORIGIN}"', f'secret = "{TOKEN}"'),
+    "bunny": ("bunny", "", f'secret = "{TOKEN}"'),
     "imgp": ("imgproxy", "", f'secret = "{TOKEN.encode().hex()}"\nsalt = "{b"salt".hex()}"'),
 }  # fmt: skip
 # imgproxy signs the path alone and refuses a query: its options are path segments.
