@@ -7,7 +7,6 @@ Runs the machine's ``node`` (``scripts/setup`` installs it) on ``examples/node/c
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from sidecar.core.verdict import Reason
 from sidecar.schemes.base import KeyMaterial, SourceScheme
+from tests.support.node_signers import call_signer, signer_output
 from tests.support.paths import REPO
 from tests.support.scheme_contract import NOW, build_source, sign, verify
 
@@ -25,20 +25,11 @@ SECRET = "node-cloudflare-secret-31"
 
 
 def node_sign(url: str, **options: object) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("node")
-    assert binary is not None, "node is required (scripts/setup installs it)"
-    script = (
-        f"import {{ signCloudflare }} from {json.dumps(SIGNER.as_uri())};"
-        f"console.log(signCloudflare({json.dumps(url)}, {json.dumps(options)}));"
-    )
-    return subprocess.run([binary, "--input-type=module", "-e", script],
-                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    return call_signer(SIGNER, "signCloudflare", url, options)
 
 
 def signed_by_node(url: str, **options: object) -> str:
-    result = node_sign(url, **options)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return signer_output(SIGNER, "signCloudflare", url, options)
 
 
 def verifier(secret: str = SECRET, max_age: int = 600, **settings: Any) -> SourceScheme:

@@ -8,8 +8,6 @@ Runs the machine's ``node`` (``scripts/setup`` installs it) on ``examples/node/s
 from __future__ import annotations
 
 import datetime
-import json
-import shutil
 import subprocess
 
 import botocore.auth
@@ -23,6 +21,7 @@ from botocore.config import Config
 from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason
 from sidecar.schemes.base import KeyMaterial, SourceScheme
+from tests.support.node_signers import call_signer, signer_output
 from tests.support.paths import REPO
 from tests.support.scheme_contract import NOW, build_source, sign, verify
 
@@ -33,21 +32,21 @@ OBJECT = "covers/a b/\u00fc!~'(x).jpg"  # a space, non-ASCII, and characters S3 
 
 
 def node_sign(url: str, **options: object) -> subprocess.CompletedProcess[str]:
-    binary = shutil.which("node")
-    assert binary is not None, "node is required (scripts/setup installs it)"
-    options = {"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": REGION, **options}
-    script = (
-        f"import {{ presignS3Get }} from {json.dumps(SIGNER.as_uri())};"
-        f"console.log(presignS3Get({json.dumps(url)}, {json.dumps(options)}));"
+    return call_signer(
+        SIGNER,
+        "presignS3Get",
+        url,
+        {"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": REGION, **options},
     )
-    return subprocess.run([binary, "--input-type=module", "-e", script],
-                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
 
 
 def signed_by_node(url: str, **options: object) -> str:
-    result = node_sign(url, **options)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+    return signer_output(
+        SIGNER,
+        "presignS3Get",
+        url,
+        {"accessKeyId": KEY_ID, "secretAccessKey": SECRET, "region": REGION, **options},
+    )
 
 
 @pytest.fixture
