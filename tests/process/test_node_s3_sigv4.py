@@ -7,28 +7,26 @@ Runs the machine's ``node`` (``scripts/setup`` installs it) on ``examples/node/s
 
 from __future__ import annotations
 
-import datetime
 import subprocess
 
-import botocore.auth
-import botocore.credentials
-import botocore.session
 import pytest
-from botocore.auth import S3SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 
 from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason
-from sidecar.schemes.base import KeyMaterial, SourceScheme
 from tests.support.node_signers import call_signer, signer_output
 from tests.support.paths import REPO
-from tests.support.scheme_contract import NOW, build_source, sign, verify
+from tests.support.s3_signers import (
+    KEY_ID,
+    REGION,
+    SECRET,
+    botocore_signed,
+    botocore_url,
+    fix_botocore_clock,
+    verifier_for,
+)
+from tests.support.scheme_contract import NOW, sign, verify
 
 SIGNER = REPO / "examples" / "node" / "s3_sigv4.mjs"
-KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-REGION = "eu-west-1"
-OBJECT = "covers/a b/\u00fc!~'(x).jpg"  # a space, non-ASCII, and characters S3 encodes
 
 
 def node_sign(url: str, **options: object) -> subprocess.CompletedProcess[str]:
@@ -51,36 +49,13 @@ def signed_by_node(url: str, **options: object) -> str:
 
 @pytest.fixture
 def botocore_at_now(monkeypatch: pytest.MonkeyPatch) -> None:
-    """botocore's SigV4 signer reads the time from ``get_current_datetime``: fix it at NOW."""
-    at = datetime.datetime.fromtimestamp(NOW, tz=datetime.UTC)
-
-    def now(remove_tzinfo: bool = True) -> datetime.datetime:
-        return at.replace(tzinfo=None) if remove_tzinfo else at
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
-
-
-def botocore_url(endpoint: str, style: str, expires_in: int, **params: str) -> str:
-    client = botocore.session.get_session().create_client(
-        "s3", region_name=REGION, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-        endpoint_url=endpoint,
-        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
-    )  # fmt: skip
-    url: str = client.generate_presigned_url(
-        "get_object", Params={"Bucket": "books", "Key": OBJECT, **params}, ExpiresIn=expires_in
-    )
-    return url
+    """botocore signs at NOW."""
+    fix_botocore_clock(monkeypatch, NOW)
 
 
 def unsigned(url: str) -> str:
     """A presigned URL before its X-Amz-* parameters (botocore writes them last)."""
     return url.partition("X-Amz-Algorithm=")[0][:-1]
-
-
-def verifier_for(url: str) -> SourceScheme:
-    settings = {"region": REGION, "public_origin": parse_url(url).origin}
-    return build_source("s3-sigv4", [KeyMaterial(KEY_ID, secret=SECRET.encode())],
-                        settings=settings)  # fmt: skip
 
 
 def check_against_the_sidecar(url: str, expires_in: int) -> None:
@@ -101,7 +76,7 @@ def check_against_the_sidecar(url: str, expires_in: int) -> None:
       {"ResponseContentDisposition": 'attachment; filename="a b.jpg"'})],
 )  # fmt: skip
 def test_node_writes_botocores_url(endpoint: str, style: str, params: dict[str, str]) -> None:
-    url = botocore_url(endpoint, style, 900, **params)
+    url = botocore_url(endpoint, style, expires_in=900, **params)
     assert signed_by_node(unsigned(url), time=NOW, expiresIn=900) == url
     check_against_the_sidecar(url, 900)
 
@@ -111,11 +86,9 @@ def test_node_sorts_query_names_as_botocore_does() -> None:
     # "w" before "w2" and "a" before "a-b", though "w2=" sorts before "w=" as text.
     # (botocore keeps one value of a repeated name: none is repeated here.)
     query_url = "https://s3.example.com/books/a.jpg?w=400&w2=1&a-b=2&a=%C3%A9&a.c="
-    request = AWSRequest(method="GET", url=query_url)
-    credentials = botocore.credentials.Credentials(KEY_ID, SECRET)
-    S3SigV4QueryAuth(credentials, "s3", REGION, expires=604800).add_auth(request)
-    assert signed_by_node(query_url, time=NOW, expiresIn=604800) == request.url
-    check_against_the_sidecar(request.url, 604800)
+    url = botocore_signed(query_url, expires_in=604800)
+    assert signed_by_node(query_url, time=NOW, expiresIn=604800) == url
+    check_against_the_sidecar(url, 604800)
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import botocore.auth
-import botocore.credentials
-import botocore.session
 import pytest
-from botocore.auth import S3SigV4QueryAuth
-from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from minio import Minio
 
 from sidecar import config
@@ -26,34 +20,19 @@ from sidecar.core.urls import parse_url
 from sidecar.core.verdict import Reason
 from sidecar.policy.signing import sign_url
 from sidecar.schemes import sigv4
-from sidecar.schemes.base import KeyMaterial, SourceScheme
+from sidecar.schemes.base import SourceScheme
 from tests.support.configs import sidecar_config, source_toml
-from tests.support.scheme_contract import NOW, build_source, sign
+from tests.support.s3_signers import (
+    KEY_ID,
+    OBJECT,
+    SECRET,
+    botocore_signed,
+    botocore_url,
+    fix_botocore_clock,
+    verifier_for,
+)
+from tests.support.scheme_contract import NOW, sign
 from tests.support.scheme_contract import verify as verify_verdict
-
-KEY_ID, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-OBJECT = "covers/a b/\u00fc!~'(x).jpg"  # a space, non-ASCII, and characters S3 encodes
-
-
-def botocore_url(endpoint: str | None, style: str, region: str = "eu-west-1",
-                 expires_in: int = 3600, key: str = OBJECT, **params: str) -> str:  # fmt: skip
-    client = botocore.session.get_session().create_client(
-        "s3", region_name=region, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-        endpoint_url=endpoint,
-        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
-    )  # fmt: skip
-    url: str = client.generate_presigned_url(
-        "get_object", Params={"Bucket": "books", "Key": key, **params}, ExpiresIn=expires_in
-    )
-    return url
-
-
-def verifier_for(url: str, region: str = "eu-west-1", **settings: Any) -> SourceScheme:
-    origin = parse_url(url).origin
-    settings = {"region": region, "public_origin": origin, **settings}
-    return build_source(
-        "s3-sigv4", [KeyMaterial(KEY_ID, secret=SECRET.encode())], settings=settings
-    )
 
 
 def signed_at(url: str) -> int:
@@ -139,17 +118,6 @@ def test_a_botocore_url_expires_on_time() -> None:
     assert verify_verdict(verifier, uri, at + 60).reason is Reason.EXPIRED
 
 
-def fix_botocore_clock(monkeypatch: pytest.MonkeyPatch, seconds: int) -> None:
-    """botocore's SigV4 signer reads the time from ``get_current_datetime``: make it
-    ``seconds``, so botocore signs at a time the test chose."""
-    at = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
-
-    def now(remove_tzinfo: bool = True) -> datetime.datetime:
-        return at.replace(tzinfo=None) if remove_tzinfo else at
-
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", now)
-
-
 def s3_config(tmp_path: Path, origin: str, prefix: str, **fields: Any) -> Path:
     keys = {KEY_ID: {"secret": SECRET}}
     source = source_toml("books", "s3-sigv4", prefix, keys, region="eu-west-1",
@@ -193,15 +161,6 @@ def test_sidecar_sign_writes_botocores_url_without_not_before(
                                 key="covers/a.jpg", ResponseContentType="image/jpeg")  # fmt: skip
     assert main(["verify", "-c", str(path), ours]) == 0
     assert json.loads(capsys.readouterr().out)["result"] == "ok"
-
-
-def botocore_signed(url: str, expires_in: int = 600) -> str:
-    """``url`` presigned by botocore's SigV4 query signer, its query as given."""
-    credentials = botocore.credentials.Credentials(KEY_ID, SECRET)
-    request = AWSRequest(method="GET", url=url)
-    S3SigV4QueryAuth(credentials, "s3", "eu-west-1", expires=expires_in).add_auth(request)
-    signed: str = request.url
-    return signed
 
 
 def test_query_names_sort_by_name_before_value(monkeypatch: pytest.MonkeyPatch) -> None:
