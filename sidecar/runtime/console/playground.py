@@ -57,6 +57,11 @@ EXPLANATIONS = {
     "networks.",
     Reason.COUNTRY: "The signature holds, but the client's country (X-Country-Code, set by "
     "the proxy) is not allowed for the source.",
+    Reason.REVOKED: "The signature holds, but this grant (or its key, or a prefix it lies "
+    "under) was revoked: sidecar revocations lists what is.",
+    Reason.USED_UP: "The signature holds, but the grant has been used max_uses times.",
+    Reason.UNAVAILABLE: "The source counts uses (max_uses) and the state store did not "
+    "answer in time: denied rather than counted blind.",
 }
 
 
