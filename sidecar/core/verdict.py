@@ -27,6 +27,10 @@ class Reason(StrEnum):
     REFERRER = "referrer"
     NETWORK = "network"
     COUNTRY = "country"
+    # A valid grant taken back, or used up (sidecar/policy/revocations.py, runtime/uses.py).
+    REVOKED = "revoked"
+    USED_UP = "used_up"
+    UNAVAILABLE = "unavailable"  # a use could not be counted: the store did not answer
 
 
 class Verdict(NamedTuple):
@@ -36,13 +40,16 @@ class Verdict(NamedTuple):
     grant's own expiry in unix seconds, if it carries one. ``shareable`` says whether
     this allow may be served from the auth cache to *another* request with the same URI:
     false (the default, failing closed) for a grant bound to the client's address or
-    carried in a cookie, since the cache key holds neither.
+    carried in a cookie, since the cache key holds neither. ``grant`` (only on ``ok``) is
+    the verified signature in its one spelling (decoded bytes; an ECDSA ``s`` in its low
+    form): what a revocation or a use count names.
     """
 
     reason: Reason
     key_id: str | None = None
     expires_at: int | None = None
     shareable: bool = False
+    grant: bytes = b""
 
     @property
     def valid(self) -> bool:
@@ -53,9 +60,10 @@ def deny(reason: Reason) -> Verdict:
     return _DENIALS[reason]
 
 
-def allow(key_id: str, expires_at: int | None, *, shareable: bool) -> Verdict:
-    """A valid signature; each scheme says explicitly whether the allow may be shared."""
-    return Verdict(Reason.OK, key_id, expires_at, shareable)
+def allow(key_id: str, expires_at: int | None, *, shareable: bool, grant: bytes) -> Verdict:
+    """A valid signature; each scheme says explicitly whether the allow may be shared,
+    and which signature it verified (``grant``)."""
+    return Verdict(Reason.OK, key_id, expires_at, shareable, grant)
 
 
 _DENIALS: Final = {reason: Verdict(reason) for reason in Reason}

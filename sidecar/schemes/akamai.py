@@ -175,7 +175,7 @@ class AkamaiSource(KeyringSource):
         # with another source must not let that source's "/*" token open these files.
         if acls is not None and not all(map(self._in_source, acls)):
             return deny(Reason.INVALID)
-        return _conditions(request, matched, times, address, cookie=cookie)
+        return _conditions(request, matched, times, address, cookie=cookie, grant=presented)
 
     def _in_source(self, acl: str) -> bool:
         """Whether a glob covers only paths of this source: it starts with the source's
@@ -317,6 +317,7 @@ def _conditions(
     address: Address | None,
     *,
     cookie: bool,
+    grant: bytes,
 ) -> Verdict:
     """The token's time window and address, checked once its hmac holds."""
     if request.now >= times.expires + request.clock_skew:
@@ -327,7 +328,7 @@ def _conditions(
         return deny(Reason.IP_MISMATCH)
     # An allow bound to the client's address, or won by a cookie, must never be served
     # (from the auth cache, keyed by the URI alone) to another request.
-    return allow(key_id, times.expires, shareable=address is None and not cookie)
+    return allow(key_id, times.expires, shareable=address is None and not cookie, grant=grant)
 
 
 def _same_address(client_ip: str | None, address: Address) -> bool:

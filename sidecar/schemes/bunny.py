@@ -146,7 +146,7 @@ class BunnySource(KeyringSource):
         if (allowed is not None and code not in allowed) or (blocked and code in blocked):
             return deny(Reason.COUNTRY)
         shareable = not bound and allowed is None and blocked is None
-        return allow(matched, query.expires, shareable=shareable)
+        return allow(matched, query.expires, shareable=shareable, grant=token.digest)
 
     def _sign_params(self, request: SignRequest) -> list[tuple[str, str]]:
         params = []

@@ -110,7 +110,7 @@ class CloudflareSource(KeyringSource):
         expires = at + self.settings.max_age
         if request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
-        return allow(matched, expires, shareable=True)
+        return allow(matched, expires, shareable=True, grant=presented)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

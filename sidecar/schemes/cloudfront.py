@@ -25,6 +25,7 @@ from sidecar.core.encodings import CLOUDFRONT, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
 from sidecar.schemes import cloudfront_policy as policies
+from sidecar.schemes import grant_ids
 from sidecar.schemes.base import (
     PUBLIC_KEY,
     Grant,
@@ -253,6 +254,13 @@ class _Signed(NamedTuple):
     algorithm: hashes.HashAlgorithm
     verified: VerifiedSignatures
 
+    def grant(self) -> bytes:
+        """The verified signature's identity (an ECDSA one in its low-``s`` form)."""
+        public = self.key.public
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            return grant_ids.ecdsa_der(self.signature, public.curve)
+        return self.signature
+
     def holds_for(self, document: bytes) -> bool:
         """Whether the signature holds for ``document``: the public-key operation runs once
         per (key, hash, document, signature); what the document grants (expiry, address,
@@ -279,7 +287,7 @@ def _verify_canned(
         return deny(Reason.INVALID)
     if request.now >= expires + request.clock_skew:
         return deny(Reason.EXPIRED)
-    return allow(signed.key.id, expires, shareable=True)
+    return allow(signed.key.id, expires, shareable=True, grant=signed.grant())
 
 
 def _verify_custom(
@@ -311,7 +319,12 @@ def _verify_custom(
     if policy.source_ip is not None and not client_within(request.client_ip, policy.source_ip):
         return deny(Reason.IP_MISMATCH)
     # An allow bound to the client's address must never be served to another client.
-    return allow(signed.key.id, policy.date_less_than, shareable=policy.source_ip is None)
+    return allow(
+        signed.key.id,
+        policy.date_less_than,
+        shareable=policy.source_ip is None,
+        grant=signed.grant(),
+    )
 
 
 def _parse_network(text: str) -> policies.IPNetwork:

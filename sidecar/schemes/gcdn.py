@@ -93,7 +93,7 @@ class GcdnSource(KeyringSource):
             return deny(Reason.INVALID)
         if request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
-        return allow(key.id, expires, shareable=True)
+        return allow(key.id, expires, shareable=True, grant=presented)
 
     def _verify_cookie(self, request: VerifyRequest) -> Verdict:
         found = grant_cookies(request.cookies, (COOKIE,))
@@ -125,7 +125,7 @@ class GcdnSource(KeyringSource):
         if request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
         # The auth cache is keyed by the URI alone: it must never answer for a cookie.
-        return allow(key.id, expires, shareable=False)
+        return allow(key.id, expires, shareable=False, grant=presented)
 
     def _grants(self, prefix: str, url: str) -> bool:
         return self.prefix_problem(prefix) is None and url.startswith(prefix)

@@ -63,7 +63,7 @@ class HmacSha256Source(KeyringSource):
         # Checked only once the signature holds: a forgery never learns its expiry failed.
         if request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
-        return allow(key.id, expires, shareable=True)
+        return allow(key.id, expires, shareable=True, grant=presented)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

@@ -53,7 +53,7 @@ class ImgixSource(KeyringSource):
             return deny(found)
         unsigned = found.unsigned
         matched = self.keyring.match(found.presented, lambda token: signature(token, unsigned))
-        return md5_query.conclude(matched, found.expires_at, request)
+        return md5_query.conclude(matched, found, request)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

@@ -110,7 +110,7 @@ class ImgproxySource(KeyringSource):
             return deny(Reason.MALFORMED)
         if expires is not None and request.now >= expires + request.clock_skew:
             return deny(Reason.EXPIRED)
-        return allow(matched, expires, shareable=True)
+        return allow(matched, expires, shareable=True, grant=presented)
 
     def _match(self, presented: bytes, signed_path: bytes) -> str | None:
         """Every key and salt pair computed and compared, with no early exit."""

@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from sidecar.core.addresses import client_within
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
+from sidecar.schemes import grant_ids
 from sidecar.schemes import jwt_claims as claims
 from sidecar.schemes import jwt_tokens as tokens
 from sidecar.schemes.base import (
@@ -119,7 +122,7 @@ class JwtSource:
             return deny(Reason.MALFORMED)  # exact length first: one spelling
         if not self._holds(key, jws):
             return deny(Reason.INVALID)
-        return self._granted(key, jws.claims, request, from_cookie)
+        return self._granted(key, jws, request, from_cookie)
 
     def _key(self, key_id: str | None) -> JwtKey | None:
         remote = self.remote.by_id
@@ -146,9 +149,9 @@ class JwtSource:
         return True
 
     def _granted(
-        self, key: JwtKey, grant: dict[str, Any], request: VerifyRequest, from_cookie: bool
+        self, key: JwtKey, jws: tokens.Jws, request: VerifyRequest, from_cookie: bool
     ) -> Verdict:
-        settings = self.settings
+        settings, grant = self.settings, jws.claims
         expires = claims.numeric_date(grant.get("exp"))
         not_before = grant.get("nbf")
         scope = grant.get(settings.scope_claim)
@@ -174,7 +177,8 @@ class JwtSource:
             if not client_within(request.client_ip, allowed):
                 return deny(Reason.IP_MISMATCH)
         # The auth cache's key holds neither the client's address nor its cookies.
-        return allow(key.id, expires, shareable=bound is None and not from_cookie)
+        shareable = bound is None and not from_cookie
+        return allow(key.id, expires, shareable=shareable, grant=_identity(key, jws.signature))
 
     # --- sign -----------------------------------------------------------------------------
 
@@ -251,6 +255,13 @@ class JwtScheme(Scheme[JwtSettings]):
 
     def new_key(self, key_type: str) -> NewKey:
         return new_jwt_key(key_type)
+
+
+def _identity(key: JwtKey, signature: bytes) -> bytes:
+    """The grant's identity: the signature, an ECDSA one in its low-``s`` form."""
+    if isinstance(key.public, ec.EllipticCurvePublicKey):
+        return grant_ids.ecdsa_raw(signature, key.public.curve)
+    return signature
 
 
 SCHEME: JwtScheme = JwtScheme()

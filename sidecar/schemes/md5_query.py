@@ -54,14 +54,15 @@ def read(uri: CanonicalURI, digest: Callable[[str], bytes | None]) -> Md5Query |
     return _new(Md5Query, (uri.raw[: last.start - 1].encode(), presented, expires_at))
 
 
-def conclude(matched: str | None, expires_at: int | None, request: VerifyRequest) -> Verdict:
+def conclude(matched: str | None, found: Md5Query, request: VerifyRequest) -> Verdict:
     """The verdict once the key trial is done. The expiry is checked only once the
     signature holds: a forgery never learns that its expiry is what failed."""
     if matched is None:
         return deny(Reason.INVALID)
+    expires_at = found.expires_at
     if expires_at is not None and request.now >= expires_at + request.clock_skew:
         return deny(Reason.EXPIRED)
-    return allow(matched, expires_at, shareable=True)
+    return allow(matched, expires_at, shareable=True, grant=found.presented)
 
 
 def to_sign(request: SignRequest, expires: int | None) -> str:

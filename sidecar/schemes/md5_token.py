@@ -52,7 +52,7 @@ class Md5TokenSource(KeyringSource):
             return deny(Reason.MISSING)
         unsigned = found.unsigned
         matched = self.keyring.match(found.presented, lambda token: signature(unsigned, token))
-        return md5_query.conclude(matched, found.expires_at, request)
+        return md5_query.conclude(matched, found, request)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

@@ -182,7 +182,7 @@ class SecureLinkSource(KeyringSource):
             return deny(Reason.INVALID)
         if expires_at is not None and _expired(expires_at, request):
             return deny(Reason.EXPIRED)
-        return allow(matched, expires_at, shareable=not self.uses_client_ip)
+        return allow(matched, expires_at, shareable=not self.uses_client_ip, grant=presented)
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant

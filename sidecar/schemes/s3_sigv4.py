@@ -142,7 +142,7 @@ class S3SigV4Source(KeyringSource):
         expires_at = presented.date + presented.expires
         if request.now >= expires_at + request.clock_skew:
             return deny(Reason.EXPIRED)
-        return allow(key.id, expires_at, shareable=True)
+        return allow(key.id, expires_at, shareable=True, grant=presented.signature)
 
     def _derived(self, key_id: str, secret: bytes, day: str) -> bytes:
         """The key's signing key for ``day``: remembered, else derived."""

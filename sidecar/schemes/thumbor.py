@@ -87,7 +87,7 @@ class ThumborSource(KeyringSource):
         matched = self._match(presented, rest_path, query)
         if matched is None:
             return deny(Reason.INVALID)
-        return allow(matched, None, shareable=True)
+        return allow(matched, None, shareable=True, grant=presented)
 
     def _match(self, presented: bytes, rest_path: str, query: str) -> str | None:
         """The key whose signature is ``presented``: over the path alone, as thumbor's

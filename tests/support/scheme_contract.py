@@ -209,6 +209,18 @@ class SchemeContract:
         assert verdict.key_id == "k1"
         assert verdict.expires_at == NOW + LIFETIME
 
+    def test_an_allow_names_the_signature_it_verified_as_its_grant(self) -> None:
+        # What a revocation or a use count names: the same for the same grant, and
+        # another grant's for another signed URL.
+        verifier = self.single("k1")
+        presented = self.sign(verifier)
+        first = self.verify(verifier, presented)
+        assert first.grant and first.grant == self.verify(verifier, presented, NOW + 1).grant
+        other = self.verify(verifier, self.sign(verifier, expires=NOW + LIFETIME - 60))
+        if other.expires_at != first.expires_at:  # a scheme without expiry signs the same
+            assert other.grant not in (b"", first.grant)
+        assert self.verify(verifier, Presented(request_uri(self.unsigned_url))).grant == b""
+
     def test_signing_keeps_the_unsigned_url(self) -> None:
         # Signing only adds the signature: the resource the caller asked for is served.
         verifier = self.single()

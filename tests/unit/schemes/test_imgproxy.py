@@ -253,7 +253,10 @@ def test_an_exp_inside_the_source_is_not_an_option() -> None:
     # The options end at the first segment without ":": an exp: in the source is a path.
     verifier = source(pair())
     signed = sign(verifier, "/img/rs:fit:10:10/plain/exp:1/a.jpg")
-    assert verify_verdict(verifier, signed) == (Reason.OK, "k1", None, True)
+    verdict = verify_verdict(verifier, signed)
+    assert (verdict.reason, verdict.key_id, verdict.expires_at, verdict.shareable) == (
+        Reason.OK, "k1", None, True,
+    )
 
 
 def test_signing_refuses_what_could_never_verify() -> None:
