@@ -21,8 +21,10 @@ from importlib import resources
 from aiohttp import web
 
 from sidecar.runtime.console import login, pages, views
+from sidecar.runtime.console.history import History
 from sidecar.runtime.console.hosts import ConsoleHosts
 from sidecar.runtime.console.revoked import REVOKED, REVOKED_DIR_ENV, RevokedSessions, new_folder
+from sidecar.runtime.console.sampler import HISTORY, sampling
 from sidecar.runtime.console.session import (
     COOKIE_NAME,
     SESSION_SECRET_ENV,
@@ -77,6 +79,8 @@ def create_console_app(state: State) -> web.Application:
     app[SESSIONS] = Sessions(session_secret(os.environ))
     app[REVOKED] = RevokedSessions.from_environment(os.environ)
     app.on_cleanup.append(_remove_own_folder)
+    app[HISTORY] = History()
+    app.cleanup_ctx.append(sampling)  # the charts' samples, off the verify loop
     files = resources.files("sidecar.runtime.console") / "static"
     for name, content_type in _STATIC.items():
         app.router.add_get(f"/static/{name}", _static((files / name).read_bytes(), content_type))

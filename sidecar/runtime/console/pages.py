@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from html import escape
 
 from sidecar.policy.settings import Mode, SourceSettings
+from sidecar.runtime.console import applies, charts
+from sidecar.runtime.console.history import CAPACITY, SourceWindow
 from sidecar.runtime.console.keys import key_views
 from sidecar.runtime.console.numbers import Snapshot, rejected, would_deny_rows
 from sidecar.runtime.console.playground import Answer
@@ -66,20 +68,26 @@ def sources(
     csrf: str,
     *,
     untracked: frozenset[str] = frozenset(),
+    windows: dict[str, SourceWindow] | None = None,
 ) -> str:
     """``untracked``: sources whose single key has no series of its own (many sources):
-    its matches are shown as the source's ok decisions."""
-    now = time.time()
+    its matches are shown as the source's ok decisions. ``windows``: each shown source's
+    last 15 minutes, for its sparkline."""
+    now, windows = time.time(), windows or {}
     rows = "".join(
-        _source_row(source, snapshot, csrf, now, source.name in untracked) for source in shown
+        _source_row(source, snapshot, csrf, now, source.name in untracked)
+        + f'<td class="spark">{applies.spark(windows.get(source.name), CAPACITY)}</td>'
+        f"<td>{applies.cell(source)}</td></tr>"
+        for source in shown
     )
     count = f"{len(shown)} of {total} sources" if len(shown) < total else f"{total} sources"
     body = (
         '<form method="get" action="/sources" class="inline">'
         f'<input type="search" name="q" value="{escape(query)}" placeholder="name or prefix">'
         f'<button type="submit">Filter</button> <span class="muted">{count}</span></form>'
-        '<table id="sources"><thead><tr><th>Source</th><th>Scheme</th><th>Mode</th>'
-        "<th>Path prefix</th><th>Hosts</th><th>Keys (newest first)</th></tr></thead>"
+        f'{charts.defs()}<table id="sources"><thead><tr><th>Source</th><th>Scheme</th>'
+        "<th>Mode</th><th>Path prefix</th><th>Hosts</th><th>Keys (newest first)</th>"
+        "<th>Last 15 min: decisions / rejected</th><th>Rules</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
         '<p class="muted">Read-only: the config file (in git) is the source of truth. '
         "A fingerprint is the first 12 hex digits of the key's SHA-256.</p>"
@@ -114,11 +122,13 @@ def _source_row(
         f'<tr data-source="{escape(source.name)}"><td>{escape(source.name)}</td>'
         f'<td>{escape(source.scheme)}</td><td class="mode-{escape(source.mode)}">'
         f"{escape(source.mode)}</td><td><code>{escape(source.path_prefix)}</code></td>"
-        f"<td>{escape(hosts)}</td><td>{key_list}</td></tr>"
-    )
+        f"<td>{escape(hosts)}</td><td>{key_list}</td>"
+    )  # the caller adds the sparkline and the rules, and closes the row
 
 
-def live(snapshot: Snapshot, csrf: str, pid: int) -> str:
+def live(snapshot: Snapshot, csrf: str, pid: int, charts_html: str = "", query: str = "") -> str:
+    """The tables of the last 2 seconds, and ``charts_html`` (``live_charts.fragment``)
+    of the last 15 minutes, filtered by ``query``."""
     active = [(name, snapshot.sources[name]) for name in sorted(snapshot.as_json())]
     source_rows = "".join(
         f'<tr data-source="{escape(name)}"><td>{escape(name)}</td><td class="num total">'
@@ -137,6 +147,11 @@ def live(snapshot: Snapshot, csrf: str, pid: int) -> str:
     body = (
         '<p class="muted">From this service\'s own counters (every worker summed), '
         'refreshed every 2 seconds. <span id="live-status"></span></p>'
+        '<h2>Last 15 minutes</h2><form method="get" action="/live" class="inline">'
+        f'<input type="search" name="source" value="{escape(query)}" placeholder="source">'
+        ' <button type="submit">Filter</button></form> <span class="muted">Sampled every 5 '
+        'seconds, redrawn in place. <span id="charts-status"></span></span>'
+        f'<div id="charts">{charts_html}</div>'
         '<h2>Decisions per source</h2><table id="live-sources"><thead><tr><th>Source</th>'
         "<th>Decisions</th><th>Rejected</th><th>Rejected %</th><th>Decisions/s</th>"
         f"<th>Rejected %, last 2 s</th></tr></thead><tbody>{source_rows}</tbody></table>"

@@ -17,8 +17,9 @@ import orjson
 from aiohttp import web
 
 from sidecar.policy.settings import SourceSettings
-from sidecar.runtime.console import keys, numbers, pages
+from sidecar.runtime.console import keys, live_charts, numbers, pages
 from sidecar.runtime.console.playground import PlaygroundError, ask_verify, sign_for
+from sidecar.runtime.console.sampler import HISTORY
 from sidecar.runtime.console.session import Sessions, key_label
 from sidecar.runtime.metrics import Metrics, tracks_keys
 from sidecar.runtime.state import STATE
@@ -29,14 +30,17 @@ ADMIN_INDEX = web.RequestKey("console_admin_index", int)
 CSRF = web.RequestKey("console_csrf", str)
 MAX_ROWS = 200  # sources listed at once (configs hold thousands: filter to find one)
 _MAX_EXPIRES_IN = 366 * 86400
+_CACHED_CHARTS = 16  # filters drawn per sample (the charts change once per sample)
 
 
 def add_routes(app: web.Application) -> None:
     app[RECENT] = _Recent()
+    app[CHARTS] = {}
     router = app.router
     router.add_get("/sources", sources)
     router.add_get("/live", live)
     router.add_get("/live.json", live_json)
+    router.add_get("/live/charts", live_charts_fragment)
     router.add_get("/report", report)
     router.add_post("/reveal", reveal)
     router.add_get("/playground", playground)
@@ -66,6 +70,7 @@ class _Recent:
 
 
 RECENT = web.AppKey("console_recent", _Recent)
+CHARTS = web.AppKey("console_charts", dict[tuple[int, str], str])
 FRESH_FOR = 1.0  # seconds; the live page polls every 2
 
 
@@ -92,12 +97,38 @@ async def sources(request: web.Request) -> web.Response:
     # Above 100 sources, a single key's matches are its source's ok decisions (metrics.py).
     untracked = frozenset(s.name for s in shown if not tracks_keys(settings, s))
     snapshot = await _snapshot(request)
-    page = pages.sources(shown, len(matching), query, snapshot, request[CSRF], untracked=untracked)
+    history = request.app[HISTORY]
+    windows = {source.name: history.window(source.name) for source in shown}
+    page = pages.sources(shown, len(matching), query, snapshot, request[CSRF],
+                         untracked=untracked, windows=windows)  # fmt: skip
     return html(page)
 
 
 async def live(request: web.Request) -> web.Response:
-    return html(pages.live(await _snapshot(request), request[CSRF], os.getpid()))
+    query = _chart_query(request)
+    charts = await _charts(request, query)
+    return html(pages.live(await _snapshot(request), request[CSRF], os.getpid(), charts, query))
+
+
+async def live_charts_fragment(request: web.Request) -> web.Response:
+    """The charts alone: the live page's script swaps them in, without a reload."""
+    return html(await _charts(request, _chart_query(request)))
+
+
+def _chart_query(request: web.Request) -> str:
+    return request.query.get("source", "").strip()[:200]
+
+
+async def _charts(request: web.Request, query: str) -> str:
+    """Drawn in the offload pool, once per sample and filter (every viewer shares it)."""
+    history, cache = request.app[HISTORY], request.app[CHARTS]
+    key = (history.taken, query)
+    if key not in cache:
+        text = await request.app[STATE].off_loop(live_charts.fragment, history, query)
+        if len(cache) >= _CACHED_CHARTS or any(taken != key[0] for taken, _ in cache):
+            cache.clear()  # an earlier sample's are stale
+        cache[key] = text
+    return cache[key]
 
 
 async def live_json(request: web.Request) -> web.Response:

@@ -77,3 +77,33 @@
   poll();
   window.setInterval(poll, 2000);
 })();
+
+// The live page's charts: every 5 seconds (the sampling interval) the server's SVG is
+// fetched again (with this page's filter) and swapped in, without a reload. The
+// fragment is parsed as an inert document (nothing in it runs) and its nodes adopted.
+(function () {
+  const charts = document.getElementById("charts");
+  if (!charts) return;
+  const status = document.getElementById("charts-status");
+
+  async function refresh() {
+    try {
+      const response = await fetch("/live/charts" + window.location.search,
+        { cache: "no-store", credentials: "same-origin" });
+      if (response.redirected || !response.ok) {
+        if (new URL(response.url).pathname === "/login") { window.location.assign("/login"); }
+        status.textContent = "Chart update failed; retrying.";
+        return;
+      }
+      const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
+      charts.replaceChildren.apply(charts, Array.from(parsed.body.childNodes).map(function (node) {
+        return document.adoptNode(node);
+      }));
+      status.textContent = "Charts updated " + new Date().toLocaleTimeString() + ".";
+    } catch (error) {
+      status.textContent = "Chart update failed; retrying.";
+    }
+  }
+
+  window.setInterval(refresh, 5000);
+})();

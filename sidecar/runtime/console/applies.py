@@ -1,0 +1,66 @@
+"""What decides for a source beyond its signature, as the Sources page lists it: its
+rules (referrers, networks, countries) and its 15 minutes of traffic at a glance.
+
+Revocations and use limits (spec section 14) are not part of the product yet; when they
+land, the grants taken back from a source join ``lines`` as one more line, and the page
+shows them without other changes.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from sidecar.policy.rules import OriginPattern, Rules
+from sidecar.policy.settings import SourceSettings
+from sidecar.runtime.console import charts
+from sidecar.runtime.console.history import SourceWindow
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def lines(source: SourceSettings) -> list[str]:
+    """One plain-text line per rule in force (none: the signature alone decides)."""
+    rules = source.rules
+    return _rule_lines(rules) if rules is not None else []
+
+
+def cell(source: SourceSettings) -> str:
+    found = lines(source)
+    if not found:
+        return '<span class="muted">signature only</span>'
+    return '<ul class="rules">' + "".join(f"<li>{escape(line)}</li>" for line in found) + "</ul>"
+
+
+def spark(window: SourceWindow | None, slots: int) -> str:
+    """A source's decisions and rejections over the window, with the sums in words."""
+    if window is None or not any(window.decisions):
+        return '<span class="muted">no traffic in 15 min</span>'
+    rejected = window.rejected()
+    label = (
+        f"{window.name}: {sum(window.decisions)} decisions, {sum(rejected)} rejected "
+        "in the last 15 minutes"
+    )
+    text = f"{sum(window.decisions)} / {sum(rejected)} rejected"
+    drawing = charts.sparkline(window.decisions, rejected, label=label, slots=slots)
+    return f'{drawing}<span class="spark-text">{escape(text)}</span>'
+
+
+def _rule_lines(rules: Rules) -> list[str]:
+    found = []
+    if rules.referrers is not None:
+        origins = ", ".join(_origin(pattern) for pattern in rules.referrers)
+        without = "allowed" if rules.allow_no_referrer else "refused"
+        found.append(f"Referer from {origins} (none: {without})")
+    if rules.networks is not None:
+        found.append("client in " + ", ".join(str(network) for network in rules.networks))
+    if rules.countries is not None:
+        found.append("countries " + ", ".join(sorted(rules.countries)))
+    if rules.countries_blocked is not None:
+        found.append("countries blocked " + ", ".join(sorted(rules.countries_blocked)))
+    return found
+
+
+def _origin(pattern: OriginPattern) -> str:
+    host = f"[{pattern.host}]" if ":" in pattern.host else pattern.host
+    port = "" if _DEFAULT_PORTS.get(pattern.scheme) == pattern.port else f":{pattern.port}"
+    return f"{pattern.scheme}://{'*' if pattern.wildcard else ''}{host}{port}"
