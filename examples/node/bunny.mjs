@@ -3,6 +3,8 @@
 //   data  = the query's parameters (and token_path, token_countries…) sorted, "name=value" joined by "&"
 //   token = "HS256-" + ("1-" if bound) + base64url(HMAC-SHA256(secret, path + expires + ip bytes + data))
 //   url   = path + "?token=" + token + "&name=" + encoded value … + "&expires=" + expires
+//   isDirectory (the path form, for video players: relative segment URLs keep the token):
+//   url   = "/bcdn_token=" + token + "&name=" + encoded value … + "&expires=" + expires + path
 // `path` is the path exactly as it will be sent, or `pathAllowed` (token_path: every path
 // below it). An IPv6 address binds its /64. Keep this code on your server: the zone's
 // key must never reach a browser.
@@ -38,14 +40,14 @@ function queryParams(query) {
     const name = cut < 0 ? pair : pair.slice(0, cut);
     const value = decodeURIComponent((cut < 0 ? '' : pair.slice(cut + 1)).replace(/\+/g, ' '));
     if (!/^[A-Za-z0-9_.~-]{1,64}$/.test(name)) throw new Error(`parameter '${name}': a plain name`);
-    if (name === 'token' || name === 'expires') throw new Error(`URL already carries '${name}'`);
+    if (['token', 'bcdn_token', 'expires'].includes(name)) throw new Error(`URL already carries '${name}'`);
     if (params.has(name)) throw new Error(`parameter '${name}' repeated: Bunny signs one value`);
     params.set(name, value);
   }
   return params;
 }
 
-export function signBunny(url, { secret, expires, userIp, pathAllowed, countriesAllowed, countriesBlocked }) {
+export function signBunny(url, { secret, expires, userIp, pathAllowed, countriesAllowed, countriesBlocked, isDirectory }) {
   if (!secret) throw new Error('secret: the zone key');
   if (!Number.isSafeInteger(expires) || expires < 0) throw new Error('expires: unix seconds');
   const [origin, uri] = splitUrl(url);
@@ -67,5 +69,10 @@ export function signBunny(url, { secret, expires, userIp, pathAllowed, countries
   hmac.update(`${pathAllowed || path}${expires}`, 'utf8').update(address).update(data, 'utf8');
   const token = `HS256-${userIp ? '1-' : ''}${hmac.digest('base64url')}`;
   const tail = sorted.map(([name, value]) => `&${name}=${encodeValue(value)}`).join('');
+  if (isDirectory) {
+    // nginx's path-form snippet serves the path as written: no percent-escape in it.
+    if (!/^\/[A-Za-z0-9._~!&()*+,=:@\/-]*$/.test(path)) throw new Error('isDirectory: a plainly written path');
+    return `${origin}/bcdn_token=${token}${tail}&expires=${expires}${path}`;
+  }
   return `${origin}${path}?token=${token}${tail}&expires=${expires}`;
 }

@@ -10,7 +10,10 @@ reads it). The advanced variant's token is read in both of Bunny's spellings:
   earlier PHP and Node signers and Bunny's documentation.
 
 ``path`` is the URI's path as sent, or the ``token_path`` parameter (a prefix grant).
-The basic variant is base64url(MD5(key + path + expires + address text)), no parameters.
+With ``path_tokens``, the path form's token (``/bcdn_token=T&…&expires=E/path``, which
+nginx/signed-url-bunny-path.conf hands over as ``/path?bcdn_token=T&…&expires=E``) is read
+too, and signing writes that form. The basic variant is base64url(MD5(key + path +
+expires + address text)), no parameters.
 The format, its one spelling and the answers: docs/schemes/bunny.md.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_plus
@@ -34,6 +38,7 @@ from sidecar.schemes.bunny_token import (
     HS256_PREFIX,
     IP_FLAG,
     KNOWN_CONDITIONS,
+    PATH_TOKEN,
     TOKEN,
     TOKEN_PATH,
     Query,
@@ -52,6 +57,9 @@ from sidecar.schemes.settings import setting
 NAME = "bunny"
 ADVANCED, BASIC = "advanced", "basic"
 _DIGEST_SIZES: Final = {ADVANCED: 32, BASIC: 16}
+# A path the path form can carry: what nginx/signed-url-bunny-path.conf serves as written
+# (no percent-escape: nginx would serve the escape's text, not the file it names).
+_PATH_FORM_PATH: Final = re.compile(r"/[A-Za-z0-9._~!&()*+,=:@/-]*")
 
 
 def _variant_problem(value: str) -> str | None:
@@ -62,6 +70,8 @@ def _variant_problem(value: str) -> str | None:
 class BunnySettings:
     # Which of the zone's token types the source reads: SHA-256 (advanced) or MD5 (basic).
     variant: str = setting(ADVANCED, check=_variant_problem)
+    # Whether the path form's token (``bcdn_token``) is read, and signing writes that form.
+    path_tokens: bool = setting(False)
 
 
 def hs256(secret: bytes, path: str, expires: int, address: bytes, data: str) -> bytes:
@@ -121,7 +131,7 @@ class BunnySource(KeyringSource):
         return (unbound, False) if unbound is not None else (bound, bound is not None)
 
     def verify(self, request: VerifyRequest) -> Verdict:
-        query = read_query(request.uri)
+        query = read_query(request.uri, path_form=self.settings.path_tokens)
         if isinstance(query, Reason):
             return deny(query)
         variant = self.settings.variant
@@ -152,7 +162,7 @@ class BunnySource(KeyringSource):
         params = []
         for param in request.uri.params:
             name = param.name
-            if name in (TOKEN, EXPIRES) or (name.startswith("token_")
+            if name in (TOKEN, PATH_TOKEN, EXPIRES) or (name.startswith("token_")
                                             and name not in KNOWN_CONDITIONS):  # fmt: skip
                 raise SchemeError(f"URL already carries '{name}', or a condition not kept here")
             if not plain_name(name):
@@ -177,8 +187,13 @@ class BunnySource(KeyringSource):
             path = grant.prefix
         params.sort()
         token = self._token(path, grant.expires, tuple(params), grant.client_ip)
-        signed = f"{request.uri.raw_path}?{TOKEN}={token}{url_data(tuple(params))}"
-        return Signed(f"{request.url.origin}{signed}&{EXPIRES}={grant.expires}")
+        signed = f"{token}{url_data(tuple(params))}&{EXPIRES}={grant.expires}"
+        if self.settings.path_tokens:
+            if not _PATH_FORM_PATH.fullmatch(request.uri.raw_path):
+                raise SchemeError("the path form carries letters, digits and '/._~!&()*+,=:@-'")
+            # The path form, as BunnyWay's signers write it: the query moves into the token.
+            return Signed(f"{request.url.origin}/{PATH_TOKEN}={signed}{request.uri.raw_path}")
+        return Signed(f"{request.url.origin}{request.uri.raw_path}?{TOKEN}={signed}")
 
     def _token(self, path: str, expires: int, params: tuple[tuple[str, str], ...],
                client_ip: str | None) -> str:  # fmt: skip

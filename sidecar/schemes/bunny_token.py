@@ -2,7 +2,9 @@
 
 A Bunny URL is ``<path>?token=T&<signed parameters>&expires=E``: the token first, the
 signed parameters sorted by name, ``expires`` last, each value percent-encoded as
-Python's ``quote(value, safe='')`` (PHP's ``rawurlencode``) writes it. The signed data is
+Python's ``quote(value, safe='')`` (PHP's ``rawurlencode``) writes it. The path form,
+``/bcdn_token=T&<signed parameters>&expires=E<path>``, reaches the verifier as the same
+query with ``bcdn_token`` first (nginx/signed-url-bunny-path.conf rewrites it). The signed data is
 those parameters as ``name=value`` pairs, values decoded, joined by ``&``. The scheme,
 its messages and its answers: ``sidecar.schemes.bunny`` and docs/schemes/bunny.md.
 Pure: no I/O.
@@ -21,6 +23,8 @@ from sidecar.core.verdict import Reason
 from sidecar.policy.rules import country
 
 TOKEN, EXPIRES = "token", "expires"
+# The path form's token parameter: its token segment, moved into the query by nginx.
+PATH_TOKEN = "bcdn_token"  # noqa: S105 (a parameter's name, not a secret)
 TOKEN_PATH, COUNTRIES, BLOCKED = "token_path", "token_countries", "token_countries_blocked"
 IGNORE_PARAMS = "token_ignore_params"
 # The ``token_`` parameters this verifier enforces (token_ignore_params only says which
@@ -71,7 +75,7 @@ def plain_name(name: str) -> bool:
 
 def _decoded(param: QueryParam, raw: str) -> tuple[str, str] | Reason:
     """One signed parameter, its value decoded, or why it is not in its one spelling."""
-    if param.name in (TOKEN, EXPIRES):
+    if param.name in (TOKEN, PATH_TOKEN, EXPIRES):
         return Reason.NON_CANONICAL  # a second token or expiry
     if param.raw_name != param.name or not plain_name(param.name):
         return Reason.MALFORMED
@@ -86,15 +90,18 @@ def _decoded(param: QueryParam, raw: str) -> tuple[str, str] | Reason:
     return (param.name, value) if encode_value(value) == param.value else Reason.MALFORMED
 
 
-def read_query(uri: CanonicalURI) -> Query | Reason:
-    """The query in its one layout (``token`` first, sorted parameters, ``expires`` last)."""
+def read_query(uri: CanonicalURI, *, path_form: bool = False) -> Query | Reason:
+    """The query in its one layout (``token`` first, sorted parameters, ``expires`` last);
+    with ``path_form``, the token may also be the path form's ``bcdn_token``."""
     params = uri.params
-    if uri.get(TOKEN) is None:
+    names = (TOKEN, PATH_TOKEN) if path_form else (TOKEN,)
+    tokens = sum(uri.count(name) for name in names)
+    if tokens == 0:
         return Reason.MISSING
-    if uri.count(TOKEN) > 1 or uri.count(EXPIRES) > 1:
+    if tokens > 1 or uri.count(EXPIRES) > 1:
         return Reason.NON_CANONICAL
     first, last = params[0], params[-1]
-    if len(params) < 2 or first.raw_name != TOKEN or last.raw_name != EXPIRES:
+    if len(params) < 2 or first.raw_name not in names or last.raw_name != EXPIRES:
         return Reason.MALFORMED
     expires = parse_epoch(last.value)
     if expires is None:

@@ -91,3 +91,40 @@ def test_node_refuses_what_could_never_verify(url: str, options: dict[str, objec
     result = node_sign(url, secret=SECRET, **options)
     assert result.returncode != 0
     assert problem in result.stderr
+
+
+@pytest.mark.parametrize("vector", [v for v in VECTORS["hs256"]["vectors"] if v["isDirectory"]],
+                         ids=lambda v: v["name"])  # fmt: skip
+def test_node_writes_bunnyways_path_form_vectors(vector: dict[str, Any]) -> None:
+    query = f"?limit={vector['speedLimit']}" if vector["speedLimit"] else ""
+    options = {
+        "secret": VECTORS["key"],
+        "expires": VECTORS["expires"],
+        "isDirectory": True,
+        "userIp": vector["userIp"],
+        "countriesAllowed": vector["countriesAllowed"],
+    }
+    assert signed_by_node(HOST + vector["path"] + query, **options) == vector["signedUrl"]
+
+
+@pytest.mark.parametrize(
+    ("url", "grant"),
+    [
+        ("/books/hls/index.m3u8", {"prefix": "/books/hls/"}),
+        ("/books/a.jpg?w=400", {"client_ip": "203.0.113.5"}),
+    ],
+)
+def test_node_writes_the_path_form_sidecar_sign_writes(url: str, grant: dict[str, Any]) -> None:
+    source = build_source("bunny", [KeyMaterial("k", secret=SECRET.encode())], prefix="/books/",
+                          settings={"path_tokens": True})  # fmt: skip
+    ours = sign(source, url, expires=NOW + 600, **grant)
+    assert ours.startswith("/bcdn_token=HS256-")
+    options = {"userIp": grant.get("client_ip"), "pathAllowed": grant.get("prefix")}
+    node = signed_by_node(url, secret=SECRET, expires=NOW + 600, isDirectory=True, **options)
+    assert node == ours
+    assert node_sign("/books/a%20b.jpg", secret=SECRET, expires=1, isDirectory=True).returncode
+
+
+def test_node_refuses_a_url_that_carries_a_path_token() -> None:
+    result = node_sign("/a.jpg?bcdn_token=x", secret=SECRET, expires=1)
+    assert result.returncode != 0 and "already carries 'bcdn_token'" in result.stderr
