@@ -79,6 +79,7 @@ class LocalStack:
     nginx_catch_all: bool = True  # False: the image server is nginx's default server
     nginx_gone: bool = False  # True: expired links answer 410 (signed-url-gone.conf)
     nginx_country: bool = False  # True: X-Country-Code from $geoip2_data_country_code
+    nginx_bunny_path: bool = False  # True: Bunny's path form (signed-url-bunny-path.conf)
     sidecar: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
 
@@ -141,6 +142,7 @@ class LocalStack:
             catch_all=self.nginx_catch_all,
             gone=self.nginx_gone,
             country=self.nginx_country,
+            bunny_path=self.nginx_bunny_path,
         )
         prefix = conf.parent
         error_log = str(prefix / "error.log")

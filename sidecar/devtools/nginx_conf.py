@@ -15,8 +15,11 @@ CONFIG_FILES = (
     "signed-url-sidecar.conf",
     "signed-url-auth.conf",
     "signed-url-gone.conf",
+    "signed-url-bunny-path-map.conf",
+    "signed-url-bunny-path.conf",
 )
 AUTH_INCLUDE = "        include signed-url-auth.conf;\n"
+SIDECAR_INCLUDE = "    include signed-url-sidecar.conf;\n"
 COUNTRY_HEADER = "    # proxy_set_header X-Country-Code $geoip2_data_country_code;\n"
 
 CATCH_ALL_SERVER = """    server {
@@ -47,13 +50,15 @@ def render(
     catch_all: bool = True,
     gone: bool = False,
     country: bool = False,
+    bunny_path: bool = False,
 ) -> Path:
     """Write runnable configs into ``folder``; return the main config file's path.
     Operators' variations, for tests: ``http_extra`` adds directives to ``http {}``;
     ``catch_all=False`` drops the shipped catch-all server, so the image server is nginx's
     default server and answers every Host; ``gone`` includes signed-url-gone.conf (410
     for an expired link); ``country`` passes ``X-Country-Code`` from
-    ``$geoip2_data_country_code`` (which ``http_extra`` must then define)."""
+    ``$geoip2_data_country_code`` (which ``http_extra`` must then define); ``bunny_path``
+    includes signed-url-bunny-path{-map,}.conf (Bunny's path form)."""
     source = shipped_dir()
     folder.mkdir(parents=True, exist_ok=True)
     temp_paths = "".join(
@@ -82,11 +87,20 @@ def render(
         if country
         else [],
         "signed-url-gone.conf": [],
+        "signed-url-bunny-path-map.conf": [],
+        "signed-url-bunny-path.conf": [(COUNTRY_HEADER, COUNTRY_HEADER.replace("# ", "", 1))]
+        if country
+        else [],
     }
     if gone:
         changes["nginx.conf"].append(
             (AUTH_INCLUDE, AUTH_INCLUDE + "        include signed-url-gone.conf;\n")
         )
+    if bunny_path:
+        changes["nginx.conf"] += [
+            (SIDECAR_INCLUDE, SIDECAR_INCLUDE + "    include signed-url-bunny-path-map.conf;\n"),
+            (AUTH_INCLUDE, AUTH_INCLUDE + "        include signed-url-bunny-path.conf;\n"),
+        ]
     for name in CONFIG_FILES:
         text = (source / name).read_text()
         for old, new in changes[name]:

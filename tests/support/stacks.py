@@ -91,6 +91,7 @@ def running_stack(
     catch_all: bool = True,
     gone: bool = False,
     country: bool = False,
+    bunny_path: bool = False,
 ) -> Iterator[LocalStack]:
     """A started stack (sidecar, and nginx unless ``nginx=False``), stopped on exit; the
     keywords are operators' variations of the shipped nginx files
@@ -105,6 +106,7 @@ def running_stack(
         nginx_catch_all=catch_all,
         nginx_gone=gone,
         nginx_country=country,
+        nginx_bunny_path=bunny_path,
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)
