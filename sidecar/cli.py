@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, sign, verify, token, doctor, demo: the commands, their
+"""Command line: serve, check-config, sign, verify, token, doctor, demo, revoke: the commands, their
 options and help (what each does is in commands.py)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import TypeAlias
 
 from sidecar import __version__, build, schemes
 from sidecar import commands as handlers
+from sidecar import revocation_commands as revocations
 from sidecar.commands import EXIT_FAILURE, EXIT_USAGE
 from sidecar.errors import ConfigError, SidecarError, UsageError
 from sidecar.runtime.logs import DEFAULT_LEVEL, LEVELS
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     _verify_command(commands)
     _token_command(commands)
     _doctor_command(commands)
+    _revocation_commands(commands)
     demo = _command(
         commands,
         "demo",
@@ -199,6 +201,59 @@ def _verify_command(commands: Commands) -> None:
     )
     verify.add_argument("urls", nargs="*", help="URLs (default: one per line on stdin)")
     verify.set_defaults(run=handlers.run_verify)
+
+
+def _revocation_commands(commands: Commands) -> None:
+    revoke = _with_config(
+        _command(
+            commands,
+            "revoke",
+            "take back a grant, every grant of a key, or every grant under a path prefix",
+            "sidecar revoke -c sidecar.toml 'https://image.example.com/books/a.jpg?s=...'",
+            "sidecar revoke -c sidecar.toml --cookie 'CloudFront-Policy=...; ...' "
+            "https://cdn.example.com/acme/a.jpg",
+            "sidecar revoke -c sidecar.toml --source books --key k1",
+            "sidecar revoke -c sidecar.toml --source books --prefix /books/leaked/ "
+            "--until 2027-01-15T00:00:00Z",
+        )
+    )
+    revoke.add_argument("url", nargs="?", help="a signed URL: revokes the grant it carries")
+    revoke.add_argument(
+        "--cookie",
+        metavar="'NAME=VALUE; ...'",
+        help="revoke this cookie grant (with a URL it opens)",
+    )
+    revoke.add_argument("--client-ip", metavar="IP", help="for a grant bound to a client address")
+    revoke.add_argument("--host", help="host for a path-only URL")
+    revoke.add_argument("--source", help="the source whose key or prefix is revoked")
+    revoke.add_argument("--key", metavar="ID", help="revoke every grant this key signed")
+    revoke.add_argument("--prefix", metavar="PATH", help="revoke every grant for paths under it")
+    revoke.add_argument(
+        "--until",
+        help="unix seconds or ISO 8601 (default: a URL's own expiry; a key or prefix: "
+        "until sidecar unrevoke)",
+    )
+    revoke.set_defaults(run=lambda args: revocations.run_revoke(args, handlers.instant))
+    listing = _with_config(
+        _command(
+            commands,
+            "revocations",
+            "list the revocations in force, one JSON object per line",
+            "sidecar revocations -c sidecar.toml",
+        )
+    )
+    listing.add_argument("--all", action="store_true", help="also those that have ended")
+    listing.set_defaults(run=revocations.run_revocations)
+    unrevoke = _with_config(
+        _command(
+            commands,
+            "unrevoke",
+            "remove a revocation by its id",
+            "sidecar unrevoke -c sidecar.toml k-3f2a...",
+        )
+    )
+    unrevoke.add_argument("id", help="the id sidecar revocations shows")
+    unrevoke.set_defaults(run=revocations.run_unrevoke)
 
 
 def _token_command(commands: Commands) -> None:

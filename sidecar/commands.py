@@ -87,7 +87,7 @@ def run_sign(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     decider = Decider(config.load(args.config))
-    now = _instant(args.at)
+    now = instant(args.at)
     # Bytes that are not UTF-8 are kept (as surrogates) and decided like nginx would send
     # them: denied as non-canonical, never a crash.
     lines = (raw.decode("utf-8", "surrogateescape").strip() for raw in sys.stdin.buffer)
@@ -141,7 +141,7 @@ def _host_and_uri(url: str, default_host: str | None) -> tuple[str | None, str]:
     return (parsed.host if parsed.origin else default_host), parsed.uri
 
 
-def _instant(text: str | None) -> float:
+def instant(text: str | None) -> float:
     """``--at``: unix seconds (ASCII digits), or ISO 8601, read as UTC unless it carries an
     offset, so the answer never depends on the machine's time zone."""
     if text is None:

@@ -44,3 +44,13 @@ class SigningApiError(SidecarError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"{status}: {message}")
         self.status = status
+
+
+class StoreError(SidecarError):
+    """The state store (``[state]``) did not answer, or answered with something that is not
+    ours: the message names the store and the operation, never a grant or a password."""
+
+
+class RevokeError(SidecarError, ValueError):
+    """Why a revocation cannot be made as asked (no grant that verifies, a key or prefix
+    the source does not hold); safe to show to the caller."""

@@ -19,6 +19,7 @@ from sidecar.config.keys import load_keys, read_secret
 from sidecar.config.rules import RULE_FIELDS, parse_rules
 from sidecar.config.shadows import check_shadowing
 from sidecar.config.shared_keys import warn_shared_keys
+from sidecar.config.state import USE_FIELDS, check_state_needed, parse_state, parse_uses
 from sidecar.config.teams import parse_teams
 from sidecar.config.trust import MAIN_FIELDS, KeyPlaces
 from sidecar.core import canonical
@@ -41,7 +42,7 @@ _SERVER_FIELDS = {
 # Every scheme's source has these; a scheme adds its own settings (``Scheme.settings``).
 _SOURCE_FIELDS = {
     "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "keys",
-    "default_ttl", "max_ttl", *RULE_FIELDS,
+    "default_ttl", "max_ttl", *RULE_FIELDS, *USE_FIELDS,
 }  # fmt: skip
 
 
@@ -65,7 +66,9 @@ def _build(
 ) -> Settings | None:
     folder = file.resolve().parent
     root = Table(data, "(top level)", problems)
-    root.check_names({"server", "signing", "sources", "teams", "include", "admin", *MAIN_FIELDS})
+    root.check_names(
+        {"server", "signing", "sources", "teams", "include", "admin", "state", *MAIN_FIELDS}
+    )
     server = _server(Table(root.get("server", dict, {}) or {}, "server", problems))
     signing = root.get("signing", dict)
     signing_listen, signing_rate = None, SIGNING_RATE_LIMIT
@@ -89,6 +92,8 @@ def _build(
     built = [source for source, _ in held]
     _check_unique(held, problems)
     _check_hosts_are_trusted(server, built, problems)
+    state = parse_state(root.get("state", dict), folder, problems)
+    check_state_needed(state, built, problems)
     _warn_client_set_countries(server, built, problems)
     check_shadowing(held, problems.file, problems)
     warn_shared_keys(held, problems)
@@ -117,6 +122,7 @@ def _build(
         warnings=tuple(problems.warnings),
         admin=admin,
         signing_rate_limit=signing_rate,
+        state=state,
     )
 
 
@@ -172,6 +178,7 @@ def _source(
     mode = Mode(mode_text) if mode_text in Mode.__members__.values() else None
     table.check("mode", mode is not None, "must be enforce, optional, report or off")
     rules = parse_rules(table, mode)
+    uses = parse_uses(table, mode)
     deny_status = _deny_status(table, scheme.default_deny_status if scheme else 403)
     scheme_settings = _scheme_settings(table, scheme, places, env) if scheme else None
     default_ttl, max_ttl = _ttls(table)
@@ -194,7 +201,7 @@ def _source(
         _warn_never_expiring(table, scheme, max_ttl)
     return SourceSettings(
         name, scheme_name, prefix, hosts, mode, deny_status, signatures, default_ttl, max_ttl,
-        rules,
+        rules, uses,
     )  # fmt: skip
 
 

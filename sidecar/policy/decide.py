@@ -12,6 +12,7 @@ from typing import Final, NamedTuple
 
 from sidecar.core import canonical
 from sidecar.core.verdict import Reason, Verdict, deny
+from sidecar.policy.revocations import RevokedView
 from sidecar.policy.routing import Router
 from sidecar.policy.settings import Mode, Settings, SourceSettings
 from sidecar.schemes.base import VerifyRequest
@@ -44,6 +45,10 @@ class Decision(NamedTuple):
     source: SourceSettings | None = None
     key_id: str | None = None
     cache_ttl: int = 0  # seconds nginx may cache this answer; 0 = never
+    # An allow of a source with max_uses carries its verdict (the grant and its expiry):
+    # final only once the store has counted the use (runtime/uses.py); until then it is
+    # neither answered nor counted in the metrics.
+    counted: Verdict | None = None
 
 
 # Builds a NamedTuple without its Python-level __new__ (a frame per request saved): used
@@ -57,6 +62,9 @@ class Decider:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.router = Router(settings.sources)
+        # Grants taken back: None without [state], so a config without one pays nothing;
+        # else the view the background sync keeps current (runtime/revocation_sync.py).
+        self.revocations: RevokedView | None = None
 
     def decide(self, facts: RequestFacts, now: float) -> Decision:
         server = self.settings.server
@@ -87,9 +95,19 @@ class Decider:
                 ),
             )
             verdict = _within_max_ttl(source, source.signatures.verify(request), request)
-        if verdict.valid and source.rules is None:
+            revocations = self.revocations
+            if (
+                revocations is not None
+                and verdict.valid
+                and revocations.revoked(source.name, verdict, uri.path, now)
+            ):
+                verdict = deny(Reason.REVOKED)
+        if verdict.valid and source.rules is None and source.uses is None:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
-            return _new(Decision, (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl))
+            return _new(
+                Decision,
+                (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl, None),
+            )
         if verdict.valid or (source.mode is Mode.OPTIONAL and verdict.reason is Reason.MISSING):
             return _ruled(source, verdict, facts)
         return _denied(source, verdict.reason)
@@ -104,13 +122,15 @@ def _denied(source: SourceSettings, reason: Reason) -> Decision:
 def _ruled(source: SourceSettings, verdict: Verdict, facts: RequestFacts) -> Decision:
     """An allow (a valid grant, or no grant at all on an ``optional`` source) once the
     source's rules hold. It is never shared through the auth cache: it depends on the
-    Referer, the client's address or country, none of which the cache key holds."""
+    Referer, the client's address or country, none of which the cache key holds, or on
+    how often the grant was used."""
     if source.rules is not None:
         refused = source.rules.refusal(facts.referrer, facts.client_ip, facts.country)
         if refused is not None:
             return _denied(source, refused)
     if verdict.valid:
-        return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, 0)
+        counted = verdict if source.uses is not None else None
+        return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, 0, counted)
     return Decision(200, Reason.UNSIGNED_ALLOWED, Outcome.ALLOW, source)
 
 

@@ -44,6 +44,33 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class UseLimit:
+    """``max_uses``: how many uses one grant allows; requests of one client address within
+    ``window`` seconds of that use's first are the same use (a download resumed)."""
+
+    max_uses: int
+    window: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """``[state]``: the store shared by this host's workers (``path``, SQLite) or by a
+    fleet of sidecars (``url``, Valkey or Redis); exactly one is set."""
+
+    path: str | None = None
+    url: str | None = field(default=None, repr=False)  # may carry a password
+    timeout_ms: int = 50  # the longest a counted use waits for the store
+
+    @property
+    def where(self) -> str:
+        """The store, named without any password (for logs and messages)."""
+        if self.path is not None:
+            return self.path
+        scheme, _, rest = (self.url or "").partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+@dataclass(frozen=True, slots=True)
 class SourceSettings:
     name: str
     scheme: str
@@ -57,6 +84,7 @@ class SourceSettings:
     default_ttl: int | None = None  # signing: lifetime when the caller asks for none
     max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
     rules: Rules | None = None  # where its files may be used (None: no rule, no cost)
+    uses: UseLimit | None = None  # max_uses (None: uses are not counted, no cost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +117,7 @@ class Settings:
     warnings: tuple[str, ...] = ()  # weak but working settings (short or inline secrets)
     admin: AdminSettings | None = None  # the console; off unless [admin] is configured
     signing_rate_limit: int = SIGNING_RATE_LIMIT  # per API key and process (0: no limit)
+    state: StateSettings | None = None  # revocations and use counts; None: neither
 
     def source(self, name: str) -> SourceSettings | None:
         return self._sources_by_name.get(name)

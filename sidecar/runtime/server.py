@@ -15,12 +15,14 @@ from prometheus_client import CollectorRegistry
 
 from sidecar import __version__
 from sidecar.build import KIND
+from sidecar.errors import StoreError
 from sidecar.policy.settings import Address, Settings
 from sidecar.runtime.console import create_console_app, share_session_secret
 from sidecar.runtime.http_reader import MAX_FIELD_SIZE
 from sidecar.runtime.logs import JsonLog, route_library_logs
 from sidecar.runtime.offload import Offload
 from sidecar.runtime.reload import Reloader, freeze_heap, source_summary
+from sidecar.runtime.shared_state import start_shared_state
 from sidecar.runtime.signing_api import create_signing_app
 from sidecar.runtime.state import create_state
 from sidecar.runtime.verify_protocol import MetricsServer, VerifyServer
@@ -50,6 +52,9 @@ def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
     except OSError as error:  # a port taken or not permitted: one line, not a traceback
         log.event("listen_failed", error=str(error), errno=error.errno)
         raise SystemExit(1) from None
+    except StoreError as error:  # [state] path: a corrupt, locked or unwritable file
+        log.event("state_failed", error=str(error))
+        raise SystemExit(1) from None
 
 
 async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -> None:
@@ -59,6 +64,7 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     offload = Offload()
     state = create_state(settings, registry=CollectorRegistry(), log=log, offload=offload)
     state.metrics.last_reload.set(time.time())
+    shared = await start_shared_state(state, settings.state) if settings.state else None
     freeze_heap()
     runners = []
     listeners: list[VerifyServer] = []
@@ -101,6 +107,8 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     await asyncio.gather(*(listener.stop(SHUTDOWN_TIMEOUT) for listener in listeners))
     for runner in runners:
         await runner.cleanup()
+    if shared is not None:
+        await shared.close()
     offload.close()
     log.event("stopped")
 

@@ -13,18 +13,23 @@ import gzip
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from sidecar.core.verdict import Reason
 from sidecar.policy.decide import NO_SOURCE, Decider, Decision, Outcome, RequestFacts
 from sidecar.policy.proxies import EXTRACTORS, REQUIRED_HEADERS
+from sidecar.policy.revocations import RevokedView
 from sidecar.policy.settings import Settings
 from sidecar.runtime.endpoints import HEALTHZ, PLAIN_HEADERS, health
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.metrics import Metrics
 from sidecar.runtime.offload import Offload
+
+if TYPE_CHECKING:
+    from sidecar.runtime.uses import UseCounter
 
 T = TypeVar("T")
 PROFILE_WARNING_INTERVAL = 60.0  # seconds between two proxy_headers_missing log lines
@@ -41,6 +46,10 @@ class State:
     log: JsonLog = field(default_factory=JsonLog)
     ready: bool = True
     offload: Offload | None = None  # CPU-heavy work goes here, never on the verify loop
+    # [state]: the revocations in force (kept current by runtime/revocation_sync.py) and
+    # the use counter of max_uses sources (runtime/uses.py). None without [state].
+    revocations: RevokedView | None = None
+    uses: UseCounter | None = None
     _profile_warned: float = field(default=float("-inf"), repr=False)
     _scrapes: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _next_scrape: float = field(default=float("-inf"), repr=False)
@@ -75,19 +84,45 @@ class State:
 
     def swap_decider(self, decider: Decider) -> None:
         """Serve ``decider`` from the next request on (its metrics already initialised)."""
+        decider.revocations = self.revocations
         self.decider = decider  # one reference assignment: atomic for requests
+
+    def set_revocations(self, view: RevokedView) -> None:
+        """Deny what ``view`` revokes from the next request on."""
+        self.revocations = view
+        self.decider.revocations = view
 
     def verify(self, method: str, raw_path: str, headers: Mapping[str, str]) -> Decision:
         decider = self.decider
         facts = EXTRACTORS[decider.settings.server.proxy](method, raw_path, headers)
         started = time.perf_counter()
         decision = decider.decide(facts, time.time())
+        if decision.counted is not None:
+            return decision  # recorded once counted (verify_counted)
         self.metrics.record(decision, time.perf_counter() - started)
         if decision.outcome is not Outcome.ALLOW:
             _log_denial(self.log, decision, facts, headers.get("X-Request-ID"))
             if facts.uri is None:
                 self._missing_profile_headers(decider.settings.server.proxy, headers)
         return decision
+
+    async def verify_counted(
+        self, decision: Decision, method: str, raw_path: str, headers: Mapping[str, str]
+    ) -> Decision:
+        """A counted allow (``max_uses``) made final by the store, recorded and logged as
+        ``verify`` records the others."""
+        started = time.perf_counter()
+        facts = EXTRACTORS[self.decider.settings.server.proxy](method, raw_path, headers)
+        if self.uses is None:  # [state] removed by a reload while this request waited
+            source = decision.source
+            assert source is not None
+            final = Decision(source.deny_status, Reason.UNAVAILABLE, Outcome.DENY, source)
+        else:
+            final = await self.uses.count(decision, facts.client_ip)
+        self.metrics.record(final, time.perf_counter() - started)
+        if final.outcome is not Outcome.ALLOW:
+            _log_denial(self.log, final, facts, headers.get("X-Request-ID"))
+        return final
 
     def _missing_profile_headers(self, proxy: str, headers: Mapping[str, str]) -> None:
         """A request without the active profile's headers is a misconfigured proxy, not a

@@ -5,7 +5,9 @@ nginx asks before every image, so this path must cost almost nothing. A framewor
 request and response objects cost several times the verification itself; here each
 request is read into plain strings and answered with pre-encoded bytes, synchronously, in
 arrival order: HTTP/1.1 keep-alive and pipelining stay correct because nothing is awaited
-between a request and its answer.
+between a request and its answer. The one exception is a use of a ``max_uses`` source,
+which waits for the store (``runtime/uses.py``): the connection then stops reading, and
+requests already read behind it wait their turn, so answers still keep the order.
 
 Routes: ``/verify`` (and ``/verify/...`` for the envoy profile), ``/probe/<id>``,
 ``/healthz``, ``/readyz``, and ``/metrics`` when the metrics share this listener. When
@@ -22,7 +24,9 @@ import asyncio
 import re
 import time
 import weakref
-from typing import Final, cast
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any, Final, cast
 from urllib.parse import quote
 
 from sidecar.core.verdict import Reason
@@ -47,6 +51,7 @@ _PHRASES: Final = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "For
             404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
             503: "Service Unavailable"}  # fmt: skip
 _NO_CACHE: Final = b"X-Accel-Expires: 0\r\nCache-Control: no-store\r\n"
+Unit = Request | Refusal  # what the reader hands over: a request, or why there is none
 
 
 def _lines(headers: tuple[tuple[str, str], ...]) -> bytes:
@@ -139,6 +144,8 @@ class VerifyProtocol(asyncio.Protocol):
         self.partial_since = 0.0  # when that request's first bytes arrived
         self.closing = False
         self._scrape: asyncio.Task[None] | None = None  # a /metrics answer being rendered
+        self._counting: asyncio.Task[None] | None = None  # a max_uses answer being counted
+        self._waiting: deque[Unit] = deque()  # requests read behind it, in order
 
     # --- asyncio.Protocol -----------------------------------------------------------
 
@@ -162,15 +169,10 @@ class VerifyProtocol(asyncio.Protocol):
         for request in requests:
             if self._transport is None or self._scrape is not None:
                 break  # closed, or closing after a scrape, by an earlier request
-            if request is Refusal.OVERSIZED:
-                # nginx accepts longer request lines than we parse when an operator raises
-                # large_client_header_buffers: such a URI is denied, not answered 400
-                # (which nginx would turn into a 500).
-                self._finish(self._server.deny_oversized())
-            elif request is Refusal.MALFORMED:
-                self._finish(_plain(400, b"", keep_alive=False))
+            if self._counting is not None:
+                self._waiting.append(request)  # answered after the one being counted
             else:
-                self._answer(request)
+                self._handle(request)
         # A request trickling in is dropped by the sweep: its clock starts at its first byte.
         if reader.began and reader.partial:
             self.partial_since = now
@@ -190,6 +192,17 @@ class VerifyProtocol(asyncio.Protocol):
 
     # --- answering --------------------------------------------------------------------
 
+    def _handle(self, request: Unit) -> None:
+        if request is Refusal.OVERSIZED:
+            # nginx accepts longer request lines than we parse when an operator raises
+            # large_client_header_buffers: such a URI is denied, not answered 400
+            # (which nginx would turn into a 500).
+            self._finish(self._server.deny_oversized())
+        elif request is Refusal.MALFORMED:
+            self._finish(_plain(400, b"", keep_alive=False))
+        else:
+            self._answer(request)
+
     def _answer(self, request: Request) -> None:
         transport = self._transport
         assert transport is not None
@@ -204,9 +217,34 @@ class VerifyProtocol(asyncio.Protocol):
             self._server.state.log.event("error", error=type(error).__name__)
             self._finish(_plain(500, b"", keep_alive=False))
             return
+        if not isinstance(answer, bytes):
+            transport.pause_reading()
+            self._counting = self._server.loop.create_task(self._answer_counted(answer, keep_alive))
+            return
         transport.write(answer)
         if not keep_alive:
             self.close()
+
+    async def _answer_counted(self, pending: Coroutine[Any, Any, bytes], keep_alive: bool) -> None:
+        """Write a counted answer, then the requests read behind it, in order."""
+        try:
+            answer = await pending
+        except Exception as error:  # fail closed, as for any other request
+            self._server.state.log.event("error", error=type(error).__name__)
+            answer, keep_alive = _plain(500, b"", keep_alive=False), False
+        self._counting = None
+        if self._transport is None:
+            return
+        self._transport.write(answer)
+        if not keep_alive:
+            self.close()
+            return
+        while self._waiting and self._counting is None and self._transport is not None:
+            self._handle(self._waiting.popleft())
+        if self._counting is None and self._transport is not None:
+            self._transport.resume_reading()
+            if self.closing and not self.partial:
+                self.close()
 
     async def _answer_scrape(self, request: Request) -> None:
         try:
@@ -252,24 +290,36 @@ class VerifyServer:
         self.state.metrics.record(Decision(status, Reason.NON_CANONICAL, Outcome.DENY), 0.0)
         return verify_answer(status, Reason.NON_CANONICAL, 0, keep_alive=False)
 
-    def answer(self, request: Request, keep_alive: bool) -> bytes:
+    def answer(self, request: Request, keep_alive: bool) -> bytes | Coroutine[Any, Any, bytes]:
+        """The answer's bytes; for a use to count (``max_uses``), a coroutine making them."""
         method, path, headers, _ = request
         if path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
             decision = self.state.verify(method, path, headers)
-            self.probes.notice(self.state, method, path, headers, decision)
-            source = decision.source.name if decision.source is not None else NO_SOURCE
-            return verify_answer(
-                decision.status,
-                decision.reason,
-                decision.cache_ttl,
-                keep_alive,
-                source=source,
-                key_id=decision.key_id,
-            )
+            if decision.counted is not None:
+                return self._counted(decision, request, keep_alive)
+            return self._verify_answer(decision, request, keep_alive)
         if path.startswith(PROBE_PATH):
             status, record = self.probes.take(path)
             return _plain(status, record, keep_alive, _JSON)
         return self.health_answer(method, path, keep_alive)
+
+    def _verify_answer(self, decision: Decision, request: Request, keep_alive: bool) -> bytes:
+        method, path, headers, _ = request
+        self.probes.notice(self.state, method, path, headers, decision)
+        source = decision.source.name if decision.source is not None else NO_SOURCE
+        return verify_answer(
+            decision.status,
+            decision.reason,
+            decision.cache_ttl,
+            keep_alive,
+            source=source,
+            key_id=decision.key_id,
+        )
+
+    async def _counted(self, decision: Decision, request: Request, keep_alive: bool) -> bytes:
+        method, path, headers, _ = request
+        final = await self.state.verify_counted(decision, method, path, headers)
+        return self._verify_answer(final, request, keep_alive)
 
     def health_answer(self, method: str, target: str, keep_alive: bool) -> bytes:
         """``/healthz`` and ``/readyz`` (a HEAD gets their headers alone), else a 404."""

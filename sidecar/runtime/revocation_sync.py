@@ -1,0 +1,126 @@
+"""Keeps the verify loop's view of the revocations current, in the background.
+
+The loop only ever reads ``Decider.revocations``, an in-memory ``RevokedView``. This task
+reads the store whenever its revision changes (woken by the store's change feed, and
+looking at least every second) and in full every ``FULL_READ_INTERVAL`` whatever the
+revision says, builds the new view in the offload pool, and swaps it in whole. When the
+store does not answer, the last view read stays in force and
+``signed_url_state_age_seconds`` grows; the task keeps trying and heals by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from sidecar.errors import StoreError
+from sidecar.policy.revocations import RevokedView
+from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.state import State
+from sidecar.runtime.stores import Store
+
+FULL_READ_INTERVAL: Final = 60.0  # seconds: read everything even if no change was seen
+PRUNE_INTERVAL: Final = 300.0  # seconds between two removals of ended revocations and uses
+RETRY_INTERVAL: Final = 1.0  # seconds between two tries while the store does not answer
+ERROR_LOG_INTERVAL: Final = 60.0  # seconds between two state_error log lines
+
+
+@dataclass
+class StateMetrics:
+    """The store's health, for the dashboard and its alert (docs/metrics.md)."""
+
+    registry: CollectorRegistry
+    errors: Counter = field(init=False)
+    age: Gauge = field(init=False)
+    active: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.errors = Counter(
+            "signed_url_state_errors",
+            "State store operations that failed (sync: reading revocations; use: counting "
+            "a use of a max_uses source; prune).",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.age = Gauge(
+            "signed_url_state_age_seconds",
+            "Seconds since the revocations in force were last read from the store.",
+            registry=self.registry,
+            multiprocess_mode="max",  # the stalest worker
+        )
+        self.active = Gauge(
+            "signed_url_revocations_active",
+            "Revocations in force (grants, keys and prefixes), as last read.",
+            registry=self.registry,
+            multiprocess_mode="max",
+        )
+        for operation in ("sync", "use", "prune"):
+            self.errors.labels(operation)
+        self._logged = float("-inf")
+
+    def failed(self, operation: str, error: StoreError, log: JsonLog) -> None:
+        """Count a failed operation; log it, at most once a minute (a store down under
+        load fails thousands of times a second)."""
+        self.errors.labels(operation).inc()
+        now = time.monotonic()
+        if now - self._logged >= ERROR_LOG_INTERVAL:
+            self._logged = now
+            log.event("state_error", operation=operation, error=str(error))
+
+
+@dataclass
+class RevocationSync:
+    state: State
+    store: Store
+    metrics: StateMetrics
+    read_at: float = float("-inf")  # time.time() of the last successful read
+    _revision: int | None = None
+    _full_read: float = float("-inf")  # monotonic
+    _pruned: float = field(default_factory=time.monotonic)
+
+    async def first_read(self) -> None:
+        """The view before serving: retried until the store answers (never serve
+        without the revocations: a revoked grant would pass)."""
+        while not await self.step():
+            await asyncio.sleep(RETRY_INTERVAL)
+
+    async def run(self) -> None:
+        while True:
+            ok = await self.step()
+            self.metrics.age.set(max(0.0, time.time() - self.read_at))
+            if ok:
+                await self.store.wait_for_change(FULL_READ_INTERVAL)
+            else:
+                await asyncio.sleep(RETRY_INTERVAL)
+
+    async def step(self) -> bool:
+        """Read the revocations if they changed (or are due): whether the store answered."""
+        try:
+            revision = await self.store.revision()
+            due = time.monotonic() - self._full_read >= FULL_READ_INTERVAL
+            if revision != self._revision or due:
+                records = await self.store.revocations()
+                now = time.time()
+                view = await self.state.off_loop(RevokedView, records, now)
+                self.state.set_revocations(view)
+                self.metrics.active.set(view.count)
+                self._revision, self._full_read = revision, time.monotonic()
+            self.read_at = time.time()
+            await self._prune()
+        except StoreError as error:
+            self.metrics.failed("sync", error, self.state.log)
+            return False
+        return True
+
+    async def _prune(self) -> None:
+        if time.monotonic() - self._pruned < PRUNE_INTERVAL:
+            return
+        self._pruned = time.monotonic()
+        try:
+            await self.store.prune(time.time())
+        except StoreError as error:
+            self.metrics.failed("prune", error, self.state.log)
