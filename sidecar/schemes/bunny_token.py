@@ -94,14 +94,15 @@ def read_query(uri: CanonicalURI, *, path_form: bool = False) -> Query | Reason:
     """The query in its one layout (``token`` first, sorted parameters, ``expires`` last);
     with ``path_form``, the token may also be the path form's ``bcdn_token``."""
     params = uri.params
-    names = (TOKEN, PATH_TOKEN) if path_form else (TOKEN,)
-    tokens = sum(uri.count(name) for name in names)
+    # Counted only where the path form is read: the query form pays nothing for it.
+    tokens = uri.count(TOKEN) + (uri.count(PATH_TOKEN) if path_form else 0)
     if tokens == 0:
         return Reason.MISSING
     if tokens > 1 or uri.count(EXPIRES) > 1:
         return Reason.NON_CANONICAL
     first, last = params[0], params[-1]
-    if len(params) < 2 or first.raw_name not in names or last.raw_name != EXPIRES:
+    named = first.raw_name == TOKEN or (path_form and first.raw_name == PATH_TOKEN)
+    if len(params) < 2 or not named or last.raw_name != EXPIRES:
         return Reason.MALFORMED
     expires = parse_epoch(last.value)
     if expires is None:

@@ -199,8 +199,9 @@ def test_a_source_without_path_tokens_does_not_read_it(stack: LocalStack) -> Non
 
 
 def test_a_folder_is_verified_never_served(stack: LocalStack) -> None:
-    status, body, reason = get(stack, hand_made("/videos/hls/"))
-    assert (status, reason) == (404, "ok") and not any_image_in(body, stack)
+    for folder in ("/videos/hls/", "/videos/hls"):
+        status, body, reason = get(stack, hand_made(folder))
+        assert (status, reason) == (404, "ok") and not any_image_in(body, stack)
 
 
 def test_the_query_spelling_names_the_same_file(stack: LocalStack) -> None:
