@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from sidecar.devtools.nginx_conf import shipped_dir
+from tests.support.paths import REPO
 
 DIFFERENCES = {
     "proxy_set_header X-Original-URI $bunny_path_uri;": (
@@ -64,3 +65,10 @@ def test_the_maps_split_the_path_form_and_leave_all_else() -> None:
         assert _apply("bunny_path_file", other) is None, other
     for other in (f"/{token}/v%2Fa.ts", f"/{token}/{token}/v/a.ts", f"/v/{token}/a.ts"):
         assert _apply("bunny_path_uri", other) is None, other
+
+
+def test_the_docs_show_both_files_in_full() -> None:
+    page = (REPO / "docs" / "schemes" / "bunny.md").read_text()
+    for name in ("signed-url-bunny-path-map.conf", "signed-url-bunny-path.conf"):
+        text = (shipped_dir() / name).read_text()
+        assert f"`{name}`:\n\n```nginx\n{text}```\n" in page, name

@@ -5,12 +5,16 @@ signed byte for byte; the ``bcdn_token`` spelling's refusals."""
 from __future__ import annotations
 
 import re
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sidecar.cli import main
 from sidecar.core.verdict import Reason
 from sidecar.errors import SchemeError
+from tests.support.configs import sidecar_config, source_toml
 from tests.support.scheme_contract import NOW, sign
 from tests.unit.schemes.test_bunny import (
     SECRET,
@@ -116,3 +120,23 @@ def test_the_signer_refuses_a_path_nginx_would_not_serve_as_written(path: str) -
     with pytest.raises(SchemeError, match="path form"):
         sign(path_source(SECRET), path, expires=NOW + 600)
     assert sign(source(SECRET), path, expires=NOW + 600).startswith(path + "?token=")
+
+
+def test_sidecar_sign_writes_the_path_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = SECRET.decode()
+    keys = {"k1": {"secret": secret}}
+    text = sidecar_config(source_toml("videos", "bunny", "/v/", keys, path_tokens=True))
+    (tmp_path / "sidecar.toml").write_text(text)
+    args = ["sign", "-c", str(tmp_path / "sidecar.toml"), "--source", "videos"]
+    before = int(time.time())
+    code = main([*args, "--expires-in", "600", "--prefix", "/v/hls/", "/v/hls/index.m3u8"])
+    url = capsys.readouterr().out.strip()
+    assert code == 0
+    expires = int(url.rpartition("&expires=")[2].partition("/")[0])
+    assert before + 600 <= expires <= int(time.time()) + 600
+    token = hs256_token(SECRET, "/v/hls/", expires, "token_path=/v/hls/")
+    assert url == f"/bcdn_token={token}&token_path=%2Fv%2Fhls%2F&expires={expires}/v/hls/index.m3u8"
+    assert main([*args, "--expires-in", "600", "/v/a%20b.ts"]) != 0
+    assert "path form" in capsys.readouterr().err
