@@ -36,13 +36,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        """Start (or restart, on the same port) with nothing persisted: a restart is a
-        store that lost its data, the harder case."""
+        """Start (or restart, on the same port and files). Every write is on disk before
+        Redis answers it (appendfsync always), so a server killed and restarted comes back
+        with what it had, as a production one with persistence does."""
         self.folder.mkdir(parents=True, exist_ok=True)
         log = (self.folder / "redis.log").open("ab")
         self.process = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder), "--protected-mode", "yes"],
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder),
+             "--protected-mode", "yes"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(self.port)
