@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import re
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +41,7 @@ HTTP_EXTRA = (
     "map $remote_addr $geoip2_data_country_code "
     "{ 1.2.3.4 CA; 2001:db8:85a3::8a2e:370:7334 US; default FR; }\n"
 )
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"  # scripts/setup installs it
 KEYS = {"k1": {"secret": SECRET}}
 CONFIG = sidecar_config(
     source_toml("videos", "bunny", "/videos/", KEYS, path_tokens=True),
@@ -81,6 +85,10 @@ def get(stack: LocalStack, uri: str, client: str | None = None) -> tuple[int, by
     finally:
         connection.close()
     return response.status, body, stack.result_for(request_id)
+
+
+def _access_log(stack: LocalStack) -> str:
+    return (stack.folder / "nginx" / "access.log").read_text()
 
 
 def signed(stack: LocalStack, source: str, url: str, **grant: Any) -> str:
@@ -208,3 +216,33 @@ def test_the_query_spelling_names_the_same_file(stack: LocalStack) -> None:
     uri = hand_made("/videos/a.ts")
     segment, path = uri[1 : uri.index("/videos/")], "/videos/a.ts"
     assert get(stack, f"{path}?{segment}") == (200, FILES["videos/a.ts"], "ok")
+
+
+def test_ffmpeg_plays_a_stream_from_one_path_form_playlist_url(stack: LocalStack) -> None:
+    folder = stack.images / "videos" / "play"
+    folder.mkdir()
+    make = [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+            "-i", "testsrc=duration=3:size=64x48:rate=10", "-c:v", "mpeg2video", "-f", "hls",
+            "-hls_time", "1", "-hls_list_size", "0", "-hls_segment_filename",
+            str(folder / "seg%d.ts"), str(folder / "index.m3u8")]  # fmt: skip
+    subprocess.run(make, check=True, timeout=60, capture_output=True)
+    segments = sorted(path.name for path in folder.glob("*.ts"))
+    assert len(segments) >= 3
+    playlist = signed(stack, "videos", "/videos/play/index.m3u8", prefix="/videos/play/")
+    play = [FFMPEG, "-hide_banner", "-loglevel", "error", "-headers", f"Host: {HOST}\r\n",
+            "-i", f"{stack.nginx_url}{playlist}", "-f", "null", "-"]  # fmt: skip
+    played = subprocess.run(play, timeout=60, capture_output=True, text=True, check=False)
+    assert played.returncode == 0, played.stderr
+    served = re.findall(r'"GET /videos/play/(seg\d+\.ts)" 20[06] .* sig=ok ', _access_log(stack))
+    assert sorted(set(served)) == segments
+
+
+def test_nginx_logs_the_path_never_the_token(stack: LocalStack) -> None:
+    uri = signed(stack, "videos", "/videos/a.ts")
+    token = uri[len("/bcdn_token=") : uri.index("&")]
+    for request, logged in ((uri, "/videos/a.ts"), (uri + "?x=1", "/videos/a.ts"),
+                            (uri.replace("/a.ts", "/s%65g.ts"), "/bcdn_token=")):  # fmt: skip
+        assert get(stack, request)[0] in (200, 403)
+        line = _access_log(stack).splitlines()[-1]  # get() waited for this request's line
+        assert f'"GET {logged}" ' in line
+        assert token not in line and "expires=" not in line
