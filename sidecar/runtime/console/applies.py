@@ -31,7 +31,7 @@ def cell(source: SourceSettings) -> str:
     return '<ul class="rules">' + "".join(f"<li>{escape(line)}</li>" for line in found) + "</ul>"
 
 
-def spark(window: SourceWindow | None, slots: int) -> str:
+def spark(window: SourceWindow | None, capacity: int) -> str:
     """A source's decisions and rejections over the window, with the sums in words."""
     if window is None or not any(window.decisions):
         return '<span class="muted">no traffic in 15 min</span>'
@@ -41,7 +41,8 @@ def spark(window: SourceWindow | None, slots: int) -> str:
         "in the last 15 minutes"
     )
     text = f"{sum(window.decisions)} / {sum(rejected)} rejected"
-    drawing = charts.sparkline(window.decisions, rejected, label=label, slots=slots)
+    shown = charts.span(len(window.times), capacity)
+    drawing = charts.sparkline(window.decisions, rejected, label=label, slots=shown)
     return f'{drawing}<span class="spark-text">{escape(text)}</span>'
 
 

@@ -31,6 +31,13 @@ _PATTERNS = (
     ("#0e7090", '<path d="M0 6L6 0M0 0L6 6" stroke="#0e7090" stroke-width="1"/>'),
 )
 PATTERNS = len(_PATTERNS)
+MIN_SLOTS = 12  # a young process's charts span its history, at least a minute
+
+
+def span(samples: int, capacity: int) -> int:
+    """How many sample slots a chart spans: the whole window once the history fills it,
+    before that the history (so the first minutes are not a sliver at the right edge)."""
+    return min(capacity, max(samples, MIN_SLOTS))
 
 
 def defs() -> str:
@@ -71,12 +78,13 @@ def line(values: Sequence[float], *, label: str, unit: str, slots: int, end: flo
                   peak=peak)  # fmt: skip
 
 
-def stacked(layers: Sequence[tuple[str, int, Sequence[int]]], *, label: str, slots: int,
-            end: float | None) -> str:  # fmt: skip
+def stacked(layers: Sequence[tuple[str, int, Sequence[int]]], *, label: str, samples: int,
+            slots: int, end: float | None) -> str:  # fmt: skip
     """Layers (name, pattern, counts per sample) stacked bottom up, as steps: each sample
     is a column as wide as its interval, so one sample alone is still seen."""
-    count = len(layers[0][2]) if layers else 0
-    totals = [sum(column) for column in zip(*(values for _, _, values in layers), strict=True)]
+    count = samples
+    columns = zip(*(values for _, _, values in layers), strict=True)
+    totals = [sum(column) for column in columns] if layers else [0] * count
     scale = _nice(max(totals, default=0))
     below = [0] * count
     shapes = []
@@ -92,33 +100,38 @@ def stacked(layers: Sequence[tuple[str, int, Sequence[int]]], *, label: str, slo
         below = above
     title = f"{label}: {sum(totals)} in the window" if count else f"{label}: no samples yet"
     return _frame(title, "".join(shapes), scale=scale, unit="", count=count, slots=slots,
-                  end=end, peak=max(totals, default=0))  # fmt: skip
+                  end=end, peak=max(totals, default=0),
+                  empty="none in the window" if count and not layers else "")  # fmt: skip
 
 
 def sparkline(decisions: Sequence[int], rejected: Sequence[int], *, label: str,
               slots: int) -> str:  # fmt: skip
-    """A source's decisions (line) and rejections (hatched, below) at a glance."""
+    """A source's decisions (a shaded step area) and, over them, its rejections
+    (hatched) at a glance: a column per sample, so a single busy sample still shows."""
     scale = _nice(max(decisions, default=0), floor=1.0)
-    xs = _centres(len(decisions), slots, left=0.0, right=120.0)
-    points = [(x, 22 - 20 * value / scale) for x, value in zip(xs, decisions, strict=True)]
-    line_ = f'<polyline class="series" points="{_points(points)}"/>' if len(points) > 1 else ""
-    hatched = _steps([0] * len(rejected), list(rejected), slots, scale, left=0.0, right=120.0,
-                     top=2.0, bottom=22.0) if any(rejected) else ""  # fmt: skip
-    area = f'<path class="rejected" fill="url(#pat-0)" d="{hatched}"/>' if hatched else ""
+    box = {"left": 0.0, "right": 120.0, "top": 2.0, "bottom": 22.0}
+    zeros = [0] * len(decisions)
+    shapes = ""
+    for css, fill, values in (("decisions", "#c7d7f2", decisions),
+                              ("rejected", "url(#pat-0)", rejected)):  # fmt: skip
+        if any(values):
+            outline = _steps(zeros, list(values), slots, scale, **box)
+            shapes += f'<path class="{css}" fill="{fill}" d="{outline}"/>'
     return (
         f'<svg class="spark" viewBox="0 0 120 24" role="img" aria-label="{escape(label)}">'
         f"<title>{escape(label)}</title>"
-        f'<line class="axis" x1="0" y1="22.5" x2="120" y2="22.5"/>{area}{line_}</svg>'
+        f'<line class="axis" x1="0" y1="22.5" x2="120" y2="22.5"/>{shapes}</svg>'
     )
 
 
 def _frame(title: str, marks: str, *, scale: float, unit: str, count: int, slots: int,
-           end: float | None, peak: float) -> str:  # fmt: skip
-    empty = ""
-    if not count:
+           end: float | None, peak: float, empty: str = "") -> str:  # fmt: skip
+    empty = empty or ("" if count else "no samples yet")
+    if empty:
         empty = (f'<text class="empty" x="{(LEFT + RIGHT) / 2}" y="46" text-anchor="middle">'
-                 "no samples yet</text>")  # fmt: skip
-    minutes = round(slots * INTERVAL / 60)
+                 f"{escape(empty)}</text>")  # fmt: skip
+    seconds = slots * INTERVAL
+    ago = f"{round(seconds / 60)} min ago" if seconds >= 120 else f"{seconds:g} s ago"
     right = time.strftime("%H:%M:%S UTC", time.gmtime(end)) if end is not None else "now"
     return (
         f'<svg class="chart" viewBox="0 0 {WIDTH:g} {HEIGHT:g}" role="img" '
@@ -129,7 +142,7 @@ def _frame(title: str, marks: str, *, scale: float, unit: str, count: int, slots
         f'<text class="tick" x="{LEFT - 4}" y="{TOP + 8}" text-anchor="end">'
         f"{_number(scale)}{escape(unit)}</text>"
         f'<text class="tick" x="{LEFT - 4}" y="{BOTTOM}" text-anchor="end">0</text>'
-        f'<text class="tick" x="{LEFT}" y="94">{minutes} min ago</text>'
+        f'<text class="tick" x="{LEFT}" y="94">{ago}</text>'
         f'<text class="tick" x="{RIGHT}" y="94" text-anchor="end">{escape(right)}</text></svg>'
     )
 

@@ -30,12 +30,24 @@ SeriesKey = tuple[str, ...]  # TOTAL, ("reason", result, decision), ("key", key 
 TOTAL: SeriesKey = ("total",)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Track:
-    """One source's series, and the number of the last sample each one counted in."""
+    """One source's series, the number of the last sample each one counted in, and its
+    decisions and rejections in the window (kept as they change: ranking is cheap)."""
 
     series: dict[SeriesKey, array[int]] = field(default_factory=dict)
     last: dict[SeriesKey, int] = field(default_factory=dict)
+    decisions: int = 0
+    rejected: int = 0
+
+    def put(self, key: SeriesKey, slot: int, value: int) -> None:
+        values = self.series[key]
+        change = value - values[slot]
+        values[slot] = value
+        if key[0] == "total":
+            self.decisions += change
+        elif key[0] == "reason":
+            self.rejected += change
 
 
 @dataclass(frozen=True)
@@ -94,20 +106,17 @@ class History:
         for name in list(self._tracks):
             track, counted = self._tracks[name], changes.get(name, {})
             for key in list(track.series):
-                if number - track.last[key] >= self.capacity:
+                track.put(key, slot, min(counted.get(key, 0), _LARGEST))
+                if number - track.last[key] >= self.capacity:  # all 0 now: forget it
                     del track.series[key], track.last[key]
-                else:
-                    track.series[key][slot] = min(counted.get(key, 0), _LARGEST)
             if not track.series:
                 del self._tracks[name]
 
     def ranking(self) -> list[tuple[str, int, int]]:
         """(source, decisions, rejections) in the window of every source with traffic in
-        it, most rejections first, then most decisions (sums of arrays: cheap)."""
+        it, most rejections first, then most decisions."""
         with self._lock:
-            rows = [(name, sum(track.series.get(TOTAL, ())),
-                     sum(sum(values) for key, values in track.series.items() if key[0] == "reason"))
-                    for name, track in self._tracks.items()]  # fmt: skip
+            rows = [(name, track.decisions, track.rejected) for name, track in self._tracks.items()]
         return sorted(rows, key=lambda row: (-row[2], -row[1], row[0]))
 
     def window(self, name: str) -> SourceWindow:

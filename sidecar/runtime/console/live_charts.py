@@ -33,7 +33,8 @@ def fragment(history: History, query: str) -> str:
     return f'{charts.defs()}<p class="muted" id="charts-shown">{what}</p>{cards}'
 
 
-def card(window: SourceWindow, slots: int) -> str:
+def card(window: SourceWindow, capacity: int) -> str:
+    slots = charts.span(len(window.times), capacity)
     end = window.times[-1] if window.times else None
     rates = [
         n / span if span else 0.0 for n, span in zip(window.decisions, window.spans, strict=True)
@@ -61,11 +62,13 @@ def _denials(window: SourceWindow, title: str, slots: int, end: float | None) ->
     reasons = sorted(window.reasons.items())
     layers = [(_reason_name(result, decision), index, values)
               for index, ((result, decision), values) in enumerate(reasons)]  # fmt: skip
-    chart = charts.stacked(layers, label=f"{title}: denials by reason", slots=slots, end=end)
+    chart = charts.stacked(layers, label=f"{title}: denials by reason", samples=len(window.times),
+                           slots=slots, end=end)  # fmt: skip
     items = "".join(
         f'<li data-reason="{escape(result)}" data-decision="{escape(decision)}">'
-        f"{charts.swatch(index)} <strong>{escape(_reason_name(result, decision))}</strong>: "
-        f"{sum(values)}, first in the window at {_clock(_first(window.times, values))}</li>"
+        f"{charts.swatch(index)}<span><strong>{escape(_reason_name(result, decision))}</strong>"
+        f": {sum(values)}, first in the window at {_clock(_first(window.times, values))}"
+        "</span></li>"
         for index, ((result, decision), values) in enumerate(reasons)
     )
     legend = f'<ul class="legend">{items}</ul>' if items else '<p class="muted">No denials.</p>'

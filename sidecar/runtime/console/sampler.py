@@ -27,9 +27,12 @@ HISTORY = web.AppKey("console_history", History)
 
 
 async def sampling(app: web.Application) -> AsyncIterator[None]:
-    """``cleanup_ctx``: the sampling task, for as long as the console runs."""
-    history = app[HISTORY]
-    task = asyncio.create_task(_sample_forever(app[STATE], history))
+    """``cleanup_ctx``: the sampling task, for as long as the console runs. The first read
+    (the baseline) is taken before the verify listener opens, so every request this
+    process answers falls in a sample."""
+    history, state = app[HISTORY], app[STATE]
+    await _sample_logged(state, history)
+    task = asyncio.create_task(_sample_forever(state, history))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -37,12 +40,16 @@ async def sampling(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sample_forever(state: State, history: History) -> None:
-    while True:  # the first read (the baseline) at once
-        try:
-            await state.off_loop(sample, state.metrics, history)
-        except Exception as error:  # a failed read skips one sample, no more
-            state.log.event("console_sample_failed", error=f"{type(error).__name__}: {error}")
+    while True:
         await asyncio.sleep(until_next(time.time()))
+        await _sample_logged(state, history)
+
+
+async def _sample_logged(state: State, history: History) -> None:
+    try:
+        await state.off_loop(sample, state.metrics, history)
+    except Exception as error:  # a failed read skips one sample (never stops the service)
+        state.log.event("console_sample_failed", error=f"{type(error).__name__}: {error}")
 
 
 def until_next(now: float) -> float:

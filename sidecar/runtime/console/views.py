@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sidecar.policy.settings import SourceSettings
 from sidecar.runtime.console import keys, live_charts, numbers, pages
+from sidecar.runtime.console.history import INTERVAL
 from sidecar.runtime.console.playground import PlaygroundError, ask_verify, sign_for
 from sidecar.runtime.console.sampler import HISTORY
 from sidecar.runtime.console.session import Sessions, key_label
@@ -111,8 +112,11 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def live_charts_fragment(request: web.Request) -> web.Response:
-    """The charts alone: the live page's script swaps them in, without a reload."""
-    return html(await _charts(request, _chart_query(request)))
+    """The charts alone: the live page's script swaps them in, without a reload, and asks
+    again just after the next sample (``X-Next-Sample-In``, seconds)."""
+    response = html(await _charts(request, _chart_query(request)))
+    response.headers["X-Next-Sample-In"] = f"{INTERVAL - time.time() % INTERVAL:.2f}"
+    return response
 
 
 def _chart_query(request: web.Request) -> str:

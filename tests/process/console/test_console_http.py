@@ -19,6 +19,7 @@ from tests.support.console import (
     csrf_of,
     fetch_page,
     session_cookie,
+    wait_for,
 )
 from tests.support.requests import request, verify
 from tests.support.tokens import BOOKS_TOKEN, md5_signed
@@ -38,7 +39,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 @pytest.mark.parametrize(
     ("path", "logged_in"),
     [("/login", False), ("/sources", True), ("/live", True), ("/live.json", True),
-     ("/static/console.js", False), ("/no-such-page", True), ("/sources", False)],
+     ("/static/console.js", False), ("/no-such-page", True), ("/sources", False),
+     ("/live/charts", True), ("/live/charts", False)],
 )  # fmt: skip
 def test_every_answer_carries_the_security_headers(
     console: Console, path: str, logged_in: bool
@@ -61,7 +63,8 @@ def test_the_session_cookie_is_http_only_strict_and_short_lived(console: Console
 
 
 def test_without_a_session_nothing_is_shown(console: Console) -> None:
-    for path in ("/sources", "/live", "/report", "/playground"):
+    for path in ("/sources", "/live", "/live/charts", "/live/charts?source=books", "/report",
+                 "/playground"):  # fmt: skip
         page = fetch_page(console, "GET", path)
         assert (page.status, page.headers["location"]) == (303, "/login")
     answer = fetch_page(console, "GET", "/live.json")
@@ -109,7 +112,7 @@ def test_a_post_from_another_origin_is_refused_even_with_the_token(
 
 
 def test_the_console_is_not_on_the_verify_listener(console: Console) -> None:
-    for path in ("/login", "/sources", "/live.json"):
+    for path in ("/login", "/sources", "/live.json", "/live/charts"):
         assert request(console.stack.sidecar_port, path, host="127.0.0.1").status == 404
 
 
@@ -130,3 +133,10 @@ def test_workers_share_sessions_and_show_the_same_totals(tmp_path: Path) -> None
             form = {"source": "books", "key": "2026-11", "csrf": csrf_of(page)}
             reveal = fetch_page(console, "POST", "/reveal", cookie=cookie, form=form)
             assert reveal.status == 200 and BOOKS_TOKEN in reveal.body
+
+        def charts_agree() -> bool:
+            """Every worker samples the summed counts: any one draws the 5 decisions."""
+            pages = [fetch_page(console, "GET", "/live/charts", cookie=cookie) for _ in range(8)]
+            return all("5 decisions, 0 rejected" in page.body for page in pages)
+
+        wait_for(charts_agree, "the charts of both workers", timeout=20)

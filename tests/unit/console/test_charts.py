@@ -23,7 +23,7 @@ def parsed(svg: str) -> ET.Element:
 def test_labels_and_layer_names_are_escaped() -> None:
     drawings = [
         charts.line([1.0, 2.0], label=HOSTILE, unit=HOSTILE, slots=180, end=0.0),
-        charts.stacked([(HOSTILE, 0, [1, 2])], label=HOSTILE, slots=180, end=0.0),
+        charts.stacked([(HOSTILE, 0, [1, 2])], label=HOSTILE, samples=2, slots=180, end=0.0),
         charts.sparkline([1, 2], [0, 1], label=HOSTILE, slots=180),
     ]
     for svg in drawings:
@@ -35,7 +35,7 @@ def test_labels_and_layer_names_are_escaped() -> None:
 def test_an_empty_window_says_so_and_draws_no_series() -> None:
     for svg in (
         charts.line([], label="books", unit="/s", slots=180, end=None),
-        charts.stacked([], label="books", slots=180, end=None),
+        charts.stacked([], label="books", samples=0, slots=180, end=None),
     ):
         root = parsed(svg)
         assert root.find(f"{SVG}polyline") is None and root.find(f"{SVG}path") is None
@@ -43,11 +43,25 @@ def test_an_empty_window_says_so_and_draws_no_series() -> None:
         assert "no samples yet" in root.get("aria-label", "")
 
 
+def test_samples_without_denials_say_none_rather_than_no_samples() -> None:
+    root = parsed(charts.stacked([], label="books", samples=3, slots=180, end=15.0))
+    assert root.findtext(f"{SVG}text[@class='empty']") == "none in the window"
+    assert root.get("aria-label") == "books: 0 in the window"
+
+
+def test_a_young_history_spans_the_chart_and_says_how_far_back() -> None:
+    assert [charts.span(n, 180) for n in (0, 1, 12, 40, 180, 500)] == [12, 12, 12, 40, 180, 180]
+    assert ">60 s ago</text>" in charts.line([1.0], label="b", unit="", slots=12, end=5.0)
+    assert ">15 min ago</text>" in charts.line([1.0], label="b", unit="", slots=180, end=5.0)
+
+
 def test_one_sample_is_still_seen() -> None:
     line = parsed(charts.line([4.0], label="books", unit="/s", slots=180, end=5.0))
     point = line.find(f"{SVG}circle[@class='point']")
     assert point is not None and float(point.get("cx", "0")) > charts.RIGHT - 2
-    stacked = parsed(charts.stacked([("invalid", 0, [3])], label="books", slots=180, end=5.0))
+    stacked = parsed(
+        charts.stacked([("invalid", 0, [3])], label="books", samples=1, slots=180, end=5.0)
+    )
     layer = stacked.find(f"{SVG}path[@class='layer']")
     assert layer is not None and layer.get("data-total") == "3"
     xs = {float(x) for x, _ in _coordinates(layer.get("d", ""))}
@@ -58,7 +72,7 @@ def test_a_burst_is_drawn_at_its_time_and_to_its_height() -> None:
     ok = [0] * 10
     burst = [0, 0, 0, 0, 0, 0, 20, 0, 0, 0]  # the 7th of 10 samples
     root = parsed(charts.stacked([("expired", 1, ok), ("invalid", 0, burst)], label="books",
-                                 slots=10, end=50.0))  # fmt: skip
+                                 samples=10, slots=10, end=50.0))  # fmt: skip
     layers = {path.get("data-layer"): path for path in root.iter(f"{SVG}path")}
     assert (
         layers["invalid"].get("data-total") == "20" and layers["invalid"].get("data-peak") == "20"
@@ -98,6 +112,7 @@ def test_a_card_names_its_source_reason_first_time_and_key_escaped() -> None:
     card = live_charts.card(_window("books"), 180)
     assert 'data-reason="invalid" data-decision="deny"' in card
     assert "<strong>invalid</strong>: 12, first in the window at 22:13:30 UTC" in card
+    assert ">60 s ago</text>" in card  # three samples: the charts span a minute
     assert '<li data-key="2026-12"><code>2026-12</code>: 30 matches, first at 22:13:25 UTC' in card
     assert "42 decisions, 12 rejected (28.6 %) in the window" in card
 

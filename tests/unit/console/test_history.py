@@ -83,6 +83,18 @@ def test_a_series_goes_a_whole_window_after_its_last_count() -> None:
     assert history.ranking() == []  # no traffic in the window: nothing kept
 
 
+def test_the_ranking_sums_follow_the_window_as_it_slides() -> None:
+    history = History(capacity=3)
+    ok = invalid = 0.0
+    history.add(snapshot(ok, invalid), 0.0)
+    for step in range(1, 12):
+        ok, invalid = ok + step % 4, invalid + (step * 7) % 3
+        history.add(snapshot(ok + invalid, invalid), 5.0 * step)
+        books = history.window("books")
+        expected = [("books", sum(books.decisions), sum(books.rejected()))]
+        assert history.ranking() == (expected if any(books.decisions) else [])
+
+
 def test_ranking_puts_the_most_rejections_first() -> None:
     history = History()
     both = Snapshot(sources={**snapshot(0).sources, **snapshot(0, source="shop").sources})

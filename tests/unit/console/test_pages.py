@@ -91,9 +91,10 @@ def test_the_sources_page_draws_a_sparkline_of_a_source_with_traffic() -> None:
     page = pages.sources([books()], 1, "", Snapshot(), "tok",
                          windows={"books": history.window("books")})  # fmt: skip
     assert 'aria-label="books: 20 decisions, 5 rejected in the last 15 minutes"' in page
-    assert '<path class="rejected" fill="url(#pat-0)"' in page and 'id="pat-0"' in page
+    assert '<path class="rejected" fill="url(#pat-0)" d="M' in page and 'id="pat-0"' in page
+    assert '<path class="decisions" fill="#c7d7f2" d="M' in page
     quiet = pages.sources([books()], 1, "", Snapshot(), "tok")
-    assert "no traffic in 15 min" in quiet and "<polyline" not in quiet
+    assert "no traffic in 15 min" in quiet and 'class="decisions"' not in quiet
 
 
 def test_the_live_page_holds_the_charts_and_escapes_its_filter() -> None:

@@ -78,23 +78,31 @@
   window.setInterval(poll, 2000);
 })();
 
-// The live page's charts: every 5 seconds (the sampling interval) the server's SVG is
-// fetched again (with this page's filter) and swapped in, without a reload. The
-// fragment is parsed as an inert document (nothing in it runs) and its nodes adopted.
+// The live page's charts: fetched again (with this page's filter) just after each sample
+// the server takes (it says when: X-Next-Sample-In, in seconds) and swapped in, without
+// a reload. The fragment is parsed as an inert document (nothing in it runs) and its
+// nodes adopted.
 (function () {
   const charts = document.getElementById("charts");
   if (!charts) return;
   const status = document.getElementById("charts-status");
 
+  function later(seconds) {
+    const wait = Number.isFinite(seconds) ? Math.min(Math.max(seconds + 0.5, 1), 10) : 5;
+    window.setTimeout(refresh, wait * 1000);
+  }
+
   async function refresh() {
+    let next = NaN;
     try {
       const response = await fetch("/live/charts" + window.location.search,
         { cache: "no-store", credentials: "same-origin" });
-      if (response.redirected || !response.ok) {
-        if (new URL(response.url).pathname === "/login") { window.location.assign("/login"); }
-        status.textContent = "Chart update failed; retrying.";
+      if (response.redirected && new URL(response.url).pathname === "/login") {
+        window.location.assign("/login");
         return;
       }
+      if (!response.ok) throw new Error(String(response.status));
+      next = parseFloat(response.headers.get("X-Next-Sample-In") || "");
       const parsed = new DOMParser().parseFromString(await response.text(), "text/html");
       charts.replaceChildren.apply(charts, Array.from(parsed.body.childNodes).map(function (node) {
         return document.adoptNode(node);
@@ -103,7 +111,8 @@
     } catch (error) {
       status.textContent = "Chart update failed; retrying.";
     }
+    later(next);
   }
 
-  window.setInterval(refresh, 5000);
+  refresh();
 })();
