@@ -140,7 +140,8 @@ class State:
                 expected=list(REQUIRED_HEADERS[proxy]),
                 missing=missing,
                 hint="[server] proxy names which proxy sends the request's facts; "
-                "check it matches the proxy in front (nginx, ingress-nginx, traefik, envoy)",
+                "check it matches the proxy in front (nginx, ingress-nginx, traefik, envoy, "
+                "caddy, haproxy)",
             )
 
 
