@@ -9,7 +9,7 @@ between a request and its answer. The one exception is a use of a ``max_uses`` s
 which waits for the store (``runtime/uses.py``): the connection then stops reading, and
 requests already read behind it wait their turn, so answers still keep the order.
 
-Routes: ``/verify`` (and ``/verify/...`` for the envoy profile), ``/probe/<id>``,
+Routes: ``/verify`` (also ``/verify?...``, and ``/verify/...`` for envoy), ``/probe/<id>``,
 ``/healthz``, ``/readyz``, and ``/metrics`` when the metrics share this listener. When
 ``metrics_listen`` differs from ``listen``, ``MetricsServer`` serves ``/healthz``,
 ``/readyz`` and ``/metrics`` there with this same protocol, so both ports answer alike
@@ -293,7 +293,9 @@ class VerifyServer:
     def answer(self, request: Request, keep_alive: bool) -> bytes | Coroutine[Any, Any, bytes]:
         """The answer's bytes; for a use to count (``max_uses``), a coroutine making them."""
         method, path, headers, _ = request
-        if path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
+        # "/verify?...": Caddy's forward_auth keeps the client's query on the auth request.
+        # The header profiles never read the target, and envoy's refuses it (non_canonical).
+        if path == VERIFY_PATH or path.startswith((VERIFY_PATH + "/", VERIFY_PATH + "?")):
             decision = self.state.verify(method, path, headers)
             if decision.counted is not None:
                 return self._counted(decision, request, keep_alive)
