@@ -14,6 +14,13 @@ chosen proxy does not set is ignored, however a client spells it.
 - ``envoy``: HTTP ``ext_authz`` (e.g. Envoy Gateway): the original path and query arrive
   as the check request's own path under ``/verify``, with its method and ``Host``;
   client address from ``X-Forwarded-For`` (rightmost).
+- ``caddy``: ``forward_auth`` (caddy/Caddyfile): Traefik's headers, which Caddy sets
+  itself: ``X-Forwarded-Uri``, ``X-Forwarded-Method``, ``X-Forwarded-Host`` (the Host its
+  site address matched) and ``X-Forwarded-For`` (the peer address, replacing the client's
+  unless ``trusted_proxies`` trusts it). The auth request's own query is ignored.
+- ``haproxy``: the shipped Lua action (haproxy/signed-url-auth.lua) builds the request
+  from HAProxy's own fetches alone, under nginx's header names, so the client's headers
+  never reach the sidecar.
 
 Hosts and URLs go through the one parser (``sidecar.core.urls``), in one spelling (ASCII,
 lowercase, one trailing dot removed, no port). A host header present but not a valid
@@ -30,7 +37,7 @@ from sidecar.errors import UrlError
 from sidecar.policy.decide import RequestFacts
 
 VERIFY_PATH: Final = "/verify"
-PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy")
+PROFILES = ("nginx", "ingress-nginx", "traefik", "envoy", "caddy", "haproxy")
 # The headers each profile cannot decide without: when one is missing, the proxy in front
 # is likely not the one configured (a denial that is not about the signature).
 # Every header a profile reads, the required ones first (then host and client address).
@@ -39,12 +46,16 @@ READ_HEADERS = {
     "ingress-nginx": ("X-Original-URL", "X-Original-Method", "X-Real-IP"),
     "traefik": ("X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-For"),
     "envoy": ("Host", "X-Forwarded-For"),
+    "caddy": ("X-Forwarded-Uri", "X-Forwarded-Method", "X-Forwarded-Host", "X-Forwarded-For"),
+    "haproxy": ("X-Original-URI", "X-Original-Method", "X-Original-Host", "X-Real-IP"),
 }
 REQUIRED_HEADERS = {
     "nginx": ("X-Original-URI", "X-Original-Method"),
     "ingress-nginx": ("X-Original-URL", "X-Original-Method"),
     "traefik": ("X-Forwarded-Uri", "X-Forwarded-Method"),
     "envoy": (),  # the original request is the check request itself
+    "caddy": ("X-Forwarded-Uri", "X-Forwarded-Method"),
+    "haproxy": ("X-Original-URI", "X-Original-Method"),
 }
 # Where each profile finds the facts a source's rules read (sidecar/policy/rules.py): the
 # client's Referer, and the country code the proxy itself set (nginx: the geoip2 module,
@@ -55,6 +66,8 @@ RULE_HEADERS = {
     "ingress-nginx": ("Referer", "X-Country-Code"),
     "traefik": ("Referer", "X-Country-Code"),
     "envoy": ("Referer", "X-Country-Code"),
+    "caddy": ("Referer", "X-Country-Code"),
+    "haproxy": ("X-Original-Referer", "X-Country-Code"),
 }
 # Profiles whose host header the client chooses: ``hosts`` would be the client's choice.
 CLIENT_CHOSEN_HOST = frozenset({"ingress-nginx"})
@@ -62,6 +75,11 @@ CLIENT_CHOSEN_HOST = frozenset({"ingress-nginx"})
 HOST_TRUST_NOTES = {
     "traefik": "hosts rely on X-Forwarded-Host, which Traefik sets to the host it routed on"
     " only while forwardAuth trustForwardHeader is false (its default)",
+    "caddy": "hosts rely on X-Forwarded-Host, the Host Caddy's site address matched: only"
+    " with forward_auth in site blocks that name their hosts (never a catch-all such as :80)"
+    " and no trusted_proxies (its default), or Caddy passes the client's own X-Forwarded-Host",
+    "haproxy": "hosts rely on X-Original-Host, the Host header the shipped Lua sends: only"
+    " when haproxy.cfg runs the action after routing on that host (as the shipped one does)",
 }
 
 Extractor = Callable[[str, str, Mapping[str, str]], RequestFacts]
@@ -159,4 +177,6 @@ EXTRACTORS: Final[dict[str, Extractor]] = {
     "ingress-nginx": _ingress_nginx,
     "traefik": _traefik,
     "envoy": _envoy,
+    "caddy": _traefik,  # the same headers, set by Caddy itself
+    "haproxy": _nginx,  # the same headers, set by the shipped Lua from HAProxy's fetches
 }

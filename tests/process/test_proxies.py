@@ -50,6 +50,9 @@ PROFILE_HEADERS = {
         "X-Forwarded-For": "198.51.100.1, 203.0.113.9",
     },
 }
+# Caddy's forward_auth sends Traefik's headers; the shipped HAProxy Lua sends nginx's.
+PROFILE_HEADERS["caddy"] = PROFILE_HEADERS["traefik"]
+PROFILE_HEADERS["haproxy"] = PROFILE_HEADERS["nginx"]
 # What a client could spoof for each profile: every other profile's headers.
 FOREIGN = {
     "X-Original-URI": SIGNED,
@@ -141,3 +144,19 @@ def test_wrong_host_does_not_reach_a_host_bound_source(proxied: Proxied) -> None
             headers["X-Original-URL"] = headers["X-Original-URL"].replace("image.", "evil.")
         reply = request(stack.sidecar_port, "/verify", host="127.0.0.1", headers=headers)
     assert (reply.status, reply.headers.get("x-signature-result")) == (403, "no_source")
+
+
+def test_a_query_on_the_auth_request_changes_nothing(proxied: Proxied) -> None:
+    """Caddy's forward_auth keeps the client's query on the auth request (``/verify?...``):
+    answered as ``/verify``, and never read, so a client cannot choose what it says."""
+    stack, profile = proxied
+    query = SIGNED.partition("?")[2]
+    if profile == "envoy":  # its target is the original request itself: no query of its own
+        reply = request(stack.sidecar_port, "/verify?" + query, host="image.example.com",
+                        headers={"X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+        assert (reply.status, reply.headers.get("x-signature-result")) == (403, "non_canonical")
+        return
+    for uri, answer in ((SIGNED, (200, "ok")), (UNSIGNED, (401, "missing"))):
+        headers = PROFILE_HEADERS[profile](uri)
+        reply = request(stack.sidecar_port, "/verify?" + query, host="127.0.0.1", headers=headers)
+        assert (reply.status, reply.headers.get("x-signature-result")) == answer, uri

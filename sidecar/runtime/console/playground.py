@@ -125,7 +125,7 @@ def verify_request(
         full = f"http://{_authority(host or 'localhost')}{uri}"
         return VERIFY_PATH, [("X-Original-URL", full), ("X-Original-Method", method),
                              ("X-Real-IP", client_ip), *request_id]  # fmt: skip
-    if proxy == "traefik":
+    if proxy in ("traefik", "caddy"):  # Caddy's forward_auth sends Traefik's headers
         named = [("X-Forwarded-Host", host)] if host else []
         return VERIFY_PATH, [("X-Forwarded-Uri", uri), ("X-Forwarded-Method", method), *named,
                              ("X-Forwarded-For", client_ip), *request_id]  # fmt: skip

@@ -81,3 +81,45 @@ def test_traefik_hosts_name_the_setting_that_makes_them_safe(
     path = write(tmp_path, hosted_books("traefik"))
     assert main(["check-config", "-c", str(path)]) == 0
     assert "trustForwardHeader is false" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("proxy", "setting"),
+    [("caddy", "site blocks that name their hosts"), ("haproxy", "after routing on that host")],
+)
+def test_caddy_and_haproxy_hosts_name_what_makes_them_safe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], proxy: str, setting: str
+) -> None:
+    path = write(tmp_path, hosted_books(proxy))
+    assert main(["check-config", "-c", str(path)]) == 0
+    assert setting in capsys.readouterr().out
+
+
+def test_caddy_reads_the_headers_caddy_sets_and_haproxy_the_luas() -> None:
+    caddy = EXTRACTORS["caddy"](
+        "GET",
+        "/verify?s=client-chosen",  # forward_auth's auth request keeps the client's query
+        {
+            "X-Forwarded-Uri": "/books/a.jpg?w=1",
+            "X-Forwarded-Method": "HEAD",
+            "X-Forwarded-Host": "IMAGE.example.com:8443",
+            "X-Forwarded-For": "203.0.113.9",
+            "X-Original-URI": "/spoofed",
+            "X-Real-IP": "198.51.100.1",
+        },
+    )
+    assert (caddy.uri, caddy.method, caddy.host, caddy.client_ip) == (
+        "/books/a.jpg?w=1", "HEAD", "image.example.com", "203.0.113.9")  # fmt: skip
+    haproxy = EXTRACTORS["haproxy"](
+        "GET",
+        "/verify",
+        {
+            "X-Original-URI": "/books/a.jpg",
+            "X-Original-Method": "GET",
+            "X-Original-Host": "image.example.com",
+            "X-Real-IP": "203.0.113.9",
+            "X-Forwarded-Uri": "/spoofed",
+        },
+    )
+    assert (haproxy.uri, haproxy.host, haproxy.client_ip) == (
+        "/books/a.jpg", "image.example.com", "203.0.113.9")  # fmt: skip
