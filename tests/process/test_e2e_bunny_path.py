@@ -3,9 +3,11 @@ signed-url-bunny-path{-map,}.conf, a real nginx in front of the real sidecar, th
 cache on. A signed playlist's relative segment URLs, resolved as a player resolves them,
 are served within its ``token_path`` and nowhere else; ``sign_url``'s and the Node
 example's URLs are served and every one-byte change refused; BunnyWay's path-form
-vectors hold their signature (``expired``); and each hostile spelling gets its reason,
-never another file. Clients claim BunnyWay's vector addresses through X-Forwarded-For,
-which nginx's realip module trusts from loopback, as a load balancer in front would.
+vectors hold their signature (``expired``), and are allowed at their time (the sidecar's
+clock set back); ffmpeg plays a stream from one playlist URL; and each hostile spelling
+gets its reason, never another file, nor a token in nginx's log. Clients claim
+BunnyWay's vector addresses through X-Forwarded-For, which nginx's realip module trusts
+from loopback, as a load balancer in front would.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import os
 import re
 import shutil
 import subprocess
@@ -41,6 +44,7 @@ HTTP_EXTRA = (
     "map $remote_addr $geoip2_data_country_code "
     "{ 1.2.3.4 CA; 2001:db8:85a3::8a2e:370:7334 US; default FR; }\n"
 )
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"  # scripts/setup installs it
 KEYS = {"k1": {"secret": SECRET}}
 CONFIG = sidecar_config(
@@ -258,3 +262,26 @@ def test_nginx_logs_the_path_never_the_token(stack: LocalStack) -> None:
         line = next(line for line in _access_log(stack).splitlines() if request_id in line)
         assert f'"GET {logged}" ' in line
         assert token not in line and "expires=" not in line
+
+
+def test_bunnyway_path_form_vectors_are_allowed_at_their_time(tmp_path: Path) -> None:
+    """The sidecar's clock set a minute before the vectors expire (libfaketime): each is
+    allowed through nginx, its address and country as the vendor signed them. Each names
+    a folder (/abc/), which the snippet verifies and never serves: 404 once allowed."""
+    assert LIBFAKETIME.exists(), "libfaketime is required (scripts/setup: faketime)"
+    keys = {"v1": {"secret": VECTORS["key"]}}
+    text = sidecar_config(source_toml("vendor", "bunny", "/abc/", keys, path_tokens=True))
+    with running_stack(tmp_path, text, http_extra=HTTP_EXTRA, country=True,
+                       bunny_path=True) as stack:  # fmt: skip
+        assert stack.sidecar is not None
+        stack.sidecar.terminate()
+        stack.sidecar.wait(timeout=10)
+        then = time.strftime("@%Y-%m-%d %H:%M:%S", time.gmtime(VECTORS["expires"] - 60))
+        stack.start_sidecar(dict(os.environ, LD_PRELOAD=str(LIBFAKETIME), FAKETIME=then,
+                                 DONT_FAKE_MONOTONIC="1", TZ="UTC"))  # fmt: skip
+        for vector in VECTORS["hs256"]["vectors"]:
+            if "/bcdn_token=" in vector["signedUrl"]:
+                uri = vector["signedUrl"].removeprefix("https://token-tester.b-cdn.net")
+                ip = vector["userIp"].replace("0000:0000:", ":").replace(":0db8:", ":db8:")
+                assert get(stack, uri, ip)[::2] == (404, "ok"), vector["name"]
+                assert get(stack, uri, "198.51.100.7")[::2] == (403, "invalid")
