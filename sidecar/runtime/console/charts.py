@@ -156,20 +156,25 @@ def _steps(below: Sequence[int], above: Sequence[int], slots: int, scale: float,
            left: float = LEFT, right: float = RIGHT, top: float = TOP,
            bottom: float = BOTTOM) -> str:  # fmt: skip
     """The outline of a band between two step lines: along ``above`` left to right, back
-    along ``below``."""
+    along ``below``; only from its first sample with a height to its last (no flat line
+    of nothing at either side)."""
     step, count = (right - left) / slots, len(above)
+    counted = [index for index in range(count) if above[index] != below[index]]
+    if not counted:
+        return ""
+    drawn = range(counted[0], counted[-1] + 1)
 
     def y(value: float) -> float:
         return bottom - (bottom - top) * value / scale
 
     edge = []
-    for index, value in enumerate(above):
+    for index in drawn:
         x0 = right - (count - index) * step
-        edge += [(x0, y(value)), (x0 + step, y(value))]
-    for index in reversed(range(count)):
+        edge += [(x0, y(above[index])), (x0 + step, y(above[index]))]
+    for index in reversed(drawn):
         x0 = right - (count - index) * step
         edge += [(x0 + step, y(below[index])), (x0, y(below[index]))]
-    return "M" + "L".join(f"{x:.1f} {y_:.1f}" for x, y_ in edge) + "Z" if edge else ""
+    return "M" + "L".join(f"{x:.1f} {y_:.1f}" for x, y_ in edge) + "Z"
 
 
 def _y(value: float, scale: float) -> float:

@@ -49,7 +49,8 @@ def card(window: SourceWindow, capacity: int) -> str:
                                  end=end, top=100.0)  # fmt: skip
     return (
         f'<section class="card" data-source="{escape(window.name)}"><h3>{escape(title)}</h3>'
-        f'<p class="muted">{total} decisions, {denied} rejected ({share}) in the window</p>'
+        f'<p class="muted">{_counted(total, "decision")}, {denied} rejected ({share}) '
+        "in the window</p>"
         '<div class="charts">'
         f"<figure><figcaption>Decisions per second</figcaption>{per_second}"
         f"</figure><figure><figcaption>Rejected %</figcaption>{rejected_share}"
@@ -84,11 +85,17 @@ def _keys(window: SourceWindow) -> str:
         key=lambda item: (item[0], item[1]),
     )  # fmt: skip
     items = "".join(
-        f'<li data-key="{escape(key_id)}"><code>{escape(key_id)}</code>: {sum(values)} '
-        f"matches, first at {_clock(first)}, last at {_clock(_last(window.times, values))}</li>"
+        f'<li data-key="{escape(key_id)}"><code>{escape(key_id)}</code>: '
+        f"{_counted(sum(values), 'match')}, first at {_clock(first)}, "
+        f"last at {_clock(_last(window.times, values))}</li>"
         for first, key_id, values in matched
     )
     return f'<div class="keys">Keys that matched: <ul>{items}</ul></div>' if items else ""
+
+
+def _counted(count: int, noun: str) -> str:
+    plural = noun + ("es" if noun.endswith("h") else "s")
+    return f"{count} {noun if count == 1 else plural}"
 
 
 def _reason_name(result: str, decision: str) -> str:

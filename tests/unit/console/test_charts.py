@@ -82,6 +82,8 @@ def test_a_burst_is_drawn_at_its_time_and_to_its_height() -> None:
     step = (charts.RIGHT - charts.LEFT) / 10
     at_top = {x for x, y in _coordinates(layers["invalid"].get("d", "")) if y == top}
     assert at_top == {round(charts.LEFT + 6 * step, 1), round(charts.LEFT + 7 * step, 1)}
+    xs = {x for x, _ in _coordinates(layers["invalid"].get("d", ""))}
+    assert xs == at_top  # the band is the burst alone: no flat line of nothing around it
     assert layers["invalid"].get("fill") == "url(#pat-0)"
     assert layers["expired"].get("fill") == "url(#pat-1)"  # told apart without colour
 
@@ -119,3 +121,30 @@ def test_a_card_names_its_source_reason_first_time_and_key_escaped() -> None:
 
 def _coordinates(path: str) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in re.findall(r"([\d.]+) ([\d.]+)", path)]
+
+
+def test_the_live_charts_show_twelve_sources_most_rejections_first_and_filter_by_name() -> None:
+    history = History()
+    names = [f"shop-{n:02d}" for n in range(13)]
+
+    def counts(step: int) -> Counts:
+        return Counts(
+            verifications={
+                **{(name, "md5", "ok", "allow"): 5.0 * step for name in names},
+                **{(name, "md5", "expired", "deny"): n * step for n, name in enumerate(names)},
+            }
+        )
+
+    history.add(read(counts(0)), 0.0)
+    history.add(read(counts(1)), 5.0)
+    shown = re.findall(
+        r'<section class="card" data-source="([^"]+)"', live_charts.fragment(history, "")
+    )
+    assert shown == [f"shop-{n:02d}" for n in range(12, 0, -1)]  # shop-00 has none: 13th
+    assert "12 of 13 sources with traffic in the last 15 minutes, most rejections first." in (
+        live_charts.fragment(history, "")
+    )
+    only = live_charts.fragment(history, "SHOP-00")
+    assert re.findall(r'data-source="([^"]+)"', only) == ["shop-00"]
+    none = live_charts.fragment(history, "<b>")
+    assert "matching <code>&lt;b&gt;</code>." in none and "<section" not in none
