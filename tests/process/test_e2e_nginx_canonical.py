@@ -9,6 +9,7 @@ import re
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
+from tests.support.e2e_table import NON_CANONICAL
 from tests.support.md5_sources import MAIN_CONFIG, REFERENCE_URL
 from tests.support.metrics import verifications_total
 from tests.support.requests import HOST, fetch, fetch_with_reason, raw_exchange
@@ -21,32 +22,7 @@ def stack(shared_stacks: StackFactory) -> LocalStack:
     return shared_stacks(MAIN_CONFIG)
 
 
-# --- canonical URIs only ------------------------------------------------------------------
-
-# Each of these makes nginx serve a file other than the raw path names (it decodes and
-# normalises), so the sidecar must refuse them even when the signature over the raw bytes
-# is right: a signing API fed such a path must not become a way around a source.
-NON_CANONICAL = [
-    "/books/%2E%2E/secret/x.png",
-    "/books/%2e%2e/secret/x.png",
-    "/books/../secret/x.png",
-    "/books/%2e/x.png",
-    "/books/./x.png",
-    "/books//x.png",
-    "/books/x.png;v=1",
-    "/books;/x.png",
-    "/books%2Fx.png",
-    "/books/x%2epng",
-    "/books/%5C..%5Csecret/x.png",
-    "/public/%2E%2E/secret/x.png",
-    "/public/../secret/x.png",
-    "/public%2F..%2Fsecret/x.png",
-    "/public/..%2Fsecret/x.png",
-    "/public/%2e%2e%2fsecret/x.png",
-    "/other/%2E%2E/secret/x.png",
-    "/%2Fsecret/x.png",
-    "/secret%2Fx.png",
-]
+# --- canonical URIs only (the table: tests/support/e2e_table.py) --------------------------
 
 
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed-raw"])

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
+from tests.support.e2e_table import SPOOFED
 from tests.support.md5_sources import MAIN_CONFIG, REFERENCE_UNSIGNED, REFERENCE_URL
 from tests.support.metrics import sample, verifications_total
-from tests.support.requests import HOST, fetch, fetch_with_reason, request
+from tests.support.requests import fetch, fetch_with_reason, request
 from tests.support.stacks import (
     StackFactory,
     any_image_in,
@@ -89,18 +90,6 @@ def test_a_long_uri_through_nginx_with_large_header_buffers_is_denied(tmp_path: 
         reply = request(own.nginx_port, uri)
         assert reply.status == 403
         assert own.result_for(reply.headers["x-request-id"]) == "non_canonical"
-
-
-SPOOFED = {
-    "X-Original-URI": REFERENCE_URL,
-    "X-Original-URL": f"http://{HOST}{REFERENCE_URL}",
-    "X-Forwarded-Uri": REFERENCE_URL,
-    "X-Forwarded-Host": HOST,
-    "X-Forwarded-Method": "GET",
-    "X-Original-Method": "GET",
-    "X-Real-IP": "127.0.0.1",
-    "X-Request-ID": "spoofed",
-}
 
 
 @pytest.mark.parametrize(

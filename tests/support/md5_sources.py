@@ -17,16 +17,17 @@ REFERENCE_UNSIGNED = "/books/database-internals.jpg?w=400&h=600&fit=crop"
 REFERENCE_SIGNATURE = "7d0d58f62c945d0ca08269205228bbe7"
 REFERENCE_URL = f"{REFERENCE_UNSIGNED}&s={REFERENCE_SIGNATURE}"
 
-# clock_skew = 0: the expiry test needs the URL to die exactly at its `expires`.
-MAIN_CONFIG = sidecar_config(
+# Every mode: enforce, a 403 one, report, off, and an unsigned catch-all.
+MAIN_SOURCES = (
     md5_source("books", "/books/", {"2026-11": BOOKS_TOKEN}, mode="enforce"),
     md5_source("secret", "/secret/", {"s1": SECRET_TOKEN}, mode="enforce", deny_status=403),
     md5_source("reports", "/reports/", {"r1": REPORT_TOKEN}, mode="report"),
     md5_source("public", "/public/", mode="off"),
     # An unsigned catch-all: any re-spelling that escaped its real source would land here.
     md5_source("everything-else", "/", mode="off"),
-    server={"clock_skew": 0},
 )
+# clock_skew = 0: the expiry test needs the URL to die exactly at its `expires`.
+MAIN_CONFIG = sidecar_config(*MAIN_SOURCES, server={"clock_skew": 0})
 
 
 def rotation_config(keys: dict[str, str]) -> str:

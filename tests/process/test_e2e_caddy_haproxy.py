@@ -1,0 +1,189 @@
+"""End to end through Caddy and HAProxy, each from its shipped files (caddy/Caddyfile,
+haproxy/haproxy.cfg and its Lua) in front of the real sidecar: the table nginx passes
+(tests/support/e2e_table.py), the host each routes on, spoofed forwarded headers and
+client addresses, and a sidecar that does not answer.
+
+The client sees no X-Signature-* header (both files keep the reason for the log), so the
+reason is read from the sidecar's own counters, one request at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sidecar.devtools.local_stack import LocalStack
+from tests.support.configs import md5_source, sidecar_config
+from tests.support.e2e_table import NON_CANONICAL, SERVED, SPOOFED, TAMPERED
+from tests.support.front_proxies import HOST, Front, running_front
+from tests.support.md5_sources import MAIN_SOURCES, REFERENCE_UNSIGNED, REFERENCE_URL
+from tests.support.metrics import samples
+from tests.support.requests import Reply, request
+from tests.support.stacks import StackFactory, any_image_in, image_bytes, write_test_images
+from tests.support.tokens import BOOKS_TOKEN, SECRET_TOKEN, md5_signed
+
+HOSTED_TOKEN = "hosted-t0ken-5e1f"
+# Bound to the host both files route on, and to a network no test client is in: unsigned,
+# it is "missing" only if the host reached the sidecar (else the catch-all at "/" serves
+# it); signed, "network" only if no client-sent address was believed.
+HOSTED = md5_source(
+    "hosted", "/other/", {"h1": HOSTED_TOKEN}, hosts=[HOST], networks=["203.0.113.0/24"]
+)
+PROXIES = ("caddy", "haproxy")
+
+
+def config(proxy: str) -> str:
+    return sidecar_config(*MAIN_SOURCES, HOSTED, server={"clock_skew": 0, "proxy": proxy})
+
+
+@pytest.fixture(scope="module", params=PROXIES)
+def front(
+    request: pytest.FixtureRequest,
+    shared_stacks: StackFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Front]:
+    name: str = request.param
+    stack = shared_stacks(config(name), nginx=False)
+    with running_front(name, tmp_path_factory.mktemp(name), stack) as started:
+        yield started
+
+
+def results(stack: LocalStack) -> dict[str, float]:
+    counted: dict[str, float] = {}
+    for labels, value in samples(stack, "signed_url_verifications_total").items():
+        result = dict(labels)["result"]
+        counted[result] = counted.get(result, 0.0) + value
+    return counted
+
+
+def ask(front: Front, uri: str, *, method: str = "GET", host: str = HOST,
+        headers: dict[str, str] | None = None) -> tuple[Reply, str]:  # fmt: skip
+    """The proxy's answer, and the reason the sidecar decided ("-": it was never asked)."""
+    before = results(front.stack)
+    reply = request(front.port, uri, method=method, host=host, headers=headers)
+    after = results(front.stack)
+    decided = [result for result, value in after.items() if value != before.get(result, 0.0)]
+    assert len(decided) <= 1, decided
+    assert not [name for name in reply.headers if name.startswith("x-signature-")]
+    return reply, (decided[0] if decided else "-")
+
+
+def assert_denied(front: Front, reply: Reply, status: int) -> None:
+    assert reply.status == status
+    assert not any_image_in(reply.body, front.stack)
+
+
+# --- the table nginx passes --------------------------------------------------------------------
+
+
+def test_reference_url_is_served(front: Front) -> None:
+    reply, reason = ask(front, REFERENCE_URL)
+    assert (reply.status, reason) == (200, "ok")
+    assert reply.body == image_bytes(front.stack, "/books/database-internals.jpg")
+
+
+@pytest.mark.parametrize(("unsigned", "file"), SERVED.values(), ids=SERVED.keys())
+def test_signed_url_serves_the_exact_file(front: Front, unsigned: str, file: str) -> None:
+    reply, reason = ask(front, md5_signed(unsigned))
+    assert (reply.status, reason) == (200, "ok")
+    assert reply.body == image_bytes(front.stack, file)
+
+
+@pytest.mark.parametrize(("uri", "reason"), TAMPERED.values(), ids=TAMPERED.keys())
+def test_tampered_reference_url_is_denied(front: Front, uri: str, reason: str) -> None:
+    reply, decided = ask(front, uri)
+    assert_denied(front, reply, 401)
+    assert decided == reason
+
+
+def test_the_sources_own_deny_status_reaches_the_client(front: Front) -> None:
+    reply, reason = ask(front, md5_signed("/secret/x.png", BOOKS_TOKEN))
+    assert_denied(front, reply, 403)
+    assert reason == "invalid"
+    reply, reason = ask(front, md5_signed("/secret/x.png", SECRET_TOKEN))
+    assert (reply.status, reason, reply.body) == (
+        200,
+        "ok",
+        image_bytes(front.stack, "/secret/x.png"),
+    )
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed-raw"])
+@pytest.mark.parametrize("path", NON_CANONICAL)
+def test_non_canonical_uri_is_denied(front: Front, path: str, signed: bool) -> None:
+    token = SECRET_TOKEN if path.startswith("/secret") else BOOKS_TOKEN
+    reply, reason = ask(front, md5_signed(path, token) if signed else path)
+    assert_denied(front, reply, 403)
+    assert reason == "non_canonical"
+
+
+@pytest.mark.parametrize(
+    "names", [[name] for name in SPOOFED] + [list(SPOOFED)], ids=[*SPOOFED, "all"]
+)
+def test_client_sent_headers_change_nothing(front: Front, names: list[str]) -> None:
+    headers = {name: SPOOFED[name] for name in names}
+    reply, reason = ask(front, REFERENCE_UNSIGNED, headers=headers)
+    assert_denied(front, reply, 401)
+    assert reason == "missing"
+
+
+def test_head_and_other_methods(front: Front) -> None:
+    reply, reason = ask(front, md5_signed("/books/x.png?head=1"), method="HEAD")
+    assert (reply.status, reason, reply.body) == (200, "ok", b"")
+    for method in ("POST", "DELETE"):
+        reply, reason = ask(front, md5_signed("/books/x.png?m=1"), method=method)
+        assert_denied(front, reply, 401)
+        assert reason == "method"
+
+
+# --- hosts and client addresses ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", [HOST, HOST.upper(), f"{HOST}:80"])
+def test_the_routed_host_reaches_a_host_bound_source(front: Front, spelling: str) -> None:
+    reply, reason = ask(front, "/other/o.png", host=spelling)
+    assert_denied(front, reply, 401)
+    assert reason == "missing"  # the hosted source decided, not the unsigned catch-all
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "image.example.com.evil", "127.0.0.1"])
+def test_an_unknown_host_is_never_asked_and_gets_no_image(front: Front, host: str) -> None:
+    reply, reason = ask(front, "/other/o.png", host=host)
+    assert reason == "-"
+    assert not any_image_in(reply.body, front.stack)
+    # Caddy answers a host no site names with an empty 200; haproxy.cfg with a 404.
+    assert reply.status == {"caddy": 200, "haproxy": 404}[front.name]
+
+
+@pytest.mark.parametrize(
+    "spoofed",
+    [
+        {},
+        {"X-Forwarded-For": "203.0.113.9"},
+        {"X-Real-IP": "203.0.113.9"},
+        {
+            "X-Forwarded-For": "203.0.113.9",
+            "X-Real-IP": "203.0.113.9",
+            "X-Forwarded-Host": HOST,
+            "X-Original-Host": HOST,
+        },
+    ],
+    ids=["none", "x-forwarded-for", "x-real-ip", "all"],
+)
+def test_the_client_address_is_the_peers(front: Front, spoofed: dict[str, str]) -> None:
+    reply, reason = ask(front, md5_signed("/other/o.png", HOSTED_TOKEN), headers=spoofed)
+    assert_denied(front, reply, 401)
+    assert reason == "network"  # the peer (127.0.0.1) is outside 203.0.113.0/24
+
+
+@pytest.mark.parametrize("name", PROXIES)
+def test_a_sidecar_that_does_not_answer_fails_closed(name: str, tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    write_test_images(images)
+    absent = LocalStack(tmp_path / "sidecar", "", images)  # its port: nothing listens
+    with running_front(name, tmp_path / name, absent) as started:
+        reply = request(started.port, md5_signed("/books/x.png"))
+    assert reply.status == {"caddy": 502, "haproxy": 500}[name]
+    assert not any_image_in(reply.body, absent)
