@@ -40,13 +40,13 @@ class RedisServer:
         Redis answers it (appendfsync always), so a server killed and restarted comes back
         with what it had, as a production one with persistence does."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        log = (self.folder / "redis.log").open("ab")
-        self.process = subprocess.Popen(
-            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder),
-             "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with (self.folder / "redis.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder),
+                 "--protected-mode", "yes"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         wait_for_port(self.port)
 
     def kill(self) -> None:
