@@ -1,19 +1,33 @@
-"""The external-auth overlays (ingress-nginx, Traefik, Envoy Gateway): each controller calls
+"""The external-auth overlays (ingress-nginx, Traefik, Envoy Gateway, Istio): each calls
 the sidecar's Service, alone in its pod, and ingress-nginx's auth cache key never joins
 two requests."""
 
 from __future__ import annotations
 
+import copy
 import re
+import tomllib
 import urllib.parse
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.policy.proxies import VERIFY_PATH
-from tests.support.deploy import OVERLAYS, Renders, one, render_overlays, service_url
+from tests.support.deploy import (
+    K8S,
+    OVERLAYS,
+    Renders,
+    one,
+    render_overlays,
+    service_url,
+    sidecar_config_files,
+    validate_manifest,
+)
+from tests.support.istio import validate_mesh_config
 
 # ingress-nginx's annotation validation for auth-cache-key (parser.NGINXVariable).
 INGRESS_NGINX_VARIABLE = re.compile(r"^[A-Za-z0-9\-\_\$\{\}]*$")
@@ -112,3 +126,75 @@ def test_envoy_gateway_ext_auth_calls_the_sidecar(rendered: Renders) -> None:
     # Envoy prefixes the original path with this: the envoy profile strips VERIFY_PATH.
     assert ext_auth["http"]["path"] == VERIFY_PATH
     assert "x-forwarded-for" in ext_auth["headersToExtAuth"]  # the client address
+
+
+# --- Istio: the mesh's extension provider and the workload's AuthorizationPolicy ------------
+
+ISTIO = "external-auth/istio"
+
+
+def mesh_config() -> dict[str, Any]:
+    fragment: dict[str, Any] = yaml.safe_load(
+        (K8S / "overlays" / ISTIO / "mesh-config.yaml").read_text()
+    )
+    return fragment
+
+
+def test_istio_mesh_provider_calls_the_sidecar(rendered: Renders) -> None:
+    fragment = mesh_config()
+    validate_mesh_config(fragment)
+    (provider,) = fragment["meshConfig"]["extensionProviders"]
+    http = provider["envoyExtAuthzHttp"]
+    docs = rendered[ISTIO]
+    url = urllib.parse.urlsplit(service_url(docs, namespace_of(docs)))
+    assert (http["service"], http["port"]) == (url.hostname, url.port)
+    # Envoy prefixes the original path with this: the envoy profile strips VERIFY_PATH.
+    assert http["pathPrefix"] == VERIFY_PATH
+    assert http["failOpen"] is False and http["timeout"] == "1s"  # Istio's default: 600 s
+    assert "x-forwarded-for" in http["includeRequestHeadersInCheck"]  # the client address
+    assert http["headersToUpstreamOnAllow"] == ["x-signature-result"]
+    # Listing it keeps the sidecar's other headers (source, key, cache) from the client.
+    assert http["headersToDownstreamOnDeny"] == ["x-signature-result"]
+
+
+def test_istio_policy_sends_the_image_workload_to_the_provider(rendered: Renders) -> None:
+    docs = rendered[ISTIO]
+    policy = one(docs, "AuthorizationPolicy")["spec"]
+    (provider,) = mesh_config()["meshConfig"]["extensionProviders"]
+    assert (policy["action"], policy["provider"]) == ("CUSTOM", {"name": provider["name"]})
+    assert policy["rules"] == [{}]  # every request of the workload
+    # The workload it selects is the one the NetworkPolicy lets call /verify.
+    network = one(docs, "NetworkPolicy")["spec"]["ingress"]
+    callers = [peer for rule in network if rule["ports"] == [{"port": "verify"}]
+               for peer in rule["from"]]  # fmt: skip
+    assert [peer["podSelector"]["matchLabels"] for peer in callers] == [
+        policy["selector"]["matchLabels"]
+    ]
+
+
+def test_istio_sources_bind_no_host(rendered: Renders) -> None:
+    # The workload's proxy asks with the Host its caller chose: no source may route on it.
+    _, files = sidecar_config_files(rendered[ISTIO])
+    sources = [source for name, text in files.items() if name.startswith("sources.d/")
+               for source in tomllib.loads(text).get("sources", [])]  # fmt: skip
+    assert sources and not [source for source in sources if "hosts" in source]
+
+
+def test_istio_validators_reject_broken_files(rendered: Renders) -> None:
+    """Istio's CRD, the CEL rules checked beside it, and the mesh config's schema each fail
+    on a one-field mistake, so their passing means something."""
+    policy = one(rendered[ISTIO], "AuthorizationPolicy")
+    broken_policies = [copy.deepcopy(policy) for _ in range(4)]
+    broken_policies[0]["spec"]["actoin"] = broken_policies[0]["spec"].pop("action")
+    broken_policies[1]["spec"]["action"] = "EXTERNAL"
+    broken_policies[2]["spec"]["provider"]["names"] = "signed-url-sidecar"
+    broken_policies[3]["spec"]["targetRefs"] = [{"kind": "Service", "name": "images"}]
+    for broken in broken_policies:
+        with pytest.raises(jsonschema.ValidationError):
+            validate_manifest(broken)
+    for field, value in (("pathPrefix", "verify"), ("port", 0), ("timeout", "1 s"),
+                         ("includeRequestHeadersInCheck", ["*"]), ("failopen", False)):  # fmt: skip
+        broken_mesh = mesh_config()
+        broken_mesh["meshConfig"]["extensionProviders"][0]["envoyExtAuthzHttp"][field] = value
+        with pytest.raises(jsonschema.ValidationError):
+            validate_mesh_config(broken_mesh)

@@ -6,7 +6,8 @@ kubernetes-validate, strictly (an unknown field fails), for the oldest and newes
 ships. It does not know custom resources (PodMonitor, Middleware, HTTPRoute,
 SecurityPolicy): those are validated against the structural schemas in
 tests/schemas/custom-resources.yaml, written from the upstream API references (not the
-upstream CRDs, which cannot be installed here), and every reference between rendered
+upstream CRDs, which cannot be installed here); Istio's AuthorizationPolicy is validated
+against Istio's own CRD (tests/schemas/istio/). Every reference between rendered
 objects (Services, ports, ConfigMaps, targets) is resolved. Every sidecar.toml passes
 ``sidecar check-config``.
 """

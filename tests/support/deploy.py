@@ -21,6 +21,7 @@ import kubernetes_validate
 import yaml
 
 from sidecar.policy.proxies import VERIFY_PATH
+from tests.support import istio
 from tests.support.paths import REPO
 
 DOCKER = REPO / "docker"
@@ -32,9 +33,11 @@ OVERLAYS = {  # overlay -> the [server] proxy profile its sidecar.toml must choo
     "external-auth/ingress-nginx": "ingress-nginx",
     "external-auth/traefik": "traefik",
     "external-auth/envoy-gateway": "envoy",
+    "external-auth/istio": "envoy",  # Istio's ext_authz is Envoy's
 }
 K8S_VERSIONS = ("1.29", kubernetes_validate.utils.latest_version())
 CRD_SCHEMAS = yaml.safe_load((REPO / "tests" / "schemas" / "custom-resources.yaml").read_text())
+ISTIO_SCHEMAS = istio.crd_schemas(CRD_SCHEMAS["$defs"])
 KEYS_SECRET = "signed-url-sidecar-keys"
 
 Manifest: TypeAlias = dict[str, Any]
@@ -56,7 +59,12 @@ def run(*command: str, **options: Any) -> subprocess.CompletedProcess[str]:
 
 
 def validate_manifest(doc: dict[str, Any]) -> None:
-    """Raise when ``doc`` does not fit its schema (Kubernetes' own, or ours for a CRD)."""
+    """Raise when ``doc`` does not fit its schema (Kubernetes' own, Istio's CRD, or ours for
+    another custom resource)."""
+    if (doc["apiVersion"], doc["kind"]) in ISTIO_SCHEMAS:
+        jsonschema.Draft202012Validator(ISTIO_SCHEMAS[doc["apiVersion"], doc["kind"]]).validate(doc)
+        istio.cel_rules(doc)
+        return
     if doc["kind"] in CRD_SCHEMAS:
         schema = {"$defs": CRD_SCHEMAS["$defs"], **CRD_SCHEMAS[doc["kind"]]}
         jsonschema.Draft202012Validator(schema).validate(doc)
