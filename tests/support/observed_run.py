@@ -3,8 +3,9 @@ of requests goes through nginx, straight to ``/verify`` and to the signing API; 
 config file is swapped for a broken one (refused, the old config keeps serving), restored,
 and reloaded by SIGHUP; a real Prometheus scrapes it all.
 
-The sidecar runs with ``workers = 2`` behind the real nginx, scraped by a real Prometheus
-that loads the shipped alert rules.
+The sidecar runs with ``workers = 2`` behind the real nginx, with ``[state]`` on a real
+redis-server (one URL is revoked, then refused), scraped by a real Prometheus that loads
+the shipped alert rules.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,9 +35,12 @@ from tests.support.observed_traffic import (
     Traffic,
     broken,
     direct,
+    md5,
     send_traffic,
 )
 from tests.support.prometheus import JOB, Prometheus
+from tests.support.redis_server import RedisServer, running_redis
+from tests.support.requests import verify
 from tests.support.stacks import running_stack
 from tests.support.tokens import md5_signed
 
@@ -43,6 +49,7 @@ from tests.support.tokens import md5_signed
 class Run:
     stack: LocalStack
     prometheus: Prometheus
+    redis: RedisServer
     traffic: Traffic
     per_worker: dict[int, float]
     good_reload_at: float
@@ -85,17 +92,44 @@ def per_worker_verifications(stack: LocalStack) -> dict[int, float]:
     return counts
 
 
+def revoke_and_refuse(stack: LocalStack, traffic: Traffic) -> None:
+    """Revoke one allowed URL with the CLI; then ask until six answers in a row (fresh
+    connections: both workers answer some) are ``revoked``, each one counted as answered.
+    Every worker's sync reads the store at least every second (SPEC: within 1 s)."""
+    uri = md5_signed("/books/x.png?leaked=1", NEW_TOKEN)
+    direct(stack, traffic, Ask(uri, 200, BOOKS_OK, "2026-11"))
+    command = [sys.executable, "-m", "sidecar", "revoke", "-c", str(stack.config_path), uri]
+    subprocess.run(command, capture_output=True, check=True, timeout=30)
+    deadline, in_a_row = time.monotonic() + 3.0, 0
+    while in_a_row < 6:
+        assert time.monotonic() < deadline, "a worker still allows the revoked URL"
+        reply = verify(stack, uri)
+        if reply.headers["x-signature-result"] == "revoked":
+            assert reply.status == 401
+            traffic.record(uri, md5("books", "revoked"), None)
+            in_a_row += 1
+        else:
+            assert (reply.status, reply.headers["x-signature-result"]) == (200, "ok")
+            traffic.record(uri, BOOKS_OK, "2026-11")
+            in_a_row = 0
+        traffic.direct += 1
+
+
 @contextmanager
 def observed_run(folder: Path) -> Iterator[Run]:
     """The whole run, done: every request sent, both reloads counted, and a scrape taken
     after the last of them. Stopped on exit."""
     started_at = time.time()
-    with running_stack(folder / "stack", CONFIG) as stack:
+    with (
+        running_redis(folder / "redis") as redis,
+        running_stack(folder / "stack", f'{CONFIG}\n[state]\nurl = "{redis.url}"\n') as stack,
+    ):
         wait_for_events(stack, "start", 2)  # both workers listen before any request
         prometheus = Prometheus(folder / "prometheus", stack.metrics_port)
         try:
             prometheus.until(lambda: prometheus.query(f'up{{job="{JOB}"}} == 1'))
             traffic = send_traffic(stack)
+            revoke_and_refuse(stack, traffic)
             good = stack.config_path.read_text()  # as rendered, with this stack's ports
             replace_config(stack, broken(good), "reload_failed")
             # The refused config left the old one serving.
@@ -109,6 +143,6 @@ def observed_run(folder: Path) -> Iterator[Run]:
             # Every series' newest sample comes from a scrape that began after the last event.
             scraped = f'min(timestamp({VERIFICATIONS}{{job="{JOB}"}})) > {done}'
             prometheus.until(lambda: prometheus.query(scraped))
-            yield Run(stack, prometheus, traffic, per_worker, good_reload_at, started_at)
+            yield Run(stack, prometheus, redis, traffic, per_worker, good_reload_at, started_at)
         finally:
             prometheus.stop()

@@ -97,6 +97,22 @@ def _this_version(rows: list[dict[str, Any]]) -> None:
     assert [r["metric"]["version"] for r in rows] == [sidecar.__version__]
 
 
+def _one_revocation(rows: list[dict[str, Any]]) -> None:
+    assert [_value(r) for r in rows] == [1.0]  # the URL revoked in the run
+
+
+def _fresh_state(rows: list[dict[str, Any]]) -> None:
+    assert len(rows) == 1 and 0 <= _value(rows[0]) < 5
+
+
+def _no_store_errors(rows: list[dict[str, Any]]) -> None:
+    assert by(rows, "operation") == {("sync",): 0, ("use",): 0, ("prune",): 0}
+
+
+def _revoked_denials(rows: list[dict[str, Any]]) -> None:
+    assert by(rows, "source", "result")[("books", "revoked")] > 0
+
+
 # Beyond "returns series": what a panel must show for the traffic sent ($source = All).
 PANEL_CHECKS: dict[str, Callable[[list[dict[str, Any]]], None]] = {
     "Decisions per second by source and result": _books_allowed,
@@ -105,10 +121,15 @@ PANEL_CHECKS: dict[str, Callable[[list[dict[str, Any]]], None]] = {
     "Key usage: valid signatures per second by key": _every_key_used,
     "Time since last successful config load": _recent_load,
     "Build info": _this_version,
+    "Revocations in force by instance": _one_revocation,
+    "State age: seconds since revocations were last read": _fresh_state,
+    "State store errors per second by operation": _no_store_errors,
+    "Revoked, used up and unavailable per second by source": _revoked_denials,
 }
 
 
 def test_every_dashboard_query_returns_series(run: Run) -> None:
+    assert set(PANEL_CHECKS) <= {title for title, _ in dashboard_targets()}
     evaluated = 0
     for title, target in dashboard_targets():
         for source in (".*", "(books|reports)"):
