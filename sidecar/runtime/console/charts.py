@@ -62,20 +62,30 @@ def swatch(index: int) -> str:
     )
 
 
-def line(values: Sequence[float], *, label: str, unit: str, slots: int, end: float | None,
-         top: float | None = None) -> str:  # fmt: skip
-    """One series as a line; ``top`` fixes the scale (100 for a percentage)."""
-    peak = max(values, default=0.0)
+def line(values: Sequence[float | None], *, label: str, unit: str, slots: int,
+         end: float | None, top: float | None = None) -> str:  # fmt: skip
+    """One series as a line; ``None`` is a sample without a value (a rejection rate with
+    no decisions), left as a gap. ``top`` fixes the scale (100 for a percentage)."""
+    peak = max((value for value in values if value is not None), default=0.0)
     scale = top if top is not None else _nice(peak)
     xs = _centres(len(values), slots)
-    points = [(x, _y(value, scale)) for x, value in zip(xs, values, strict=True)]
-    if len(points) == 1:
-        marks = f'<circle class="point" cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="2.5"/>'
-    else:
-        marks = f'<polyline class="series" points="{_points(points)}"/>' if points else ""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, value in zip(xs, values, strict=True):
+        if value is None:
+            runs.append([])
+        else:
+            runs[-1].append((x, _y(value, scale)))
+    marks = "".join(_run(run) for run in runs if run)
     title = f"{label}: peak {_number(peak)}{unit}" if values else f"{label}: no samples yet"
     return _frame(title, marks, scale=scale, unit=unit, count=len(values), slots=slots, end=end,
                   peak=peak)  # fmt: skip
+
+
+def _run(points: list[tuple[float, float]]) -> str:
+    """A stretch of a line without gaps; a lone sample is a dot."""
+    if len(points) == 1:
+        return f'<circle class="point" cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="2.5"/>'
+    return f'<polyline class="series" points="{_points(points)}"/>'
 
 
 def stacked(layers: Sequence[tuple[str, int, Sequence[int]]], *, label: str, samples: int,

@@ -40,7 +40,8 @@ def card(window: SourceWindow, capacity: int) -> str:
         n / span if span else 0.0 for n, span in zip(window.decisions, window.spans, strict=True)
     ]
     rejected = window.rejected()
-    shares = [100.0 * r / n if n else 0.0 for r, n in zip(rejected, window.decisions, strict=True)]
+    # No decisions in a sample: no rate (a gap), rather than 0 %.
+    shares = [100.0 * r / n if n else None for r, n in zip(rejected, window.decisions, strict=True)]
     title = "no source (-)" if window.name == NO_SOURCE else window.name
     total, denied = sum(window.decisions), sum(rejected)
     share = f"{100 * denied / total:.1f} %" if total else "no decisions"

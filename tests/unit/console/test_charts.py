@@ -55,6 +55,15 @@ def test_a_young_history_spans_the_chart_and_says_how_far_back() -> None:
     assert ">15 min ago</text>" in charts.line([1.0], label="b", unit="", slots=180, end=5.0)
 
 
+def test_a_sample_without_a_value_is_a_gap_not_a_zero() -> None:
+    root = parsed(charts.line([50.0, None, None, 20.0, 0.0], label="r", unit=" %", slots=5,
+                              end=25.0, top=100.0))  # fmt: skip
+    dots, lines = root.findall(f"{SVG}circle"), root.findall(f"{SVG}polyline")
+    assert len(dots) == 1 and len(lines) == 1
+    assert len(lines[0].get("points", "").split()) == 2  # the last two samples, joined
+    assert float(dots[0].get("cy", "0")) == (charts.TOP + charts.BOTTOM) / 2  # 50 %
+
+
 def test_one_sample_is_still_seen() -> None:
     line = parsed(charts.line([4.0], label="books", unit="/s", slots=180, end=5.0))
     point = line.find(f"{SVG}circle[@class='point']")
