@@ -157,3 +157,18 @@ def test_the_live_charts_show_twelve_sources_most_rejections_first_and_filter_by
     assert re.findall(r'data-source="([^"]+)"', only) == ["shop-00"]
     none = live_charts.fragment(history, "<b>")
     assert "matching <code>&lt;b&gt;</code>." in none and "<section" not in none
+
+
+def test_a_key_rotation_shows_the_new_key_from_when_it_started_to_match() -> None:
+    history = History()
+    old = new = 0.0
+    for step in range(6):  # the old key until the 4th sample, the new one from it on
+        old += 5 if 0 < step < 4 else 0
+        new += 5 if step >= 4 else 0
+        history.add(read(Counts(
+            verifications={("books", "md5", "ok", "allow"): old + new},
+            key_matches={("books", "2026-11"): old, ("books", "2026-12"): new},
+        )), 1_700_000_000.0 + 5 * step)  # fmt: skip
+    card = live_charts.card(history.window("books"), 180)
+    keys = re.findall(r'<li data-key="([^"]+)">.*?first at ([\d:]+) UTC, last at ([\d:]+)', card)
+    assert keys == [("2026-11", "22:13:25", "22:13:35"), ("2026-12", "22:13:40", "22:13:45")]
