@@ -9,8 +9,9 @@ reason is read from the sidecar's own counters, one request at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.support.e2e_table import NON_CANONICAL, SERVED, SPOOFED, TAMPERED
 from tests.support.front_proxies import HOST, Front, running_front
 from tests.support.md5_sources import MAIN_SOURCES, REFERENCE_UNSIGNED, REFERENCE_URL
 from tests.support.metrics import samples
-from tests.support.requests import Reply, request
+from tests.support.requests import Reply, raw_exchange, request
 from tests.support.stacks import StackFactory, any_image_in, image_bytes, write_test_images
 from tests.support.tokens import BOOKS_TOKEN, SECRET_TOKEN, md5_signed
 
@@ -32,6 +33,7 @@ HOSTED = md5_source(
     "hosted", "/other/", {"h1": HOSTED_TOKEN}, hosts=[HOST], networks=["203.0.113.0/24"]
 )
 PROXIES = ("caddy", "haproxy")
+T = TypeVar("T")
 
 
 def config(proxy: str) -> str:
@@ -58,16 +60,25 @@ def results(stack: LocalStack) -> dict[str, float]:
     return counted
 
 
+def decided(front: Front, send: Callable[[], T]) -> tuple[T, str]:
+    """What ``send`` returned, and the reason the sidecar decided meanwhile ("-": it was
+    never asked)."""
+    before = results(front.stack)
+    answer = send()
+    after = results(front.stack)
+    changed = [result for result, value in after.items() if value != before.get(result, 0.0)]
+    assert len(changed) <= 1, changed
+    return answer, (changed[0] if changed else "-")
+
+
 def ask(front: Front, uri: str, *, method: str = "GET", host: str = HOST,
         headers: dict[str, str] | None = None) -> tuple[Reply, str]:  # fmt: skip
-    """The proxy's answer, and the reason the sidecar decided ("-": it was never asked)."""
-    before = results(front.stack)
-    reply = request(front.port, uri, method=method, host=host, headers=headers)
-    after = results(front.stack)
-    decided = [result for result, value in after.items() if value != before.get(result, 0.0)]
-    assert len(decided) <= 1, decided
+    """The proxy's answer, and the reason the sidecar decided."""
+    reply, reason = decided(
+        front, lambda: request(front.port, uri, method=method, host=host, headers=headers)
+    )
     assert not [name for name in reply.headers if name.startswith("x-signature-")]
-    return reply, (decided[0] if decided else "-")
+    return reply, reason
 
 
 def assert_denied(front: Front, reply: Reply, status: int) -> None:
@@ -176,6 +187,54 @@ def test_the_client_address_is_the_peers(front: Front, spoofed: dict[str, str]) 
     reply, reason = ask(front, md5_signed("/other/o.png", HOSTED_TOKEN), headers=spoofed)
     assert_denied(front, reply, 401)
     assert reason == "network"  # the peer (127.0.0.1) is outside 203.0.113.0/24
+
+
+SIGNED_X = md5_signed("/books/x.png").encode()
+ENCODED_NAME = md5_signed("/books/caf%C3%A9%20menu.png")
+# Request lines and Host headers no client library sends, and what each proxy does with
+# them: (status, reason decided) for caddy and haproxy; "-" is never asked.
+RAW = {
+    # Caddy passes the path as Go escapes it: raw UTF-8 arrives percent-encoded (the
+    # spelling signed here); HAProxy refuses a raw byte above 0x7f itself.
+    "raw utf-8": (
+        ENCODED_NAME.replace("caf%C3%A9", "caf\u00e9").encode(),
+        HOST,
+        (200, "ok"),
+        (400, "-"),
+    ),
+    "raw 0xff": (b"/books/\xff.png", HOST, (403, "non_canonical"), (400, "-")),
+    # An absolute-form request line: Caddy routes on its authority (then the Host it
+    # passes on), HAProxy refuses one that disagrees with the Host header.
+    "authority other than host": (
+        b"http://evil.example.com" + SIGNED_X,
+        HOST,
+        (200, "-"),
+        (400, "-"),
+    ),
+    "authority the routed host": (
+        f"http://{HOST}".encode() + SIGNED_X,
+        "evil.example.com",
+        (200, "ok"),
+        (400, "-"),
+    ),
+    "no host": (SIGNED_X, None, (400, "-"), (404, "-")),
+    "two hosts": (SIGNED_X, f"{HOST}\r\nHost: evil.example.com", (400, "-"), (400, "-")),
+}
+
+
+@pytest.mark.parametrize(("target", "host", "caddy", "haproxy"), RAW.values(), ids=RAW.keys())
+def test_raw_request_lines_and_hosts(
+    front: Front, target: bytes, host: str | None, caddy: tuple[int, str], haproxy: tuple[int, str]
+) -> None:
+    head = b"GET " + target + b" HTTP/1.1\r\n"
+    head += b"" if host is None else f"Host: {host}\r\n".encode()
+    answer, reason = decided(
+        front, lambda: raw_exchange(front.port, head + b"Connection: close\r\n\r\n")
+    )
+    status = int(answer.split(b" ", 2)[1])
+    expected = {"caddy": caddy, "haproxy": haproxy}[front.name]
+    assert (status, reason) == expected
+    assert any_image_in(answer, front.stack) == (status == 200 and reason == "ok")
 
 
 @pytest.mark.parametrize("name", PROXIES)
