@@ -9,6 +9,7 @@ reason is read from the sidecar's own counters, one request at a time.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -149,6 +150,19 @@ def test_head_and_other_methods(front: Front) -> None:
         assert reason == "method"
 
 
+def test_haproxy_logs_the_sidecars_reason(front: Front) -> None:
+    if front.name != "haproxy":
+        pytest.skip("Caddy's log has no field for the sidecar's reason")
+    uri = REFERENCE_URL.replace("w=400", "w=402")
+    reply, reason = ask(front, uri)
+    assert (reply.status, reason) == (401, "invalid")
+    line = f'GET "{uri}" 401 result=invalid'
+    deadline = time.monotonic() + 5  # HAProxy writes the line after it answered
+    while line not in (front.folder / "proxy.log").read_text():
+        assert time.monotonic() < deadline, "HAProxy logged no line with the reason"
+        time.sleep(0.02)
+
+
 # --- hosts and client addresses ------------------------------------------------------------
 
 
@@ -187,6 +201,25 @@ def test_the_client_address_is_the_peers(front: Front, spoofed: dict[str, str]) 
     reply, reason = ask(front, md5_signed("/other/o.png", HOSTED_TOKEN), headers=spoofed)
     assert_denied(front, reply, 401)
     assert reason == "network"  # the peer (127.0.0.1) is outside 203.0.113.0/24
+
+
+def test_caddy_trusted_proxies_hand_the_host_to_the_client(
+    shared_stacks: StackFactory, tmp_path: Path
+) -> None:
+    """Why hosts need Caddy's default: with trusted_proxies covering the client, Caddy
+    passes the client's X-Forwarded-Host on, and the sidecar routes on it; the
+    client address stays the peer's (Caddy appends it: the rightmost entry)."""
+    stack = shared_stacks(config("caddy"), nginx=False)
+    trusted = {"\t\turi /verify\n": "\t\turi /verify\n\t\ttrusted_proxies 127.0.0.1/32\n"}
+    with running_front("caddy", tmp_path, stack, trusted) as trusting:
+        evil = {"X-Forwarded-Host": "evil.example.com", "X-Forwarded-For": "203.0.113.9"}
+        reply, reason = ask(trusting, "/other/o.png", headers=evil)
+        # The client's host reached the sidecar: routed on it, the hosted source is not
+        # chosen (with the shipped file: "missing", above).
+        assert (reply.status, reason) == (403, "no_source")
+        reply, reason = ask(trusting, md5_signed("/other/o.png", HOSTED_TOKEN), headers={
+            "X-Forwarded-For": "203.0.113.9"})  # fmt: skip
+        assert (reply.status, reason) == (401, "network")
 
 
 SIGNED_X = md5_signed("/books/x.png").encode()

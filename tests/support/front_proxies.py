@@ -55,9 +55,11 @@ def _start(cleanup: ExitStack, command: list[str], folder: Path, port: int, **en
         raise AssertionError((folder / "proxy.log").read_text()) from None
 
 
-def _caddy(cleanup: ExitStack, folder: Path, stack: LocalStack, port: int) -> None:
+def _caddy(
+    cleanup: ExitStack, folder: Path, stack: LocalStack, port: int, changes: dict[str, str]
+) -> None:
     text = replaced(
-        CADDYFILE.read_text(),
+        replaced(CADDYFILE.read_text(), changes),
         {
             f"http://{HOST} {{": f"http://{HOST}:{port} {{",
             "root * /srv/images": f"root * {stack.images}",
@@ -71,7 +73,9 @@ def _caddy(cleanup: ExitStack, folder: Path, stack: LocalStack, port: int) -> No
     _start(cleanup, command, folder, port, **home)
 
 
-def _haproxy(cleanup: ExitStack, folder: Path, stack: LocalStack, port: int) -> None:
+def _haproxy(
+    cleanup: ExitStack, folder: Path, stack: LocalStack, port: int, changes: dict[str, str]
+) -> None:
     files = free_port()
     server = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(files),
               "--directory", str(stack.images)]  # fmt: skip
@@ -81,7 +85,7 @@ def _haproxy(cleanup: ExitStack, folder: Path, stack: LocalStack, port: int) -> 
     )
     (folder / "signed-url-auth.lua").write_text(lua)
     config = replaced(
-        HAPROXY_CFG.read_text(),
+        replaced(HAPROXY_CFG.read_text(), changes),
         {
             "lua-load /etc/haproxy/signed-url-auth.lua": f"lua-load {folder}/signed-url-auth.lua",
             "    bind :80\n": f"    bind 127.0.0.1:{port}\n",
@@ -98,12 +102,16 @@ STARTERS = {"caddy": _caddy, "haproxy": _haproxy}
 
 
 @contextmanager
-def running_front(name: str, folder: Path, stack: LocalStack) -> Iterator[Front]:
-    """``name`` (caddy or haproxy) from its shipped files, in front of ``stack``'s sidecar."""
+def running_front(
+    name: str, folder: Path, stack: LocalStack, changes: dict[str, str] | None = None
+) -> Iterator[Front]:
+    """``name`` (caddy or haproxy) from its shipped files, in front of ``stack``'s sidecar;
+    ``changes`` (old text -> new) are an operator's own edits of the Caddyfile or
+    haproxy.cfg."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with ExitStack() as cleanup:
-        STARTERS[name](cleanup, folder, stack, port)
+        STARTERS[name](cleanup, folder, stack, port, changes or {})
         yield Front(name, port, stack, folder)
 
 
