@@ -41,7 +41,8 @@ def test_compose_runs_the_image_as_the_dockerfile_says(compose: dict[str, Any]) 
     assert sidecar["healthcheck"]["test"] == ["CMD", *healthcheck_command()]
     (cmd,) = instruction("CMD")
     config_path = json.loads(cmd)[-1]
-    assert f"./sidecar.toml:{config_path}:ro" in sidecar["volumes"]
+    # ./sidecar.toml unless SIDECAR_CONFIG names another (the "fleet" profile's).
+    assert f"${{SIDECAR_CONFIG:-./sidecar.toml}}:{config_path}:ro" in sidecar["volumes"]
     (secret,) = sidecar["secrets"]
     config = tomllib.loads((DOCKER / "sidecar.toml").read_text())
     assert config["sources"][0]["keys"][0]["secret_file"] == f"/run/secrets/{secret['target']}"
