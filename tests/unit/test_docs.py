@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sidecar import schemes
+from sidecar.policy.proxies import PROFILES
 from sidecar.schemes.base import Scheme
 from tests.support.paths import REPO
 
@@ -25,7 +26,7 @@ _FENCE = re.compile(r"^```.*?^```", re.M | re.S)
 # Documents that are not in the repository, as code and docs once cited them.
 _OUTSIDE = re.compile("SPEC " + "§|STYLE" + r"\.md|\.\./" + "shared")
 _TREE = ("sidecar", "tests", "docs", "bench", "deploy", "docker", "examples", "fuzz",
-         "grafana", "nginx", "scripts")  # fmt: skip
+         "grafana", "nginx", "caddy", "haproxy", "scripts")  # fmt: skip
 
 
 def slug(heading: str) -> str:
@@ -76,6 +77,14 @@ def test_nothing_cites_a_document_outside_the_repository() -> None:
         if _OUTSIDE.search(path.read_text(errors="replace"))
     ]
     assert citing == []
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_each_proxy_profile_has_a_row_in_the_request_contract(profile: str) -> None:
+    rows = (DOCS / "request-contract.md").read_text().splitlines()
+    assert [row for row in rows if row.startswith(f"| `{profile}` |")], profile
+    configuration = (DOCS / "configuration.md").read_text()
+    assert f"`{profile}`" in configuration.partition("| `proxy` |")[2].partition("\n")[0]
 
 
 def scheme(name: str) -> Scheme[Any]:
