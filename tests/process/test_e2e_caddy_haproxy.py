@@ -9,6 +9,8 @@ reason is read from the sidecar's own counters, one request at a time.
 
 from __future__ import annotations
 
+import json
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import TypeVar
 import pytest
 
 from sidecar.devtools.local_stack import LocalStack
+from sidecar.runtime.probes import PROBE_COOKIE, PROBE_PATH
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.e2e_table import NON_CANONICAL, SERVED, SPOOFED, TAMPERED
 from tests.support.front_proxies import HOST, Front, running_front
@@ -161,6 +164,34 @@ def test_haproxy_logs_the_sidecars_reason(front: Front) -> None:
     while line not in (front.folder / "proxy.log").read_text():
         assert time.monotonic() < deadline, "HAProxy logged no line with the reason"
         time.sleep(0.02)
+
+
+# What the shipped Lua sends, and nothing else (HAProxy's client adds its own three).
+LUA_HEADERS = {"x-original-uri", "x-original-method", "x-original-host", "x-real-ip",
+               "x-request-id", "x-original-referer", "cookie",
+               "host", "accept", "user-agent"}  # fmt: skip
+
+
+def test_what_reaches_the_sidecar(front: Front) -> None:
+    """Seen through the sidecar's probe record (``sidecar doctor``'s): the profile's
+    headers all arrive, with the client's cookies; through HAProxy, nothing else."""
+    probe = secrets.token_hex(16)
+    sent = {
+        **SPOOFED,
+        "Referer": "https://pages.example/",
+        "Cookie": f"a=1; {PROBE_COOKIE}={probe}",
+    }
+    reply, reason = ask(front, md5_signed("/books/x.png?probe=1"), headers=sent)
+    assert (reply.status, reason) == (200, "ok")
+    answer = request(front.stack.sidecar_port, f"{PROBE_PATH}{probe}", host="127.0.0.1")
+    record = json.loads(answer.body)
+    assert (record["proxy"], record["missing"]) == (front.name, [])
+    assert (record["path"], record["host"], record["method"]) == ("/books/x.png", HOST, "GET")
+    received = {name.lower() for name in record["received"]}
+    if front.name == "haproxy":
+        assert received == LUA_HEADERS
+    else:  # Caddy passes the client's headers on: the profile ignores the foreign ones
+        assert {"x-original-uri", "x-real-ip", "cookie", "referer"} <= received
 
 
 # --- hosts and client addresses ------------------------------------------------------------
