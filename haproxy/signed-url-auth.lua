@@ -11,7 +11,9 @@
 
 -- Where the sidecar listens (its [server] listen).
 local VERIFY_URL = "http://127.0.0.1:8080/verify"
--- A slow or absent sidecar fails closed fast (milliseconds).
+-- How long an answer may take. A sidecar that does not answer fails closed, as a 500 from
+-- haproxy.cfg; HAProxy 2.6's client also retries a refused connection (3 times, about a
+-- second apart) before it gives up.
 local TIMEOUT_MS = 1000
 
 -- The first value of one of the client's headers, or nil.
