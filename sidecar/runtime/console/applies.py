@@ -1,9 +1,11 @@
 """What decides for a source beyond its signature, as the Sources page lists it: its
-rules (referrers, networks, countries) and its 15 minutes of traffic at a glance.
+rules (referrers, networks, countries) and use limit, and its 15 minutes of traffic at a
+glance.
 
-Revocations and use limits (spec section 14) are not part of the product yet; when they
-land, the grants taken back from a source join ``lines`` as one more line, and the page
-shows them without other changes.
+The grants, keys and prefixes taken back from a source (revocations, in the shared state)
+are not listed yet: the view ``/verify`` reads (``policy.revocations.RevokedView``) has no
+per-source summary to show. Once it has, they join ``lines`` as one more line, and the
+page shows them without other changes.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def lines(source: SourceSettings) -> list[str]:
     """One plain-text line per rule in force (none: the signature alone decides)."""
-    rules = source.rules
-    return _rule_lines(rules) if rules is not None else []
+    found = _rule_lines(source.rules) if source.rules is not None else []
+    if source.uses is not None:
+        found.append(f"max_uses {source.uses.max_uses} per grant (a client's requests within "
+                     f"use_window {source.uses.window} s are one use)")  # fmt: skip
+    return found
 
 
 def cell(source: SourceSettings) -> str:

@@ -7,7 +7,7 @@ import ipaddress
 
 from sidecar import schemes
 from sidecar.policy.rules import Rules, origin_pattern
-from sidecar.policy.settings import Mode, SourceSettings
+from sidecar.policy.settings import Mode, SourceSettings, UseLimit
 from sidecar.runtime.console import pages
 from sidecar.runtime.console.history import History
 from sidecar.runtime.console.numbers import Snapshot, read
@@ -66,7 +66,7 @@ def _with_rules() -> SourceSettings:
     rules = Rules(referrers=(shop, port), allow_no_referrer=False,
                   networks=(ipaddress.ip_network("203.0.113.0/24"),),
                   countries_blocked=frozenset({"XX", "AA"}))  # fmt: skip
-    return dataclasses.replace(books(), rules=rules)
+    return dataclasses.replace(books(), rules=rules, uses=UseLimit(3, 120))
 
 
 def test_the_sources_page_lists_the_rules_that_apply() -> None:
@@ -74,6 +74,8 @@ def test_the_sources_page_lists_the_rules_that_apply() -> None:
     assert (
         "<li>Referer from https://*.example.com, http://shop.example.com:8080 (none: refused)</li>"
         "<li>client in 203.0.113.0/24</li><li>countries blocked AA, XX</li>"
+        "<li>max_uses 3 per grant (a client&#x27;s requests within use_window 120 s are one "
+        "use)</li>"
     ) in page
     assert '<span class="muted">signature only</span>' in page
 
