@@ -51,3 +51,24 @@ def test_scale_prints_a_row_per_size_with_no_wrong_answer() -> None:
     rows = [line.split() for line in output.splitlines() if re.match(r"\s+[0-9,]+\s+[0-9.]+", line)]
     assert [row[0] for row in rows] == ["10", "200"]
     assert all(row[-1] == "0" for row in rows)  # every answer a 200
+
+
+def test_state_cost_prints_every_case_side_by_side_with_no_wrong_answer() -> None:
+    output = run("bench/state_cost.py", "--rounds", "1", "--requests", "1000", "--seconds",
+                 "0.4", "--rate", "500", "--revocations", "1000")  # fmt: skip
+    lines = output.splitlines()
+    setups = ("no [state]", "[state] path, 0 revocations", "[state] path, 1,000 revocations",
+              "[state] url (Redis), 0 revocations")  # fmt: skip
+    rates = [next(line for line in lines if line.startswith(name)).split() for name in setups]
+    assert rates[0][-3] == rates[0][-1] == "1.00"  # the ratios are to the first setup
+    assert all(float(row[-3]) > 0 and float(row[-2]) > 0 for row in rates)
+    cases = ("pics, no [state]", "pics, 1,000 revocations", "pics, 1,000 revocations, one add",
+             "tickets max_uses=1, SQLite", "tickets max_uses=1, Redis")  # fmt: skip
+    for case in cases:
+        row = next(line for line in lines if line.startswith(case)).split()
+        assert row[-1] == "0", row  # every answer a 200: unrevoked, each grant's first use
+        assert 180 <= int(row[-6].replace(",", "")) <= 220, row  # 500/s for 0.4 s
+    assert re.search(
+        r"RSS after the first read of the revocations: none [0-9.]+ MB, 1,000: ", output
+    )
+    assert re.search(r"the view the verify loop reads, 1,000 revocations: [0-9.]+ MB", output)

@@ -1,0 +1,310 @@
+"""What ``[state]`` costs ``/verify`` (docs/revocation.md): revocations and ``max_uses``.
+
+Real sidecar processes (the installed build) on 127.0.0.1, one per setup, the same two
+md5-token sources in each (``pics``, measured for revocations; ``tickets``, the one that
+may carry ``max_uses``), and a real ``redis-server`` for ``[state] url``. Rounds interleave
+every case, so the machine's drift hits them alike; medians, ratios from the same run.
+
+- the direct ``/verify`` rate of an unrevoked ``pics`` URL (one keep-alive connection,
+  100 requests in flight) and the sidecar's CPU per request (``/proc``): without
+  ``[state]``; with ``[state] path`` and no revocation (``tickets`` then has ``max_uses``,
+  ``pics`` none: what a source without it pays); with 100,000 revocations of ``pics``
+  (grants, a few keys and prefixes, written straight into the SQLite file); with
+  ``[state] url`` (Redis);
+- RSS of the process with and without the 100,000 after their first read, and the
+  in-memory view alone (tracemalloc), with the time reading and building it takes;
+- ``/verify`` p50/p99 at a fixed rate (open loop, from when each request was due): an
+  unrevoked ``pics`` URL, and ``tickets`` with ``max_uses = 1`` through SQLite and Redis,
+  each request the first use of a grant of its own (a new URL: the store writes a new
+  count every time); and ``pics`` while one revocation is added to the 100,000 (the
+  sidecar then reads them all again).
+
+    .venv/bin/python bench/state_cost.py [--rounds 3] [--requests 40000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import socket
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+from tools import paced_load, scale_probe  # bench/tools: this script's folder is on its path
+
+from sidecar.devtools.local_stack import free_port, wait_for_port
+from sidecar.policy.revocations import Kind, Revocation, RevokedView, from_json, new_revocation
+from sidecar.runtime.store_sqlite import SqliteStore
+from sidecar.schemes import md5_token
+
+TOKEN = b"bench-state-token-0123456789"
+PIPELINE = 100  # requests in flight on the one connection of the rate runs
+KEYS = PREFIXES = 10  # revoked keys and path prefixes among the revocations
+SOURCES = (
+    '[[sources]]\nname = "pics"\nscheme = "md5-token"\npath_prefix = "/pics/"\n'
+    f'[[sources.keys]]\nid = "k"\nsecret = "{TOKEN.decode()}"\n\n'
+    '[[sources]]\nname = "tickets"\nscheme = "md5-token"\npath_prefix = "/tickets/"\n{uses}'
+    f'[[sources.keys]]\nid = "k"\nsecret = "{TOKEN.decode()}"\n'
+)
+
+
+def signed(path: str) -> bytes:
+    digest = md5_token.signature(path.encode(), TOKEN).hex()
+    return paced_load.verify_request(f"{path}?{md5_token.SIGNATURE_PARAM}={digest}")
+
+
+def revocations(count: int, now: float) -> list[Revocation]:
+    """``count`` revocations of ``pics``: grants, and a few keys and prefixes, none of
+    which the measured URL falls under."""
+    records = [new_revocation("pics", Kind.KEY, f"retired-{i}", None, now) for i in range(KEYS)]
+    records += [
+        new_revocation("pics", Kind.PREFIX, f"/pics/withdrawn-{i}", None, now)
+        for i in range(PREFIXES)
+    ]
+    records += [
+        new_revocation("pics", Kind.GRANT, secrets.token_hex(16), None, now)
+        for _ in range(max(0, count - KEYS - PREFIXES))
+    ]
+    return records
+
+
+def write_state(path: Path, records: list[Revocation]) -> None:
+    """The store's own file (its schema, WAL), the rows written directly in its format."""
+    store = SqliteStore(str(path))
+
+    async def create() -> None:
+        await store.open()
+        await store.close()
+
+    asyncio.run(create())
+    write_rows(path, records)
+
+
+def write_rows(path: Path, records: list[Revocation]) -> None:
+    """``records`` stored as ``SqliteStore.revoke`` stores one, the revision moved once."""
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT OR REPLACE INTO revocations VALUES (?, ?, ?)",
+            [(r.id, r.until, r.to_json().decode()) for r in records],
+        )
+        db.execute("UPDATE meta SET value = value + 1 WHERE name = 'revision'")
+
+
+class Setup:
+    """One sidecar process on a configuration of its own."""
+
+    def __init__(self, folder: Path, state: str, uses: str) -> None:
+        folder.mkdir(parents=True)
+        self.folder, self.port = folder, free_port()
+        self.config = folder / "sidecar.toml"
+        self.config.write_text(
+            f'[server]\nlisten = "127.0.0.1:{self.port}"\n\n{state}\n'
+            + SOURCES.replace("{uses}", uses),
+            encoding="utf-8",
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process, _ = scale_probe.start(self.config, self.port, self.folder / "sidecar.log")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        return scale_probe.rss_mb(self.process.pid)
+
+
+def pipelined(setup: Setup, request: bytes, count: int) -> tuple[float, float]:
+    """Requests a second and the sidecar's CPU µs a request, over ``count`` requests (every
+    answer must be a 200)."""
+    batch, batches = request * PIPELINE, max(1, count // PIPELINE)
+    with socket.create_connection(("127.0.0.1", setup.port)) as connection:
+        cpu, started = setup.cpu_seconds(), time.perf_counter()
+        for _ in range(batches):
+            connection.sendall(batch)
+            answered = 0
+            while answered < PIPELINE:
+                chunk = connection.recv(1 << 20)
+                answered += chunk.count(b"HTTP/1.1 ")
+                if chunk.count(b"HTTP/1.1 200 ") != chunk.count(b"HTTP/1.1 "):
+                    raise RuntimeError(f"an answer other than 200: {chunk[:300]!r}")
+        elapsed, cpu = time.perf_counter() - started, setup.cpu_seconds() - cpu
+    total = batches * PIPELINE
+    return total / elapsed, cpu / total * 1e6
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's ``redis-server`` on a loopback port: append-only, fsync once a second (the
+    usual production setting; ``always`` would put a disk flush in every use)."""
+    folder.mkdir(parents=True)
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(folder)],
+        stdout=(folder / "redis.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for_port(port)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def view_cost(records: list[Revocation]) -> tuple[float, float, float]:
+    """The in-memory view of ``records``: MB (tracemalloc, the view alone), and the
+    seconds parsing the stored bodies and building the view take."""
+    bodies = [record.to_json().decode() for record in records]
+    started = time.perf_counter()
+    parsed = [record for body in bodies if (record := from_json(body)) is not None]
+    parse = time.perf_counter() - started
+    started = time.perf_counter()
+    RevokedView(parsed, time.time())
+    build = time.perf_counter() - started
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    view = RevokedView(parsed, time.time())
+    size = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del view
+    return size / 1e6, parse, build
+
+
+def adding_one_revocation(state: Path, after: float) -> threading.Timer:
+    """One more revocation written into ``state`` ``after`` seconds from now (the sidecar
+    sees the revision move and reads every revocation again)."""
+
+    def write() -> None:
+        write_rows(state, [new_revocation("pics", Kind.GRANT, secrets.token_hex(16), None,
+                                          time.time())])  # fmt: skip
+
+    timer = threading.Timer(after, write)
+    timer.start()
+    return timer
+
+
+def wrong(run: paced_load.LoadResult) -> int:
+    """Answers other than 200 (every URL sent is validly signed, unrevoked, unused) and
+    broken connections."""
+    return run.errors + sum(count for status, count in run.statuses.items() if status != 200)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=40_000, help="each rate run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="each latency run")
+    parser.add_argument("--rate", type=int, default=2_000, help="requests a second")
+    parser.add_argument("--revocations", type=int, default=100_000)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="state-cost-"))
+    records = revocations(args.revocations, time.time())
+    redis, url = start_redis(folder / "redis")
+    with_uses = "max_uses = 1\n"
+    setups = {
+        "none": Setup(folder / "none", "", ""),
+        "sqlite": Setup(folder / "sqlite", '[state]\npath = "state.sqlite"\n', with_uses),
+        "loaded": Setup(folder / "loaded", '[state]\npath = "state.sqlite"\n', with_uses),
+        "redis": Setup(folder / "redis-state", f'[state]\nurl = "{url}"\n', with_uses),
+    }
+    write_state(folder / "loaded" / "state.sqlite", records)
+    try:
+        for setup in setups.values():
+            setup.start()
+        measure(args, setups, folder / "loaded" / "state.sqlite")
+        print(f"\nRSS after the first read of the revocations: none {setups['sqlite'].rss_mb():.1f}"
+              f" MB, {len(records):,}: {setups['loaded'].rss_mb():.1f} MB")  # fmt: skip
+    finally:
+        for setup in setups.values():
+            setup.stop()
+        redis.terminate()
+        redis.wait(timeout=10)
+    size, parse, build = view_cost(records)
+    print(f"the view the verify loop reads, {len(records):,} revocations: {size:.1f} MB "
+          f"(tracemalloc); parsing the stored records {parse * 1e3:.0f} ms, building the "
+          f"view {build * 1e3:.0f} ms")  # fmt: skip
+
+
+RATE_CASES = {
+    "no [state]": "none",
+    "[state] path, 0 revocations (pics: no max_uses)": "sqlite",
+    "[state] path, {n} revocations of pics": "loaded",
+    "[state] url (Redis), 0 revocations": "redis",
+}
+LATENCY_CASES = {
+    "pics, no [state]": "none",
+    "pics, {n} revocations": "loaded",
+    "pics, {n} revocations, one added mid-run": "loaded",
+    "tickets max_uses=1, SQLite, new grant each": "sqlite",
+    "tickets max_uses=1, Redis, new grant each": "redis",
+}
+
+
+def measure(args: argparse.Namespace, setups: dict[str, Setup], state: Path) -> None:
+    pics = signed("/pics/summer/beach.jpg")
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in RATE_CASES}
+    runs: dict[str, list[paced_load.LoadResult]] = {name: [] for name in LATENCY_CASES}
+    count = int(args.rate * args.seconds * 1.05) + 16  # a fresh grant for every request due
+    for round_ in range(args.rounds):  # interleaved: drift hits every case alike
+        for name, key in RATE_CASES.items():
+            rates[name].append(pipelined(setups[key], pics, args.requests))
+        for name, key in LATENCY_CASES.items():
+            requests = [pics]
+            if name.startswith("tickets"):
+                requests = [signed(f"/tickets/{round_}/{i}.jpg") for i in range(count)]
+            timer = adding_one_revocation(state, args.seconds / 2) if "added" in name else None
+            runs[name].append(
+                paced_load.run(setups[key].port, requests, rate=args.rate, seconds=args.seconds)
+            )
+            if timer is not None:
+                timer.join()
+    report(args, rates, runs)
+
+
+def report(
+    args: argparse.Namespace,
+    rates: dict[str, list[tuple[float, float]]],
+    runs: dict[str, list[paced_load.LoadResult]],
+) -> None:
+    n = f"{args.revocations:,}"
+    print(f"\ndirect /verify, an unrevoked pics URL, pipelined ({PIPELINE} in flight): "
+          f"{args.rounds} rounds x {args.requests:,} requests, interleaved")  # fmt: skip
+    print(f"{'setup':52} {'req/s median (min-max)':>24} {'x none':>7} {'CPU µs':>7} {'x none':>7}")
+    base_rate = statistics.median(r for r, _ in rates["no [state]"])
+    base_cpu = statistics.median(c for _, c in rates["no [state]"])
+    for name, values in rates.items():
+        rate, cpu = statistics.median(r for r, _ in values), statistics.median(c for _, c in values)
+        spread = f"{rate:,.0f} ({min(r for r, _ in values):,.0f}-{max(r for r, _ in values):,.0f})"
+        print(f"{name.format(n=n):52} {spread:>24} {rate / base_rate:7.2f} {cpu:7.1f} "
+              f"{cpu / base_cpu:7.2f}")  # fmt: skip
+    print(
+        f"\n/verify at {args.rate:,}/s, open loop (8 connections, latency from when each "
+        f"request was due): {args.rounds} rounds x {args.seconds:g} s, medians of the rounds"
+    )
+    print(f"{'case':52} {'answers':>8} {'p50 ms':>7} {'p99 ms':>7} {'x none':>7} {'max ms':>7} "
+          f"{'non-200':>8}")  # fmt: skip
+    base_p99 = statistics.median(r.percentile(0.99) for r in runs["pics, no [state]"])
+    for name, results in runs.items():
+        p50 = statistics.median(r.percentile(0.5) for r in results) * 1e3
+        p99 = statistics.median(r.percentile(0.99) for r in results) * 1e3
+        peak = statistics.median(max(r.latencies, default=0.0) for r in results) * 1e3
+        answers = sum(len(r.latencies) for r in results)
+        bad = sum(wrong(r) for r in results)
+        print(f"{name.format(n=n):52} {answers:8,} {p50:7.2f} {p99:7.2f} "
+              f"{p99 / (base_p99 * 1e3):7.2f} {peak:7.2f} {bad:8}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
