@@ -95,7 +95,7 @@ def test_the_record_holds_names_never_values_and_is_read_once(fresh_stack: Stack
     record = orjson.loads(found.body)
     assert record["path"] == "/books/x.png"
     assert record["missing"] == []
-    assert record["matching_profiles"] == ["nginx"]
+    assert record["matching_profiles"] == ["nginx", "haproxy"]  # HAProxy's Lua: nginx's names
     assert (record["source"], record["result"], record["status"]) == ("books", "ok", 200)
     for secret in (signed.partition("?")[2], "198.51.100.23", "a=1"):
         assert secret.encode() not in found.body
