@@ -13,7 +13,7 @@ from __future__ import annotations
 from html import escape
 
 from sidecar.policy.rules import OriginPattern, Rules
-from sidecar.policy.settings import SourceSettings
+from sidecar.policy.settings import Mode, SourceSettings
 from sidecar.runtime.console import charts
 from sidecar.runtime.console.history import SourceWindow
 
@@ -31,8 +31,9 @@ def lines(source: SourceSettings) -> list[str]:
 
 def cell(source: SourceSettings) -> str:
     found = lines(source)
-    if not found:
-        return '<span class="muted">signature only</span>'
+    if not found:  # the Mode column says whether a signature is needed at all
+        alone = "nothing" if source.mode is Mode.OFF else "the signature alone"
+        return f'<span class="muted">{alone}</span>'
     return '<ul class="rules">' + "".join(f"<li>{escape(line)}</li>" for line in found) + "</ul>"
 
 

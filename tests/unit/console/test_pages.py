@@ -77,7 +77,9 @@ def test_the_sources_page_lists_the_rules_that_apply() -> None:
         "<li>max_uses 3 per grant (a client&#x27;s requests within use_window 120 s are one "
         "use)</li>"
     ) in page
-    assert '<span class="muted">signature only</span>' in page
+    assert '<span class="muted">the signature alone</span>' in page
+    off = dataclasses.replace(books(), mode=Mode.OFF)
+    assert '<span class="muted">nothing</span>' in pages.sources([off], 1, "", Snapshot(), "t")
 
 
 def test_the_sources_page_draws_a_sparkline_of_a_source_with_traffic() -> None:
