@@ -1,4 +1,4 @@
--- HAProxy asks the sidecar before every image (HAProxy >= 2.5: core.httpclient).
+-- HAProxy asks the sidecar before every image (HAProxy >= 2.6, tested with 2.6.12: core.httpclient).
 --
 -- Loaded by haproxy.cfg (lua-load), run as `http-request lua.signed_url_auth`. The request
 -- to the sidecar is built here from HAProxy's own fetches alone, under the names nginx's
