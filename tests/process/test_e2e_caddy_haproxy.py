@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.runtime.probes import PROBE_COOKIE, PROBE_PATH
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.e2e_table import NON_CANONICAL, SERVED, SPOOFED, TAMPERED
-from tests.support.front_proxies import HOST, Front, running_front
+from tests.support.front_proxies import CADDYFILE, HOST, Front, running_front
 from tests.support.md5_sources import MAIN_SOURCES, REFERENCE_UNSIGNED, REFERENCE_URL
 from tests.support.metrics import metrics_text
 from tests.support.requests import Reply, raw_exchange, request
@@ -97,6 +98,12 @@ def ask(front: Front, uri: str, *, method: str = "GET", host: str = HOST,
 def assert_denied(front: Front, reply: Reply, status: int) -> None:
     assert reply.status == status
     assert not any_image_in(reply.body, front.stack)
+
+
+def test_the_caddyfile_is_as_caddy_fmt_writes_it() -> None:
+    # Caddy warns at every start about a Caddyfile it would format otherwise.
+    formatted = subprocess.run(["caddy", "fmt", str(CADDYFILE)], capture_output=True, check=True)
+    assert formatted.stdout.decode() == CADDYFILE.read_text()
 
 
 # --- the table nginx passes --------------------------------------------------------------------
