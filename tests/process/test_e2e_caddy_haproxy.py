@@ -3,8 +3,8 @@ haproxy/haproxy.cfg and its Lua) in front of the real sidecar: the table nginx p
 (tests/support/e2e_table.py), the host each routes on, spoofed forwarded headers and
 client addresses, and a sidecar that does not answer.
 
-The client sees no X-Signature-* header (both files keep the reason for the log), so the
-reason is read from the sidecar's own counters, one request at a time.
+The client sees no X-Signature-* header (both files keep the sidecar's headers from it),
+so the reason is read from the sidecar's own counters, one request at a time.
 """
 
 from __future__ import annotations
