@@ -10,14 +10,12 @@ so the reason is read from the sidecar's own counters, one request at a time.
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -25,10 +23,17 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.runtime.probes import PROBE_COOKIE, PROBE_PATH
 from tests.support.configs import md5_source, sidecar_config
 from tests.support.e2e_table import NON_CANONICAL, SERVED, SPOOFED, TAMPERED
-from tests.support.front_proxies import CADDYFILE, HOST, Front, running_front
+from tests.support.front_proxies import (
+    CADDYFILE,
+    HOST,
+    Front,
+    ask,
+    assert_denied,
+    decided,
+    running_front,
+)
 from tests.support.md5_sources import MAIN_SOURCES, REFERENCE_UNSIGNED, REFERENCE_URL
-from tests.support.metrics import metrics_text
-from tests.support.requests import Reply, raw_exchange, request
+from tests.support.requests import raw_exchange, request
 from tests.support.stacks import StackFactory, any_image_in, image_bytes, write_test_images
 from tests.support.tokens import BOOKS_TOKEN, SECRET_TOKEN, md5_signed
 
@@ -40,7 +45,6 @@ HOSTED = md5_source(
     "hosted", "/other/", {"h1": HOSTED_TOKEN}, hosts=[HOST], networks=["203.0.113.0/24"]
 )
 PROXIES = ("caddy", "haproxy")
-T = TypeVar("T")
 
 
 def config(proxy: str) -> str:
@@ -57,47 +61,6 @@ def front(
     stack = shared_stacks(config(name), nginx=False)
     with running_front(name, tmp_path_factory.mktemp(name), stack) as started:
         yield started
-
-
-# One line of the exposition per (source, scheme, result, decision): read with a pattern,
-# not the full parser, as it is read twice around every request here.
-_VERIFICATIONS = re.compile(
-    r'^signed_url_verifications_total\{[^}]*result="(\w+)"[^}]*\} (\S+)$', re.M
-)
-
-
-def results(stack: LocalStack) -> dict[str, float]:
-    """Decisions so far, by result, over every source."""
-    counted: dict[str, float] = {}
-    for result, value in _VERIFICATIONS.findall(metrics_text(stack)):
-        counted[result] = counted.get(result, 0.0) + float(value)
-    return counted
-
-
-def decided(front: Front, send: Callable[[], T]) -> tuple[T, str]:
-    """What ``send`` returned, and the reason the sidecar decided meanwhile ("-": it was
-    never asked)."""
-    before = results(front.stack)
-    answer = send()
-    after = results(front.stack)
-    changed = [result for result, value in after.items() if value != before.get(result, 0.0)]
-    assert len(changed) <= 1, changed
-    return answer, (changed[0] if changed else "-")
-
-
-def ask(front: Front, uri: str, *, method: str = "GET", host: str = HOST,
-        headers: dict[str, str] | None = None) -> tuple[Reply, str]:  # fmt: skip
-    """The proxy's answer, and the reason the sidecar decided."""
-    reply, reason = decided(
-        front, lambda: request(front.port, uri, method=method, host=host, headers=headers)
-    )
-    assert not [name for name in reply.headers if name.startswith("x-signature-")]
-    return reply, reason
-
-
-def assert_denied(front: Front, reply: Reply, status: int) -> None:
-    assert reply.status == status
-    assert not any_image_in(reply.body, front.stack)
 
 
 def test_the_caddyfile_is_as_caddy_fmt_writes_it() -> None:

@@ -5,25 +5,33 @@ files cannot drift from what is tested.
 
 HAProxy serves no files itself: behind it, a Python file server serves the images (it
 decodes and normalises paths as nginx does, so a non-canonical URI would reach a file).
+
+``ask`` sends a request through a front and returns the answer with the reason the
+sidecar decided, read from its counters around the request (the client is not shown it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sidecar.devtools.local_stack import LocalStack, free_port, wait_for_port
+from tests.support.metrics import metrics_text
 from tests.support.paths import REPO
+from tests.support.requests import Reply, request
+from tests.support.stacks import any_image_in
 
 CADDYFILE = REPO / "caddy" / "Caddyfile"
 HAPROXY_CFG = REPO / "haproxy" / "haproxy.cfg"
 HAPROXY_LUA = REPO / "haproxy" / "signed-url-auth.lua"
 HOST = "image.example.com"  # the one host both shipped files route on
+T = TypeVar("T")
 
 
 class Front(NamedTuple):
@@ -122,3 +130,47 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+# --- asking through a front, and what the sidecar decided meanwhile -----------------------
+
+# One line of the exposition per (source, scheme, result, decision): read with a pattern,
+# not the full parser, as it is read twice around every request here.
+_VERIFICATIONS = re.compile(
+    r'^signed_url_verifications_total\{[^}]*result="(\w+)"[^}]*\} (\S+)$', re.M
+)
+
+
+def results(stack: LocalStack) -> dict[str, float]:
+    """Decisions so far, by result, over every source."""
+    counted: dict[str, float] = {}
+    for result, value in _VERIFICATIONS.findall(metrics_text(stack)):
+        counted[result] = counted.get(result, 0.0) + float(value)
+    return counted
+
+
+def decided(front: Front, send: Callable[[], T]) -> tuple[T, str]:
+    """What ``send`` returned, and the reason the sidecar decided meanwhile ("-": it was
+    never asked)."""
+    before = results(front.stack)
+    answer = send()
+    after = results(front.stack)
+    changed = [result for result, value in after.items() if value != before.get(result, 0.0)]
+    assert len(changed) <= 1, changed
+    return answer, (changed[0] if changed else "-")
+
+
+def ask(front: Front, uri: str, *, method: str = "GET", host: str = HOST,
+        headers: dict[str, str] | None = None) -> tuple[Reply, str]:  # fmt: skip
+    """The proxy's answer, and the reason the sidecar decided; the client is never shown
+    the sidecar's own headers (both shipped files keep them from it)."""
+    reply, reason = decided(
+        front, lambda: request(front.port, uri, method=method, host=host, headers=headers)
+    )
+    assert not [name for name in reply.headers if name.startswith("x-signature-")]
+    return reply, reason
+
+
+def assert_denied(front: Front, reply: Reply, status: int) -> None:
+    assert reply.status == status
+    assert not any_image_in(reply.body, front.stack)
