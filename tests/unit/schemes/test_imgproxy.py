@@ -255,7 +255,10 @@ def test_an_exp_inside_the_source_is_not_an_option() -> None:
     signed = sign(verifier, "/img/rs:fit:10:10/plain/exp:1/a.jpg")
     verdict = verify_verdict(verifier, signed)
     assert (verdict.reason, verdict.key_id, verdict.expires_at, verdict.shareable) == (
-        Reason.OK, "k1", None, True,
+        Reason.OK,
+        "k1",
+        None,
+        True,
     )
 
 
