@@ -40,7 +40,9 @@ from pathlib import Path
 
 from tools import paced_load, scale_probe  # bench/tools: this script's folder is on its path
 
+from sidecar import config
 from sidecar.devtools.local_stack import free_port, wait_for_port
+from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.policy.revocations import Kind, Revocation, RevokedView, from_json, new_revocation
 from sidecar.runtime.store_sqlite import SqliteStore
 from sidecar.schemes import md5_token
@@ -195,6 +197,30 @@ def adding_one_revocation(state: Path, after: float) -> threading.Timer:
     return timer
 
 
+def decisions(setup: Setup, records: list[Revocation], rounds: int, loops: int) -> None:
+    """The decision alone, in process (no sockets: the figure a shared machine's drift
+    disturbs least): the same URL with no view (no ``[state]``), an empty one, and
+    ``records``'s, rounds interleaved, the fastest of each."""
+    decider = Decider(config.load(setup.config))
+    uri = signed("/pics/summer/beach.jpg").split(b"X-Original-URI: ")[1].split(b"\r\n")[0]
+    facts = RequestFacts(uri.decode(), "GET", "image.example.com", "203.0.113.7")
+    loaded = f"[state], {len(records):,} revocations"
+    views = {"no [state]": None, "[state], 0 revocations": RevokedView((), time.time()),
+             loaded: RevokedView(records, time.time())}  # fmt: skip
+    best = dict.fromkeys(views, float("inf"))
+    for _ in range(rounds):
+        for name, view in views.items():
+            decider.revocations = view
+            started = time.perf_counter()
+            for _ in range(loops):
+                decider.decide(facts, time.time())
+            best[name] = min(best[name], (time.perf_counter() - started) / loops)
+    assert decider.decide(facts, time.time()).status == 200
+    print(f"\nthe decision alone, in process ({rounds} rounds x {loops:,}, the fastest)")
+    for name, seconds in best.items():
+        print(f"{name:52} {seconds * 1e6:7.2f} µs {best['no [state]'] / seconds:7.2f} x none")
+
+
 def wrong(run: paced_load.LoadResult) -> int:
     """Answers other than 200 (every URL sent is validly signed, unrevoked, unused) and
     broken connections."""
@@ -223,14 +249,17 @@ def main() -> None:
     try:
         for setup in setups.values():
             setup.start()
+        first = setups["sqlite"].rss_mb(), setups["loaded"].rss_mb()  # serving: read once
         measure(args, setups, folder / "loaded" / "state.sqlite")
-        print(f"\nRSS after the first read of the revocations: none {setups['sqlite'].rss_mb():.1f}"
-              f" MB, {len(records):,}: {setups['loaded'].rss_mb():.1f} MB")  # fmt: skip
+        print(f"\nRSS after the first read of the revocations: none {first[0]:.1f} MB, "
+              f"{len(records):,}: {first[1]:.1f} MB; after the runs (the {args.rounds} "
+              f"re-reads included): {setups['loaded'].rss_mb():.1f} MB")  # fmt: skip
     finally:
         for setup in setups.values():
             setup.stop()
         redis.terminate()
         redis.wait(timeout=10)
+    decisions(setups["none"], records, max(3, args.rounds), args.requests)
     size, parse, build = view_cost(records)
     print(f"the view the verify loop reads, {len(records):,} revocations: {size:.1f} MB "
           f"(tracemalloc); parsing the stored records {parse * 1e3:.0f} ms, building the "

@@ -72,3 +72,5 @@ def test_state_cost_prints_every_case_side_by_side_with_no_wrong_answer() -> Non
         r"RSS after the first read of the revocations: none [0-9.]+ MB, 1,000: ", output
     )
     assert re.search(r"the view the verify loop reads, 1,000 revocations: [0-9.]+ MB", output)
+    for name in ("no [state]", "[state], 0 revocations", "[state], 1,000 revocations"):
+        assert re.search(rf"^{re.escape(name)} +[0-9.]+ µs +[0-9.]+ x none$", output, re.M)
