@@ -25,6 +25,7 @@ every case, so the machine's drift hits them alike; medians, ratios from the sam
 from __future__ import annotations
 
 import argparse
+import asyncio
 import secrets
 import statistics
 import tempfile
@@ -39,10 +40,15 @@ from tools.state_setups import PIPELINE, Setup, pipelined, start_redis, write_ro
 from sidecar import config
 from sidecar.policy.decide import Decider, RequestFacts
 from sidecar.policy.revocations import Kind, Revocation, RevokedView, from_json, new_revocation
+from sidecar.policy.settings import UseLimit
+from sidecar.runtime.store_redis import RedisStore
+from sidecar.runtime.store_sqlite import SqliteStore
+from sidecar.runtime.stores import Store
 from sidecar.schemes import md5_token
 
 TOKEN = b"bench-state-token-0123456789"
 KEYS = PREFIXES = 10  # revoked keys and path prefixes among the revocations
+WIDE = 1_000  # prefix revocations of one source, in the decision's last case
 SOURCES = (
     '[[sources]]\nname = "pics"\nscheme = "md5-token"\npath_prefix = "/pics/"\n'
     f'[[sources.keys]]\nid = "k"\nsecret = "{TOKEN.decode()}"\n\n'
@@ -105,14 +111,18 @@ def adding_one_revocation(state: Path, after: float) -> threading.Timer:
 
 def decisions(setup: Setup, records: list[Revocation], rounds: int, loops: int) -> None:
     """The decision alone, in process (no sockets: the figure a shared machine's drift
-    disturbs least): the same URL with no view (no ``[state]``), an empty one, and
-    ``records``'s, rounds interleaved, the fastest of each."""
+    disturbs least): the same URL with no view (no ``[state]``), an empty one,
+    ``records``'s, and ``WIDE`` revoked prefixes'; rounds interleaved, the fastest of each."""
     decider = Decider(config.load(setup.config))
     uri = signed("/pics/summer/beach.jpg").split(b"X-Original-URI: ")[1].split(b"\r\n")[0]
     facts = RequestFacts(uri.decode(), "GET", "image.example.com", "203.0.113.7")
     loaded = f"[state], {len(records):,} revocations"
-    views = {"no [state]": None, "[state], 0 revocations": RevokedView((), time.time()),
-             loaded: RevokedView(records, time.time())}  # fmt: skip
+    now = time.time()
+    wide = [new_revocation("pics", Kind.PREFIX, f"/pics/withdrawn-{i}", None, now)
+            for i in range(WIDE)]  # fmt: skip
+    views = {"no [state]": None, "[state], 0 revocations": RevokedView((), now),
+             loaded: RevokedView(records, now),
+             f"[state], {WIDE:,} prefix revocations": RevokedView(wide, now)}  # fmt: skip
     best = dict.fromkeys(views, float("inf"))
     for _ in range(rounds):
         for name, view in views.items():
@@ -125,6 +135,25 @@ def decisions(setup: Setup, records: list[Revocation], rounds: int, loops: int) 
     print(f"\nthe decision alone, in process ({rounds} rounds x {loops:,}, the fastest)")
     for name, seconds in best.items():
         print(f"{name:52} {seconds * 1e6:7.2f} µs {best['no [state]'] / seconds:7.2f} x none")
+
+
+def one_use_at_a_time(stores: dict[str, Store], count: int) -> None:
+    """Each store's ``use`` awaited one after another, in this process: the round trip one
+    use costs the sidecar's store client, without a sidecar around it."""
+    print(f"\none use at a time, in process ({count:,} new grants, max_uses = 1)")
+    for name, store in stores.items():
+
+        async def uses(store: Store = store) -> float:
+            await store.open()
+            started = time.perf_counter()
+            for _ in range(count):
+                grant = secrets.token_bytes(20)
+                assert await store.use(grant, "c", UseLimit(1, 60), None, time.time())
+            elapsed = time.perf_counter() - started
+            await store.close()
+            return elapsed / count
+
+        print(f"{name:52} {asyncio.run(uses()) * 1e6:7.0f} µs a use")
 
 
 def wrong(run: paced_load.LoadResult) -> int:
@@ -160,6 +189,13 @@ def main() -> None:
             setup.start()
         first = setups["sqlite"].rss_mb(), setups["loaded"].rss_mb()  # serving: read once
         measure(args, setups, folder / "loaded" / "state.sqlite")
+        stores: dict[str, Store] = {
+            "SQLite (every use a transaction flushed to disk)": SqliteStore(
+                str(folder / "uses.sqlite")
+            ),
+            "Redis (redis-py asyncio, one Lua script a use)": RedisStore(url, "redis"),
+        }
+        one_use_at_a_time(stores, min(2_000, args.requests))
         print(f"\nRSS after the first read of the revocations: none {first[0]:.1f} MB, "
               f"{len(records):,}: {first[1]:.1f} MB; after the runs (the {args.rounds} "
               f"re-reads included): {setups['loaded'].rss_mb():.1f} MB")  # fmt: skip

@@ -72,5 +72,8 @@ def test_state_cost_prints_every_case_side_by_side_with_no_wrong_answer() -> Non
         r"RSS after the first read of the revocations: none [0-9.]+ MB, 1,000: ", output
     )
     assert re.search(r"the view the verify loop reads, 1,000 revocations: [0-9.]+ MB", output)
-    for name in ("no [state]", "[state], 0 revocations", "[state], 1,000 revocations"):
+    for name in ("no [state]", "[state], 0 revocations", "[state], 1,000 revocations",
+                 "[state], 1,000 prefix revocations"):  # fmt: skip
         assert re.search(rf"^{re.escape(name)} +[0-9.]+ µs +[0-9.]+ x none$", output, re.M)
+    for store in ("SQLite", "Redis"):
+        assert re.search(rf"^{store} \(.*\) +[0-9]+ µs a use$", output, re.M)
