@@ -50,13 +50,13 @@ class StateMetrics:
             "signed_url_state_age_seconds",
             "Seconds since the revocations in force were last read from the store.",
             registry=self.registry,
-            multiprocess_mode="max",  # the stalest worker
+            multiprocess_mode="livemax",  # the stalest live worker (a dead one's file goes)
         )
         self.active = Gauge(
             "signed_url_revocations_active",
             "Revocations in force (grants, keys and prefixes), as last read.",
             registry=self.registry,
-            multiprocess_mode="max",
+            multiprocess_mode="livemax",
         )
         for operation in ("sync", "use", "prune"):
             self.errors.labels(operation)

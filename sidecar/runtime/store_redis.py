@@ -29,6 +29,7 @@ USES: Final = f"{KEY_PREFIX}:use:"
 POLL_INTERVAL: Final = 1.0  # seconds: the revision is read at least this often
 SCAN_BATCH: Final = 2000  # revocations read per round trip (the loop serves between them)
 CONNECT_TIMEOUT: Final = 1.0
+CLOSE_TIMEOUT: Final = 2.0  # seconds close() waits for the change feed to stop
 # KEYS[1]: the grant's use record. ARGV: client, now, window, max_uses, expiry (0: none).
 # A client's use lasts `window` seconds from its first request; a new one needs a free use.
 _USE: Final = """
@@ -51,12 +52,11 @@ class RedisStore:
         )  # fmt: skip
         self._use = self._client.register_script(_USE)
         self._changed = asyncio.Event()
-        self._listener: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None  # started by the first wait
+        self._closed = False
 
     async def open(self) -> None:
         await self._call("open", self._client.ping())
-        if self._listener is None:
-            self._listener = asyncio.create_task(self._listen())
 
     async def revision(self) -> int:
         value = await self._call("revision", self._client.get(REVISION))
@@ -111,27 +111,34 @@ class RedisStore:
         return bool(allowed)
 
     async def wait_for_change(self, timeout: float) -> None:
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), min(timeout, POLL_INTERVAL))
         self._changed.clear()
 
     async def close(self) -> None:
+        self._closed = True
         if self._listener is not None:
+            # Waited for a bounded time: a cancellation that lands inside the client's
+            # own read is not always passed on at once.
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await asyncio.wait({self._listener}, timeout=CLOSE_TIMEOUT)
         await self._client.aclose()
 
     async def _listen(self) -> None:
         """The change feed: every message on the channel wakes the sync. A lost
         connection is retried; the revision covers what was missed meanwhile."""
-        while True:
+        while not self._closed:
             try:
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
                     self._changed.set()  # (re)subscribed: something may have been missed
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
+                    while not self._closed:
+                        message = await pubsub.get_message(
+                            ignore_subscribe_messages=True, timeout=POLL_INTERVAL
+                        )
+                        if message is not None:
                             self._changed.set()
             except (RedisError, OSError):
                 await asyncio.sleep(POLL_INTERVAL)

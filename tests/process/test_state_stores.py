@@ -1,0 +1,160 @@
+"""The two stores behind ``[state]`` (sidecar/runtime/store_sqlite.py, store_redis.py),
+against a real SQLite file and a real redis-server: the same behaviour from both, exact
+use counts under concurrency from several connections (as several processes make them),
+the change feed, and the faults a store has (corrupt, locked, unreachable)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sidecar.errors import StoreError
+from sidecar.policy.revocations import Kind, new_revocation
+from sidecar.policy.settings import StateSettings, UseLimit
+from sidecar.runtime.stores import Store, open_store, use_key
+from tests.support.redis_server import RedisServer
+
+NOW = time.time()
+GRANT = use_key("books", b"\x07" * 32)
+Opener = Callable[[], Store]
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a new connection to one store each call (as each process of a fleet does)."""
+    if request.param == "sqlite":
+        settings = StateSettings(path=str(tmp_path / "state.db"))
+    else:
+        server: RedisServer = request.getfixturevalue("redis")
+        settings = StateSettings(url=server.url)
+        _flush(server)
+    return lambda: open_store(settings)
+
+
+def _flush(server: RedisServer) -> None:
+    async def flush() -> None:
+        store = open_store(StateSettings(url=server.url))
+        await store.open()
+        await store._client.flushdb()  # type: ignore[attr-defined]
+        await store.close()
+
+    asyncio.run(flush())
+
+
+@pytest.fixture
+async def store(opener: Opener) -> AsyncIterator[Store]:
+    opened = opener()
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def test_revocations_round_trip_and_change_the_revision(store: Store) -> None:
+    before = await store.revision()
+    key = new_revocation("books", Kind.KEY, "k1", None, NOW)
+    prefix = new_revocation("books", Kind.PREFIX, "/books/old", NOW + 60, NOW)
+    await store.revoke(key)
+    await store.revoke(prefix)
+    await store.revoke(key)  # the same revocation twice is one
+    assert sorted(r.id for r in await store.revocations()) == sorted([key.id, prefix.id])
+    assert await store.revision() != before
+    assert await store.unrevoke(key.id)
+    assert not await store.unrevoke(key.id)
+    assert [r.id for r in await store.revocations()] == [prefix.id]
+    await store.prune(NOW + 61)  # ended: removed
+    assert await store.revocations() == []
+
+
+async def test_uses_are_exact_across_connections(opener: Opener) -> None:
+    # 12 uses of a 3-use grant at once, from 4 connections (4 processes): exactly 3 allowed.
+    stores = [opener() for _ in range(4)]
+    for store in stores:
+        await store.open()
+    limit = UseLimit(3, 60)
+    uses = [stores[n % 4].use(GRANT, f"198.51.100.{n}", limit, NOW + 600, NOW) for n in range(12)]
+    answers = await asyncio.gather(*uses)
+    for store in stores:
+        await store.close()
+    assert answers.count(True) == 3
+
+
+async def test_a_download_continued_from_one_address_is_one_use(store: Store) -> None:
+    limit = UseLimit(2, 60)
+    assert await store.use(GRANT, "a", limit, None, NOW)
+    assert await store.use(GRANT, "a", limit, None, NOW + 59)  # resumed: the same use
+    assert await store.use(GRANT, "b", limit, None, NOW + 1)  # the second use
+    assert not await store.use(GRANT, "c", limit, None, NOW + 2)
+    assert not await store.use(GRANT, "a", limit, None, NOW + 60)  # a new use: none left
+    other = use_key("books", b"\x08" * 32)
+    assert await store.use(other, "c", limit, None, NOW)  # each grant counts its own
+    no_window = UseLimit(1, 0)
+    third = use_key("books", b"\x09" * 32)
+    assert await store.use(third, "a", no_window, None, NOW)
+    assert not await store.use(third, "a", no_window, None, NOW)  # window 0: every request
+
+
+async def test_a_change_wakes_another_connection_at_once(redis: RedisServer) -> None:
+    settings = StateSettings(url=redis.url)
+    watcher, writer = open_store(settings), open_store(settings)
+    await watcher.open()
+    await writer.open()
+    await watcher.wait_for_change(0.5)  # the wake-up of its own subscription
+    started = time.monotonic()
+    waiting = asyncio.create_task(watcher.wait_for_change(30))
+    await asyncio.sleep(0.05)
+    await writer.revoke(new_revocation("books", Kind.KEY, "k9", None, NOW))
+    await waiting
+    took = time.monotonic() - started
+    await watcher.close()
+    await writer.close()
+    assert took < 0.9  # the channel, not the once-a-second look at the revision
+
+
+def test_a_corrupt_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"state .*state.db: open: file is not a database"):
+        asyncio.run(_open(StateSettings(path=str(path))))
+
+
+def test_a_locked_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    asyncio.run(_open(StateSettings(path=str(path))))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="database is locked"):
+            asyncio.run(_open(StateSettings(path=str(path))))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_an_unreachable_redis_is_a_store_error(redis: RedisServer) -> None:
+    settings = StateSettings(
+        url=f"redis://127.0.0.1:{redis.port + 1 if redis.port < 65535 else 1}/0"
+    )
+    with pytest.raises(StoreError, match="open: ConnectionError"):
+        asyncio.run(_open(settings))
+
+
+async def _open(settings: StateSettings) -> None:
+    store = open_store(settings)
+    try:
+        await store.open()
+        await store.revocations()
+    finally:
+        await store.close()
