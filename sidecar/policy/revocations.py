@@ -152,6 +152,14 @@ class RevokedView:
             for name in grants.keys() | keys.keys() | prefixes.keys()
         }
 
+    def summary(self, source: str) -> tuple[int, int, tuple[str, ...]]:
+        """What is revoked in ``source`` (for the console): how many grants, how many
+        keys, and the prefixes."""
+        held = self._by_source.get(source)
+        if held is None:
+            return 0, 0, ()
+        return len(held.grants), len(held.keys), tuple(prefix for prefix, _ in held.prefixes)
+
     def revoked(self, source: str, verdict: Verdict, path: str, now: float) -> bool:
         """Whether a valid ``verdict`` for ``path`` of ``source`` has been taken back."""
         held = self._by_source.get(source)

@@ -175,3 +175,10 @@ def test_a_revoked_grant_is_denied_and_others_pay_nothing(settings: Settings) ->
     assert (denied.status, denied.reason, denied.outcome) == (401, Reason.REVOKED, Outcome.DENY)
     assert decider.decide(facts._replace(uri=other), NOW).reason is Reason.OK
     assert decider.decide(facts, NOW + 600 - 1).reason is Reason.REVOKED
+
+
+def test_a_summary_per_source_for_the_console() -> None:
+    revoked = view((Kind.GRANT, grant_digest(GRANT).hex(), None), (Kind.KEY, "old", None),
+                   (Kind.PREFIX, "/books/leaked", None))  # fmt: skip
+    assert revoked.summary("books") == (1, 1, ("/books/leaked",))
+    assert revoked.summary("other") == (0, 0, ())
