@@ -59,8 +59,13 @@ class Setup:
         self.process, _ = scale_probe.start(self.config, self.port, self.folder / "sidecar.log")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a stop that hangs must not outlive the run
+            self.process.kill()
             self.process.wait(timeout=10)
 
     def cpu_seconds(self) -> float:
