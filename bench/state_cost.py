@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import secrets
+import shutil
 import statistics
 import tempfile
 import threading
@@ -209,6 +210,7 @@ def main() -> None:
     print(f"the view the verify loop reads, {len(records):,} revocations: {size:.1f} MB "
           f"(tracemalloc); parsing the stored records {parse * 1e3:.0f} ms, building the "
           f"view {build * 1e3:.0f} ms")  # fmt: skip
+    shutil.rmtree(folder)  # kept after a failure: the sidecars' and Redis's logs are there
 
 
 RATE_CASES = {
