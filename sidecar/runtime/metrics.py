@@ -29,7 +29,8 @@ from sidecar.policy.settings import Mode, Settings, SourceSettings
 from sidecar.runtime.tally import Counts, LocalTally, SharedTally
 from sidecar.runtime.workers import MULTIPROCESS_ENV  # set by the supervisor: workers = N
 
-SIGNING_RESULTS = ("ok", "unauthorized", "bad_request", "busy", "rate_limited")
+SIGNING_RESULTS = ("ok", "unauthorized", "bad_request", "busy", "rate_limited", "no_state",
+                   "unavailable")  # fmt: skip
 _SOURCELESS_REASONS = (Reason.NON_CANONICAL, Reason.NO_SOURCE)
 _DENY_REASONS = tuple(r for r in Reason if r not in (Reason.OK, Reason.UNSIGNED_ALLOWED))
 # Up to this many sources, every source's series exist from the start (about 13 each);
