@@ -85,6 +85,8 @@ class SourceSettings:
     max_ttl: int | None = None  # the longest lifetime signed, and accepted on verify
     rules: Rules | None = None  # where its files may be used (None: no rule, no cost)
     uses: UseLimit | None = None  # max_uses (None: uses are not counted, no cost)
+    # folder_grant: the endings (".m3u8") whose URL-signed allow sets a cookie for the folder.
+    folder_grant: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
