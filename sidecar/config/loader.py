@@ -21,6 +21,7 @@ from sidecar.config.shadows import check_shadowing
 from sidecar.config.shared_keys import warn_shared_keys
 from sidecar.config.state import USE_FIELDS, check_state_needed, parse_state, parse_uses
 from sidecar.config.teams import parse_teams
+from sidecar.config.tracing import parse_tracing
 from sidecar.config.trust import MAIN_FIELDS, KeyPlaces
 from sidecar.core import canonical
 from sidecar.core.urls import config_host
@@ -66,9 +67,8 @@ def _build(
 ) -> Settings | None:
     folder = file.resolve().parent
     root = Table(data, "(top level)", problems)
-    root.check_names(
-        {"server", "signing", "sources", "teams", "include", "admin", "state", *MAIN_FIELDS}
-    )
+    sections = {"server", "signing", "sources", "teams", "include", "admin", "state", "tracing"}
+    root.check_names({*sections, *MAIN_FIELDS})
     server = _server(Table(root.get("server", dict, {}) or {}, "server", problems))
     signing = root.get("signing", dict)
     signing_listen, signing_rate = None, SIGNING_RATE_LIMIT
@@ -94,6 +94,7 @@ def _build(
     _check_hosts_are_trusted(server, built, problems)
     state = parse_state(root.get("state", dict), folder, problems)
     check_state_needed(state, built, problems)
+    tracing = parse_tracing(root.get("tracing", dict), problems)
     _warn_client_set_countries(server, built, problems)
     check_shadowing(held, problems.file, problems)
     warn_shared_keys(held, problems)
@@ -123,6 +124,7 @@ def _build(
         admin=admin,
         signing_rate_limit=signing_rate,
         state=state,
+        tracing=tracing,
     )
 
 

@@ -53,6 +53,15 @@ class UseLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class TracingSettings:
+    """``[tracing]``: OpenTelemetry spans posted over OTLP/HTTP (docs/tracing.md)."""
+
+    traces_url: str  # the collector's /v1/traces
+    service_name: str = "signed-url-sidecar"
+    sample_ratio: float = 1.0  # of the traces started here; a proxy's traceparent decides its own
+
+
+@dataclass(frozen=True, slots=True)
 class StateSettings:
     """``[state]``: the store shared by this host's workers (``path``, SQLite) or by a
     fleet of sidecars (``url``, Valkey or Redis); exactly one is set."""
@@ -120,6 +129,7 @@ class Settings:
     admin: AdminSettings | None = None  # the console; off unless [admin] is configured
     signing_rate_limit: int = SIGNING_RATE_LIMIT  # per API key and process (0: no limit)
     state: StateSettings | None = None  # revocations and use counts; None: neither
+    tracing: TracingSettings | None = None  # OpenTelemetry spans; None: off, and free
 
     def source(self, name: str) -> SourceSettings | None:
         return self._sources_by_name.get(name)
