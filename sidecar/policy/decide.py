@@ -12,6 +12,7 @@ from typing import Final, NamedTuple
 
 from sidecar.core import canonical
 from sidecar.core.verdict import Reason, Verdict, deny
+from sidecar.policy.folder_grants import FolderGrant, folder_grant
 from sidecar.policy.revocations import RevokedView
 from sidecar.policy.routing import Router
 from sidecar.policy.settings import Mode, Settings, SourceSettings
@@ -49,6 +50,8 @@ class Decision(NamedTuple):
     # final only once the store has counted the use (runtime/uses.py); until then it is
     # neither answered nor counted in the metrics.
     counted: Verdict | None = None
+    # A URL-signed allow of a folder_grant file: the cookie grant its answer carries.
+    folder: FolderGrant | None = None
 
 
 # Builds a NamedTuple without its Python-level __new__ (a frame per request saved): used
@@ -102,11 +105,13 @@ class Decider:
                 and revocations.revoked(source.name, verdict, uri.path, now)
             ):
                 verdict = deny(Reason.REVOKED)
+        if verdict.valid and source.folder_grant and uri.raw_path.endswith(source.folder_grant):
+            return _granting(source, verdict, request, facts)
         if verdict.valid and source.rules is None and source.uses is None:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
             return _new(
                 Decision,
-                (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl, None),
+                (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl, None, None),
             )
         if verdict.valid or (source.mode is Mode.OPTIONAL and verdict.reason is Reason.MISSING):
             return _ruled(source, verdict, facts)
@@ -132,6 +137,17 @@ def _ruled(source: SourceSettings, verdict: Verdict, facts: RequestFacts) -> Dec
         counted = verdict if source.uses is not None else None
         return Decision(200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, 0, counted)
     return Decision(200, Reason.UNSIGNED_ALLOWED, Outcome.ALLOW, source)
+
+
+def _granting(
+    source: SourceSettings, verdict: Verdict, request: VerifyRequest, facts: RequestFacts
+) -> Decision:
+    """An allow of a ``folder_grant`` file (never cached: the cookie it may carry is
+    for this client alone), with the folder its URL grants."""
+    decision = _ruled(source, verdict, facts)
+    if decision.status != 200 or decision.reason is not Reason.OK:
+        return decision
+    return decision._replace(folder=folder_grant(source, verdict, request))
 
 
 def _within_max_ttl(source: SourceSettings, verdict: Verdict, request: VerifyRequest) -> Verdict:

@@ -1,0 +1,64 @@
+"""``folder_grant``: one URL-signed playlist (or gallery index) opens its folder by cookie
+(docs/folder-grants.md).
+
+A player is handed one signed URL, but fetches hundreds of segments whose URLs the
+playlist names unsigned. When a source lists the endings of such files
+(``folder_grant = [".m3u8", ".mpd"]``), an allow of one of them won by its *URL* also
+answers the scheme's own signed cookies for the file's folder, ending when the URL ends.
+An allow won by a cookie grants nothing new: a cookie never renews itself.
+
+Pure: the clock and the request are given; signing is the scheme's own ``sign``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sidecar.core.verdict import Verdict
+from sidecar.policy.settings import SourceSettings
+from sidecar.policy.signing import sign_request
+from sidecar.schemes.base import Grant, VerifyRequest
+
+
+class FolderGrant(NamedTuple):
+    """The cookie grant an allow carries: the folder (a raw path ending in ``/``, as the
+    client sent it) and the URL's own expiry (unix seconds)."""
+
+    folder: str
+    expires: int
+
+
+def folder_grant(
+    source: SourceSettings, verdict: Verdict, request: VerifyRequest
+) -> FolderGrant | None:
+    """The folder a valid ``verdict`` on a ``folder_grant`` file grants, or None: not such
+    a file, a URL without expiry (a cookie must end), already expired, or an allow the
+    URL alone would not have won (a cookie's)."""
+    raw_path = request.uri.raw_path
+    if not raw_path.endswith(source.folder_grant) or verdict.expires_at is None:
+        return None
+    if verdict.expires_at <= request.now:
+        return None  # allowed within the clock skew, but a cookie would be born expired
+    if request.cookies and not _won_by_url(source, request):
+        return None
+    return FolderGrant(raw_path[: raw_path.rfind("/") + 1], verdict.expires_at)
+
+
+def _won_by_url(source: SourceSettings, request: VerifyRequest) -> bool:
+    """Whether the URL alone verifies. Every cookie scheme decides a URL carrying a
+    signing parameter by the URL alone, and reads cookies only for one that carries none:
+    so the same request without its cookies tells which won. Asked only for a
+    ``folder_grant`` file that came with cookies."""
+    assert source.signatures is not None  # a verdict was given
+    return source.signatures.verify(request._replace(cookies=None)).valid
+
+
+def grant_cookies(source: SourceSettings, grant: FolderGrant, now: float) -> tuple[str, ...]:
+    """The ``Set-Cookie`` values of ``grant``, made by the scheme as ``sidecar sign
+    --cookies --prefix <folder>`` makes them (an RSA signature for ``cloudfront``: the
+    caller keeps it off the verify loop). ``SigningError``/``SchemeError`` when the scheme
+    cannot (config checks it can, with the source's keys)."""
+    assert source.signatures is not None
+    cookie_grant = Grant(expires=grant.expires, prefix=grant.folder, cookies=True)
+    request = sign_request(grant.folder, cookie_grant, now=int(now))
+    return source.signatures.sign(request).cookies
