@@ -25,7 +25,7 @@ import re
 import time
 import weakref
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, cast
 from urllib.parse import quote
 
@@ -277,6 +277,9 @@ class VerifyServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.probes = ProbeBook()  # what `sidecar doctor` probes looked like (never decides)
+        # [tracing]: State.verify and its span (runtime/tracing.py), bound at start; None
+        # without it, and /verify pays this one attribute test.
+        self.traced: Callable[[str, str, dict[str, str]], Decision] | None = None
 
     async def start(self, host: str, port: int, *, reuse_port: bool) -> None:
         self._server = await self.loop.create_server(
@@ -296,7 +299,11 @@ class VerifyServer:
         # "/verify?...": Caddy's forward_auth keeps the client's query on the auth request.
         # The header profiles never read the target, and envoy's refuses it (non_canonical).
         if path == VERIFY_PATH or path.startswith((VERIFY_PATH + "/", VERIFY_PATH + "?")):
-            decision = self.state.verify(method, path, headers)
+            traced = self.traced
+            if traced is None:
+                decision = self.state.verify(method, path, headers)
+            else:
+                decision = traced(method, path, headers)
             if decision.counted is not None:
                 return self._counted(decision, request, keep_alive)
             return self._verify_answer(decision, request, keep_alive)
