@@ -14,6 +14,8 @@ from typing import Any
 from sidecar import schemes
 from sidecar.config.admin import parse_admin
 from sidecar.config.fields import NAME, NAME_RULE, Problems, Table, address, ranged
+from sidecar.config.folder_grants import FIELD as FOLDER_GRANT
+from sidecar.config.folder_grants import parse_folder_grant
 from sidecar.config.includes import Part, included_parts, read_toml
 from sidecar.config.keys import load_keys, read_secret
 from sidecar.config.rules import RULE_FIELDS, parse_rules
@@ -43,7 +45,7 @@ _SERVER_FIELDS = {
 # Every scheme's source has these; a scheme adds its own settings (``Scheme.settings``).
 _SOURCE_FIELDS = {
     "name", "scheme", "path_prefix", "hosts", "mode", "deny_status", "keys",
-    "default_ttl", "max_ttl", *RULE_FIELDS, *USE_FIELDS,
+    "default_ttl", "max_ttl", FOLDER_GRANT, *RULE_FIELDS, *USE_FIELDS,
 }  # fmt: skip
 
 
@@ -194,6 +196,7 @@ def _source(
     if scheme is not None and prefix is not None and scheme_settings is not None and wanted:
         spec = SourceSpec(name or "", prefix, tuple(keys), scheme_settings)
         signatures = _build_scheme(table, scheme, spec, missing_reported=not keys_ok)
+    folder_grant = parse_folder_grant(table, signatures, scheme_settings, uses, prefix)
     if None in (name, scheme, prefix, mode) or not keys_ok:
         return None
     if signatures is None and mode is not Mode.OFF:
@@ -203,7 +206,7 @@ def _source(
         _warn_never_expiring(table, scheme, max_ttl)
     return SourceSettings(
         name, scheme_name, prefix, hosts, mode, deny_status, signatures, default_ttl, max_ttl,
-        rules, uses,
+        rules, uses, folder_grant,
     )  # fmt: skip
 
 

@@ -122,7 +122,9 @@ def within(path: str, prefix: str) -> bool:
 class _SourceRevocations:
     grants: Mapping[bytes, float]  # grant -> until (inf: until removed)
     keys: Mapping[str, float]
-    prefixes: tuple[tuple[str, float], ...]
+    # By the prefix without its trailing slash ("/" stays): a path is looked up by each of
+    # its ancestors, so the cost follows the path's depth, not how many are revoked.
+    prefixes: Mapping[str, float]
 
 
 class RevokedView:
@@ -131,7 +133,7 @@ class RevokedView:
     def __init__(self, revocations: Iterable[Revocation], now: float) -> None:
         grants: dict[str, dict[bytes, float]] = {}
         keys: dict[str, dict[str, float]] = {}
-        prefixes: dict[str, list[tuple[str, float]]] = {}
+        prefixes: dict[str, dict[str, float]] = {}
         count = 0
         for record in revocations:
             if not record.active(now):
@@ -142,12 +144,13 @@ class RevokedView:
             elif record.kind is Kind.KEY:
                 keys.setdefault(record.source, {})[record.value] = until
             else:
-                prefixes.setdefault(record.source, []).append((record.value, until))
+                folder = record.value.rstrip("/") or "/"
+                prefixes.setdefault(record.source, {})[folder] = until
             count += 1
         self.count = count
         self._by_source = {
             name: _SourceRevocations(
-                grants.get(name, {}), keys.get(name, {}), tuple(prefixes.get(name, ()))
+                grants.get(name, {}), keys.get(name, {}), prefixes.get(name, {})
             )
             for name in grants.keys() | keys.keys() | prefixes.keys()
         }
@@ -158,7 +161,7 @@ class RevokedView:
         held = self._by_source.get(source)
         if held is None:
             return 0, 0, ()
-        return len(held.grants), len(held.keys), tuple(prefix for prefix, _ in held.prefixes)
+        return len(held.grants), len(held.keys), tuple(sorted(held.prefixes))
 
     def revoked(self, source: str, verdict: Verdict, path: str, now: float) -> bool:
         """Whether a valid ``verdict`` for ``path`` of ``source`` has been taken back."""
@@ -173,7 +176,21 @@ class RevokedView:
             until = held.keys.get(verdict.key_id)
             if until is not None and now < until:
                 return True
-        return any(now < until and within(path, prefix) for prefix, until in held.prefixes)
+        return bool(held.prefixes) and _under(held.prefixes, path, now)
+
+
+def _under(prefixes: Mapping[str, float], path: str, now: float) -> bool:
+    """Whether ``path`` or a folder holding it (on a segment boundary) is revoked."""
+    candidate = path
+    while True:
+        until = prefixes.get(candidate)
+        if until is not None and now < until:
+            return True
+        cut = candidate.rfind("/")
+        if cut <= 0:
+            until = prefixes.get("/")
+            return until is not None and now < until
+        candidate = candidate[:cut]
 
 
 EMPTY_VIEW: Final = RevokedView((), 0.0)

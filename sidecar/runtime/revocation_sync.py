@@ -23,7 +23,10 @@ from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import State
 from sidecar.runtime.stores import Store
 
-FULL_READ_INTERVAL: Final = 60.0  # seconds: read everything even if no change was seen
+# Seconds between two full reads when the revision has not moved. The revision is what
+# says a change happened; this read only heals a store that lost its data and came back
+# with a revision that happens to equal the last one seen.
+FULL_READ_INTERVAL: Final = 600.0
 PRUNE_INTERVAL: Final = 300.0  # seconds between two removals of ended revocations and uses
 RETRY_INTERVAL: Final = 1.0  # seconds between two tries while the store does not answer
 ERROR_LOG_INTERVAL: Final = 60.0  # seconds between two state_error log lines

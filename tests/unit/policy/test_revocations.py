@@ -182,3 +182,16 @@ def test_a_summary_per_source_for_the_console() -> None:
                    (Kind.PREFIX, "/books/leaked", None))  # fmt: skip
     assert revoked.summary("books") == (1, 1, ("/books/leaked",))
     assert revoked.summary("other") == (0, 0, ())
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "revoked"),
+    [("/books/leaked/", "/books/leaked/a.jpg", True), ("/books/leaked/", "/books/leaked", True),
+     ("/books/leaked", "/books/leaked/x/y/z.jpg", True), ("/books/leaked", "/books/leakedx", False),
+     ("/books/leaked", "/books/a.jpg", False), ("/", "/books/a.jpg", True), ("/", "/", True)],
+)  # fmt: skip
+def test_a_revoked_prefix_is_found_by_the_paths_folders(
+    prefix: str, path: str, revoked: bool
+) -> None:
+    found = view((Kind.PREFIX, prefix, None)).revoked("books", verdict(b"\x02"), path, NOW)  # type: ignore[arg-type]
+    assert found is revoked
