@@ -32,6 +32,22 @@ class SigningClient:
         body = await self._call("POST", "/signUrls", data=orjson.dumps(urls), expires_in=expires_in)
         return [str(url) for url in body["signedUrls"]]
 
+    async def revoke(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str | None = None,
+        cookies: str | None = None,
+        client_ip: str | None = None,
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """Take back the grant ``url`` carries (``cookies``: a cookie grant for it), or every
+        grant under ``prefix``: the revocation record (``id``, ``source``, ``kind``, ...)."""
+        fields = {"url": url, "prefix": prefix, "cookies": cookies, "client_ip": client_ip,
+                  "until": until}  # fmt: skip
+        body = orjson.dumps({name: value for name, value in fields.items() if value is not None})
+        return await self._call("POST", "/revoke", data=body, expires_in=None)
+
     async def _call(
         self,
         method: str,

@@ -2,6 +2,7 @@
 //   node cli.mjs md5 URL TOKEN [EXPIRES]
 //   node cli.mjs cloudfront URL KEY_PAIR_ID PRIVATE_KEY_FILE EXPIRES [SHA1|SHA256]
 //   node cli.mjs api BASE_URL TEAM_ID URL            (API key from $SIGNING_API_KEY)
+//   node cli.mjs revoke BASE_URL TEAM_ID URL         (prints the revocation record as JSON)
 //   node cli.mjs secure-link URL SECRET EXPIRES [CLIENT_IP]   (nginx secure_link, docs' expression)
 //   node cli.mjs imgix URL TOKEN [EXPIRES]
 //   node cli.mjs hmac-sha256 URL KID SECRET EXPIRES
@@ -11,7 +12,7 @@
 //   node cli.mjs cloudfront-cookies ORIGIN PREFIX KEY_PAIR_ID PRIVATE_KEY_FILE EXPIRES   (three Set-Cookie values, one a line)
 import { readFileSync } from 'node:fs';
 import { signMd5Token, signCloudFront } from './signing.mjs';
-import { signUrlViaApi } from './api.mjs';
+import { revokeViaApi, signUrlViaApi } from './api.mjs';
 import { signSecureLink } from './secure_link.mjs';
 
 const [command, ...args] = process.argv.slice(2);
@@ -28,6 +29,10 @@ if (command === 'md5') {
 } else if (command === 'api') {
   const [baseUrl, teamId, url] = args;
   console.log(await signUrlViaApi({ baseUrl, teamId, apiKey: process.env.SIGNING_API_KEY, url }));
+} else if (command === 'revoke') {
+  const [baseUrl, teamId, url] = args;
+  const record = await revokeViaApi({ baseUrl, teamId, apiKey: process.env.SIGNING_API_KEY, url });
+  console.log(JSON.stringify(record));
 } else if (command === 'imgix') {
   const { signImgix } = await import('./imgix.mjs');
   const [url, token, expires] = args;
@@ -54,6 +59,6 @@ if (command === 'md5') {
   const [securityKey, rest] = args;
   console.log(signThumbor(rest, securityKey));
 } else {
-  console.error('usage: node cli.mjs md5|cloudfront|cloudfront-cookies|imgix|hmac-sha256|gcdn|secure-link|akamai|thumbor|api ...');
+  console.error('usage: node cli.mjs md5|cloudfront|cloudfront-cookies|imgix|hmac-sha256|gcdn|secure-link|akamai|thumbor|api|revoke ...');
   process.exit(2);
 }

@@ -3,7 +3,8 @@
 ``GET /public/team/{teamId}/signUrl?url=…[&expiresIn=S][&cookies=true]`` with ``X-Api-Key``
 → ``200 {"signedUrl": "…"}`` (with ``cookies=true``, also ``"cookies": [Set-Cookie values]``,
 for sources whose scheme signs cookies); ``POST /public/team/{teamId}/signUrls`` with a JSON list →
-``200 {"signedUrls": […]}``. Errors are ``{"error": "…"}``: 401 missing or wrong key,
+``200 {"signedUrls": […]}``; ``POST /public/team/{teamId}/revoke`` takes a grant of the
+team's source back (``signing_revoke.py``). Errors are ``{"error": "…"}``: 401 missing or wrong key,
 404 unknown team, 400 a URL that cannot be signed for the team's source, a lifetime
 beyond the cap or a repeated query parameter, 429 (with ``Retry-After``) when an API key
 calls faster than ``[signing] rate_limit`` or an address sent too many wrong keys, 503
@@ -35,6 +36,7 @@ from sidecar.errors import SigningError
 from sidecar.policy.decide import NO_SOURCE, Decider
 from sidecar.policy.settings import SourceSettings, TeamSettings
 from sidecar.policy.signing import API_KEY_HEADER, MAX_BATCH, sign
+from sidecar.runtime.signing_revoke import RevokeRefusedError, revoke_for_team
 from sidecar.runtime.state import STATE, State, healthz, without_banner
 from sidecar.runtime.throttle import Throttle, ThrottlePolicy, client_key
 from sidecar.schemes.base import Grant, Signed
@@ -107,6 +109,7 @@ def create_signing_app(state: State) -> web.Application:
     app.router.add_get("/healthz", healthz)  # for the orchestrator's probe of this listener
     app.router.add_get("/public/team/{team_id}/signUrl", sign_one)
     app.router.add_post("/public/team/{team_id}/signUrls", sign_batch)
+    app.router.add_post("/public/team/{team_id}/revoke", revoke)
     return app
 
 
@@ -116,6 +119,20 @@ async def sign_one(request: web.Request) -> web.Response:
 
 async def sign_batch(request: web.Request) -> web.Response:
     return await _answer(request, _sign_batch)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    return await _answer(request, _revoke)
+
+
+async def _revoke(request: web.Request, team: TeamSettings) -> dict[str, Any]:
+    try:
+        return await revoke_for_team(request.app[STATE], team, await request.read())
+    except web.HTTPRequestEntityTooLarge:
+        raise _ApiError(400, "bad_request", "the body is too large") from None
+    except RevokeRefusedError as refusal:
+        raise _ApiError(refusal.status, refusal.result, refusal.message,
+                        refusal.headers) from None  # fmt: skip
 
 
 async def _sign_one(request: web.Request, team: TeamSettings) -> dict[str, Any]:

@@ -1,0 +1,203 @@
+"""``POST /public/team/{teamId}/revoke`` against the real sidecar process with ``[state]
+path`` (a real SQLite file): a team takes back a grant or a prefix of its own source and
+``/verify`` denies it ``revoked`` within a second; nothing outside its source; strict
+bodies; 409 without ``[state]``; 503 while the store is locked, and the same call
+succeeds once it is free. Through the Python client and the Node example too."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import os
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from sidecar.client import SigningClient
+from sidecar.devtools.local_stack import LocalStack
+from sidecar.errors import SigningApiError
+from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.paths import REPO
+from tests.support.requests import verify
+from tests.support.stacks import StackFactory, running_stack
+from tests.support.tokens import BOOKS_TOKEN, md5_signed, signature_of
+
+API_KEY = "k-revoke-" + "a" * 32
+OTHER_KEY = "k-revoke-" + "b" * 32
+PUBLIC_TOKEN = "public-token-0123456789"
+SOURCES = (
+    md5_source("books", "/books/", {"current": BOOKS_TOKEN}),
+    md5_source("public", "/public/", {"p": PUBLIC_TOKEN}),
+)
+TEAMS = [team_toml("acme", "books", API_KEY), team_toml("other", "public", OTHER_KEY)]
+RECORD_FIELDS = {"id", "source", "kind", "value", "until", "created"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    folder = tmp_path_factory.mktemp("signing-revoke")
+    config = sidecar_config(*SOURCES, server={"clock_skew": 0}, signing={}, teams=TEAMS)
+    config += f'\n[state]\npath = "{folder / "state.db"}"\n'
+    with running_stack(folder, config, nginx=False) as running:
+        yield running
+
+
+def revoke(
+    stack: LocalStack, body: object, *, team: str = "acme", api_key: str | None = API_KEY
+) -> tuple[int, dict[str, object], dict[str, str]]:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    headers: dict[str, str | bytes] = {"Content-Type": "application/json",
+                                       "Content-Length": str(len(data))}  # fmt: skip
+    if api_key is not None:
+        headers["X-Api-Key"] = api_key
+    reply = _post(stack, f"/public/team/{team}/revoke", data, headers)
+    answer = orjson.loads(reply[1])
+    assert isinstance(answer, dict)
+    return reply[0], answer, reply[2]
+
+
+def _post(
+    stack: LocalStack, path: str, data: bytes, headers: dict[str, str | bytes]
+) -> tuple[int, bytes, dict[str, str]]:
+    connection = http.client.HTTPConnection("127.0.0.1", stack.signing_port, timeout=10)
+    try:
+        connection.request("POST", path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+def reason(stack: LocalStack, uri: str) -> str:
+    return verify(stack, uri).headers["x-signature-result"]
+
+
+def until_revoked(stack: LocalStack, uri: str, timeout: float = 1.0) -> float:
+    started = time.monotonic()
+    while (got := reason(stack, uri)) != "revoked":
+        assert time.monotonic() - started < timeout, f"still {got} after {timeout} s"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_a_team_revokes_a_url_through_the_client_and_verify_denies_it_within_a_second(
+    stack: LocalStack,
+) -> None:
+    uri = md5_signed("/books/revoked-by-api.jpg?w=1")
+    assert reason(stack, uri) == "ok"
+
+    async def call() -> dict[str, object]:
+        async with SigningClient(stack.signing_url, "acme", API_KEY) as client:
+            return await client.revoke(uri)
+
+    record = asyncio.run(call())
+    assert set(record) == RECORD_FIELDS
+    assert (record["source"], record["kind"], record["until"]) == ("books", "grant", None)
+    assert signature_of(uri) not in orjson.dumps(record).decode()  # its digest, not itself
+    assert until_revoked(stack, uri) < 1.0
+    assert reason(stack, md5_signed("/books/revoked-by-api.jpg?w=2")) == "ok"
+
+
+def test_a_prefix_inside_the_team_source_is_revoked_and_one_outside_is_refused(
+    stack: LocalStack,
+) -> None:
+    status, record, _ = revoke(stack, {"prefix": "/books/withdrawn/", "until": time.time() + 600})
+    assert status == 200, record
+    assert (record["kind"], record["value"]) == ("prefix", "/books/withdrawn/")
+    assert until_revoked(stack, md5_signed("/books/withdrawn/a.jpg")) < 1.0
+    assert reason(stack, md5_signed("/books/withdrawn-not/a.jpg")) == "ok"  # segment boundary
+    status, answer, _ = revoke(stack, {"prefix": "/public/"})
+    assert status == 400 and "path_prefix /books/" in str(answer["error"])
+    other_team_url = md5_signed("/public/a.jpg", PUBLIC_TOKEN)
+    status, answer, _ = revoke(stack, {"url": other_team_url})
+    assert status == 400 and answer["error"] == "no source of this config serves that URL"
+    assert reason(stack, other_team_url) == "ok"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b"not json", "JSON object"),
+        ([md5_signed("/books/a.jpg")], "JSON object"),
+        ({}, '"url" or a "prefix"'),
+        ({"url": md5_signed("/books/a.jpg"), "prefix": "/books/"}, "takes only"),
+        ({"url": md5_signed("/books/a.jpg"), "key": "current"}, "takes only"),
+        ({"prefix": "/books/", "cookies": "a=b"}, "takes only"),
+        ({"url": 7}, '"url" must be'),
+        ({"url": md5_signed("/books/a.jpg"), "until": True}, '"until" must be'),
+        ({"url": md5_signed("/books/a.jpg"), "until": "tomorrow"}, '"until" must be'),
+        ({"url": md5_signed("/books/a.jpg"), "until": 1000}, "already ended"),
+        ({"url": md5_signed("/books/a.jpg"), "client_ip": "nowhere"}, '"client_ip" must be'),
+        ({"url": "/books/a.jpg?s=" + "0" * 32}, "nothing to revoke"),
+        ({"prefix": "/books/../etc/"}, "canonical path"),
+    ],
+)
+def test_a_bad_body_is_a_400_that_says_why(stack: LocalStack, body: object, says: str) -> None:
+    status, answer, headers = revoke(stack, body)
+    assert status == 400 and says in str(answer["error"]), answer
+    assert headers["content-type"].startswith("application/json")
+
+
+def test_keys_and_teams_are_checked_as_the_sign_endpoints_check_them(stack: LocalStack) -> None:
+    body = {"url": md5_signed("/books/keys.jpg")}
+    assert revoke(stack, body, api_key=None)[:2] == (401, {"error": "missing or wrong API key"})
+    assert revoke(stack, body, api_key=OTHER_KEY)[0] == 401  # another team's key
+    assert revoke(stack, body, team="nobody")[:2] == (404, {"error": "unknown team"})
+    data = orjson.dumps(body)
+    repeated = _post(stack, "/public/team/acme/revoke?a=1&a=2", data,
+                     {"X-Api-Key": API_KEY, "Content-Length": str(len(data))})  # fmt: skip
+    assert repeated[0] == 400 and b"repeated" in repeated[1]
+    assert reason(stack, body["url"]) == "ok"  # none of these revoked anything
+
+
+def test_a_locked_store_is_a_503_and_the_same_call_succeeds_once_it_is_free(
+    stack: LocalStack,
+) -> None:
+    uri = md5_signed("/books/locked.jpg")
+    holder = sqlite3.connect(stack.folder / "state.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long writer holds it
+        status, answer, headers = revoke(stack, {"url": uri})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (status, headers.get("retry-after")) == (503, "1"), answer
+    assert "state.db" not in str(answer["error"])  # where the store lives stays in the log
+    assert reason(stack, uri) == "ok"
+    status, record, _ = revoke(stack, {"url": uri})
+    assert status == 200, record
+    assert until_revoked(stack, uri) < 1.0
+
+
+def test_the_node_example_revokes_a_url(stack: LocalStack) -> None:
+    uri = md5_signed("/books/node.jpg")
+    node = shutil.which("node")
+    assert node is not None, "node is required (scripts/setup installs it)"
+    done = subprocess.run(
+        [node, str(REPO / "examples/node/cli.mjs"), "revoke", stack.signing_url, "acme", uri],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "SIGNING_API_KEY": API_KEY},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = orjson.loads(done.stdout)
+    assert (record["source"], record["kind"]) == ("books", "grant")
+    assert until_revoked(stack, uri) < 1.0
+
+
+def test_without_state_revoking_is_a_409_that_names_state(shared_stacks: StackFactory) -> None:
+    stateless = shared_stacks(sidecar_config(*SOURCES, signing={}, teams=TEAMS), nginx=False)
+    status, answer, _ = revoke(stateless, {"url": md5_signed("/books/a.jpg")})
+    assert status == 409 and "[state]" in str(answer["error"])
+
+    async def call() -> None:
+        async with SigningClient(stateless.signing_url, "acme", API_KEY) as client:
+            await client.revoke(prefix="/books/")
+
+    with pytest.raises(SigningApiError) as raised:
+        asyncio.run(call())
+    assert raised.value.status == 409
