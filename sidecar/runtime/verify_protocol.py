@@ -40,6 +40,7 @@ from sidecar.runtime.endpoints import (
     metrics_headers,
     route,
 )
+from sidecar.runtime.folder_cookies import FolderCookies
 from sidecar.runtime.http_reader import Refusal, Request, RequestReader
 from sidecar.runtime.probes import PROBE_PATH, ProbeBook
 from sidecar.runtime.state import State
@@ -86,10 +87,12 @@ def verify_answer(
     *,
     source: str = NO_SOURCE,
     key_id: str | None = None,
+    cookies: bytes = b"",
 ) -> bytes:
     """The whole response, no body: status, ``X-Signature-Result``, the cache lifetime,
     and which source decided (``X-Signature-Source``) with the key that matched
-    (``X-Signature-Key``, on allows), for nginx's log."""
+    (``X-Signature-Key``, on allows), for nginx's log; ``cookies``: a folder grant's
+    header lines (``runtime/folder_cookies``)."""
     key = (status, reason, cache_ttl, keep_alive)
     head = _CACHED_ANSWERS.get(key)
     if head is None:
@@ -104,6 +107,8 @@ def verify_answer(
         if len(_CACHED_ANSWERS) >= _MAX_CACHED_ANSWERS:  # lifetimes vary: stay bounded
             _CACHED_ANSWERS.clear()
         _CACHED_ANSWERS[key] = head
+    if cookies:
+        return head + cookies + _identity(source, key_id)
     return head + _identity(source, key_id)
 
 
@@ -277,6 +282,7 @@ class VerifyServer:
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.probes = ProbeBook()  # what `sidecar doctor` probes looked like (never decides)
+        self.folder_cookies = FolderCookies(state)  # folder_grant allows' cookies, kept
         # [tracing]: State.verify and its span (runtime/tracing.py), bound at start; None
         # without it, and /verify pays this one attribute test.
         self.traced: Callable[[str, str, dict[str, str]], Decision] | None = None
@@ -306,13 +312,20 @@ class VerifyServer:
                 decision = traced(method, path, headers)
             if decision.counted is not None:
                 return self._counted(decision, request, keep_alive)
+            if decision.folder is not None:  # signed off the loop unless kept
+                return self.folder_cookies.answer(
+                    decision,
+                    lambda lines: self._verify_answer(decision, request, keep_alive, lines),
+                )
             return self._verify_answer(decision, request, keep_alive)
         if path.startswith(PROBE_PATH):
             status, record = self.probes.take(path)
             return _plain(status, record, keep_alive, _JSON)
         return self.health_answer(method, path, keep_alive)
 
-    def _verify_answer(self, decision: Decision, request: Request, keep_alive: bool) -> bytes:
+    def _verify_answer(
+        self, decision: Decision, request: Request, keep_alive: bool, cookies: bytes = b""
+    ) -> bytes:
         method, path, headers, _ = request
         self.probes.notice(self.state, method, path, headers, decision)
         source = decision.source.name if decision.source is not None else NO_SOURCE
@@ -323,6 +336,7 @@ class VerifyServer:
             keep_alive,
             source=source,
             key_id=decision.key_id,
+            cookies=cookies,
         )
 
     async def _counted(self, decision: Decision, request: Request, keep_alive: bool) -> bytes:
