@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from typing import TYPE_CHECKING
 
 from sidecar import config
 from sidecar.config.fields import file_mark
@@ -19,6 +20,9 @@ from sidecar.policy.decide import Decider
 from sidecar.policy.settings import FileMark, Settings
 from sidecar.runtime.jwks import JwksFetcher
 from sidecar.runtime.state import State
+
+if TYPE_CHECKING:  # imported only with [tracing] (runtime/tracing.py loads OpenTelemetry)
+    from sidecar.runtime.tracing import Tracing
 
 # How often the config and key files are checked for changes.
 WATCH_INTERVAL = 2.0
@@ -33,6 +37,7 @@ class Reloader:
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[bool]] = set()
         self.jwks = JwksFetcher(state)  # the key sets of jwt sources' jwks_url
+        self.tracing: Tracing | None = None  # [tracing]: a span per reload
 
     def request(self) -> None:
         """Reload soon (from a signal handler, which cannot await)."""
@@ -43,6 +48,7 @@ class Reloader:
     async def reload(self) -> bool:
         """Swap in a re-read config; on any problem keep the old one serving."""
         state = self._state
+        started = time.time_ns()
         async with self._lock:
             # The collector is paused while a config is built: loading 10,000 sources
             # allocates a million objects, and each full collection it would trigger walks
@@ -52,6 +58,9 @@ class Reloader:
                 settings = await self._swap_in()
             finally:
                 gc.enable()
+        if self.tracing is not None:
+            count = len(settings.sources) if settings is not None else None
+            self.tracing.record_reload(started, settings is not None, count)
         if settings is None:
             return False
         state.metrics.reloads.labels(result="success").inc()

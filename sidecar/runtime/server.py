@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import uvloop
 from aiohttp import web
@@ -26,6 +27,9 @@ from sidecar.runtime.shared_state import start_shared_state
 from sidecar.runtime.signing_api import create_signing_app
 from sidecar.runtime.state import create_state
 from sidecar.runtime.verify_protocol import MetricsServer, VerifyServer
+
+if TYPE_CHECKING:
+    from sidecar.runtime.tracing import Tracing
 
 # In-flight verifications get this long to finish after SIGTERM.
 SHUTDOWN_TIMEOUT = 5.0
@@ -65,6 +69,7 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     state = create_state(settings, registry=CollectorRegistry(), log=log, offload=offload)
     state.metrics.last_reload.set(time.time())
     shared = await start_shared_state(state, settings.state) if settings.state else None
+    tracing = _start_tracing(settings)
     freeze_heap()
     runners = []
     listeners: list[VerifyServer] = []
@@ -72,6 +77,8 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
         listeners.append(await _listen(MetricsServer(state), server.metrics_listen, reuse_port))
     if settings.signing_listen is not None:
         signing_app = create_signing_app(state)
+        if tracing is not None:
+            signing_app.middlewares.append(tracing.sign_middleware)
         runners.append(await _start(signing_app, settings.signing_listen, reuse_port))
     if settings.admin is not None:  # the console, never on the verify listener
         console_app = create_console_app(state)
@@ -79,12 +86,15 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     # The verify listener (which answers /healthz) starts last: once it answers, every
     # listener of the process does.
     verify = VerifyServer(state, serve_metrics=shared_listener)
+    if tracing is not None:  # else /verify calls State.verify itself, as before
+        verify.traced = tracing.verify_function(state)
     listeners.append(await _listen(verify, server.listen, reuse_port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     reloader = Reloader(state, settings.path)
+    reloader.tracing = tracing
     loop.add_signal_handler(signal.SIGHUP, reloader.request)
     log.event(
         "start",
@@ -110,7 +120,18 @@ async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -
     if shared is not None:
         await shared.close()
     offload.close()
+    if tracing is not None:
+        tracing.close()
     log.event("stopped")
+
+
+def _start_tracing(settings: Settings) -> Tracing | None:
+    """[tracing]'s spans; without it, OpenTelemetry is never imported."""
+    if settings.tracing is None:
+        return None
+    from sidecar.runtime.tracing import Tracing  # noqa: PLC0415
+
+    return Tracing(settings.tracing)
 
 
 async def _listen(listener: VerifyServer, address: Address, reuse_port: bool) -> VerifyServer:
