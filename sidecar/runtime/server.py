@@ -59,6 +59,9 @@ def run(settings: Settings, log: JsonLog, *, worker: bool = False) -> None:
     except StoreError as error:  # [state] path: a corrupt, locked or unwritable file
         log.event("state_failed", error=str(error))
         raise SystemExit(1) from None
+    except TracingUnavailableError as error:
+        log.event("tracing_failed", error=str(error))
+        raise SystemExit(1) from None
 
 
 async def serve(settings: Settings, log: JsonLog, *, reuse_port: bool = False) -> None:
@@ -129,9 +132,18 @@ def _start_tracing(settings: Settings) -> Tracing | None:
     """[tracing]'s spans; without it, OpenTelemetry is never imported."""
     if settings.tracing is None:
         return None
-    from sidecar.runtime.tracing import Tracing  # noqa: PLC0415
-
+    try:
+        from sidecar.runtime.tracing import Tracing  # noqa: PLC0415
+    except ImportError as error:  # one line saying what to install, not a traceback
+        raise TracingUnavailableError(
+            f"[tracing] needs the tracing extra (pip install 'signed-url-sidecar[tracing]'):"
+            f" {error}"
+        ) from None
     return Tracing(settings.tracing)
+
+
+class TracingUnavailableError(Exception):
+    """``[tracing]`` is set but OpenTelemetry is not installed."""
 
 
 async def _listen(listener: VerifyServer, address: Address, reuse_port: bool) -> VerifyServer:
