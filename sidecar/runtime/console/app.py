@@ -20,7 +20,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from sidecar.runtime.console import login, pages, views
+from sidecar.runtime.console import login, pages, revoke_views, views
 from sidecar.runtime.console.history import History
 from sidecar.runtime.console.hosts import ConsoleHosts
 from sidecar.runtime.console.revoked import REVOKED, REVOKED_DIR_ENV, RevokedSessions, new_folder
@@ -87,6 +87,7 @@ def create_console_app(state: State) -> web.Application:
     app.router.add_get("/", _home)
     login.add_routes(app)
     views.add_routes(app)
+    revoke_views.add_routes(app)
     return app
 
 

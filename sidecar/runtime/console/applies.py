@@ -2,35 +2,38 @@
 rules (referrers, networks, countries) and use limit, and its 15 minutes of traffic at a
 glance.
 
-The grants, keys and prefixes taken back from a source (revocations, in the shared state)
-are not listed yet: the view ``/verify`` reads (``policy.revocations.RevokedView``) has no
-per-source summary to show. Once it has, they join ``lines`` as one more line, and the
-page shows them without other changes.
+With ``[state]``, what is taken back from a source (grants, keys, prefixes) is one more
+line, read from the same in-memory view ``/verify`` reads (``RevokedView.summary``).
 """
 
 from __future__ import annotations
 
 from html import escape
 
+from sidecar.policy.revocations import RevokedView
 from sidecar.policy.rules import OriginPattern, Rules
 from sidecar.policy.settings import Mode, SourceSettings
-from sidecar.runtime.console import charts
+from sidecar.runtime.console import charts, revoke_html
 from sidecar.runtime.console.history import SourceWindow
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def lines(source: SourceSettings) -> list[str]:
-    """One plain-text line per rule in force (none: the signature alone decides)."""
+def lines(source: SourceSettings, revocations: RevokedView | None = None) -> list[str]:
+    """One plain-text line per rule in force (none: the signature alone decides), and
+    what is revoked in the source."""
     found = _rule_lines(source.rules) if source.rules is not None else []
     if source.uses is not None:
         found.append(f"max_uses {source.uses.max_uses} per grant (a client's requests within "
                      f"use_window {source.uses.window} s are one use)")  # fmt: skip
+    revoked = revoke_html.summary_line(*revocations.summary(source.name)) if revocations else None
+    if revoked is not None:
+        found.append(revoked)
     return found
 
 
-def cell(source: SourceSettings) -> str:
-    found = lines(source)
+def cell(source: SourceSettings, revocations: RevokedView | None = None) -> str:
+    found = lines(source, revocations)
     if not found:  # the Mode column says whether a signature is needed at all
         alone = "nothing" if source.mode is Mode.OFF else "the signature alone"
         return f'<span class="muted">{alone}</span>'

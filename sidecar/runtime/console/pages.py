@@ -10,8 +10,9 @@ import time
 from collections.abc import Iterable
 from html import escape
 
+from sidecar.policy.revocations import RevokedView
 from sidecar.policy.settings import Mode, SourceSettings
-from sidecar.runtime.console import applies, charts
+from sidecar.runtime.console import applies, charts, revoke_html
 from sidecar.runtime.console.history import CAPACITY, SourceWindow
 from sidecar.runtime.console.keys import key_views
 from sidecar.runtime.console.numbers import Snapshot, rejected, would_deny_rows
@@ -69,15 +70,18 @@ def sources(
     *,
     untracked: frozenset[str] = frozenset(),
     windows: dict[str, SourceWindow] | None = None,
+    revocations: RevokedView | None = None,
+    revocable: bool = False,
 ) -> str:
     """``untracked``: sources whose single key has no series of its own (many sources):
     its matches are shown as the source's ok decisions. ``windows``: each shown source's
-    last 15 minutes, for its sparkline."""
+    last 15 minutes, for its sparkline. ``revocations``: what is revoked ([state]);
+    ``revocable``: a store is open, so each key gets a Revoke button."""
     now, windows = time.time(), windows or {}
     rows = "".join(
-        _source_row(source, snapshot, csrf, now, source.name in untracked)
+        _source_row(source, snapshot, csrf, now, source.name in untracked, revocable=revocable)
         + f'<td class="spark">{applies.spark(windows.get(source.name), CAPACITY)}</td>'
-        f"<td>{applies.cell(source)}</td></tr>"
+        f"<td>{applies.cell(source, revocations)}</td></tr>"
         for source in shown
     )
     count = f"{len(shown)} of {total} sources" if len(shown) < total else f"{total} sources"
@@ -96,7 +100,13 @@ def sources(
 
 
 def _source_row(
-    source: SourceSettings, snapshot: Snapshot, csrf: str, now: float, untracked: bool
+    source: SourceSettings,
+    snapshot: Snapshot,
+    csrf: str,
+    now: float,
+    untracked: bool,
+    *,
+    revocable: bool = False,
 ) -> str:
     keys = []
     for view in key_views(source):
@@ -114,7 +124,9 @@ def _source_row(
             '<form method="post" action="/reveal" class="inline">'
             f'{_csrf(csrf)}<input type="hidden" name="source" value="{escape(source.name)}">'
             f'<input type="hidden" name="key" value="{escape(view.id)}">'
-            f'<button type="submit" class="reveal">{label}</button></form></li>'
+            f'<button type="submit" class="reveal">{label}</button></form>'
+            + (revoke_html.key_button(csrf, source.name, view.id) if revocable else "")
+            + "</li>"
         )
     hosts = ", ".join(sorted(source.hosts)) if source.hosts else "any"
     key_list = f"<ul>{''.join(keys)}</ul>" if keys else '<span class="muted">none</span>'
@@ -204,7 +216,9 @@ def playground(
     answer: Answer | None = None,
     error: str = "",
     verify_only: bool = False,
+    revoke: str = "",
 ) -> str:
+    """``revoke``: the Revoke button for a URL that verified (``revoke_html``)."""
     options = "".join(
         f'<option value="{escape(s.name)}"{" selected" if s.name == chosen else ""}>'
         f"{escape(s.name)} ({escape(s.scheme)}, {escape(s.path_prefix)})</option>"
@@ -213,6 +227,7 @@ def playground(
     body = (
         (f'<p class="error" id="playground-error">{escape(error)}</p>' if error else "")
         + _answer("URL verified" if verify_only else "Signed URL", signed, answer)
+        + revoke
         + '<h2>Sign, then verify</h2><form method="post" action="/playground/sign" class="stack">'
         f'{_csrf(csrf)}<label>Source <select name="source" id="source">{options}</select></label>'
         '<label>URL (path or absolute) <input type="text" name="url" id="sign-url" '

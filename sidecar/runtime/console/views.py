@@ -17,12 +17,13 @@ import orjson
 from aiohttp import web
 
 from sidecar.policy.settings import SourceSettings
-from sidecar.runtime.console import keys, live_charts, numbers, pages
+from sidecar.runtime.console import keys, live_charts, numbers, pages, revoke_html
 from sidecar.runtime.console.history import INTERVAL
 from sidecar.runtime.console.playground import PlaygroundError, ask_verify, sign_for
 from sidecar.runtime.console.sampler import HISTORY
 from sidecar.runtime.console.session import Sessions, key_label
 from sidecar.runtime.metrics import Metrics, tracks_keys
+from sidecar.runtime.revoke_write import open_store
 from sidecar.runtime.state import STATE
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
@@ -100,8 +101,10 @@ async def sources(request: web.Request) -> web.Response:
     snapshot = await _snapshot(request)
     history = request.app[HISTORY]
     windows = {source.name: history.window(source.name) for source in shown}
+    state = request.app[STATE]
     page = pages.sources(shown, len(matching), query, snapshot, request[CSRF],
-                         untracked=untracked, windows=windows)  # fmt: skip
+                         untracked=untracked, windows=windows, revocations=state.revocations,
+                         revocable=open_store(state) is not None)  # fmt: skip
     return html(page)
 
 
@@ -184,12 +187,14 @@ async def playground_sign(request: web.Request) -> web.Response:
     source, url = str(form.get("source", "")), str(form.get("url", "")).strip()
     try:
         signed = await sign_for(state, source, url, _expires_in(str(form.get("expires_in", ""))))
-        answer = await ask_verify(state, signed, host=None, client_ip=_client_ip(request, ""))
+        client_ip = _client_ip(request, "")
+        answer = await ask_verify(state, signed, host=None, client_ip=client_ip)
     except PlaygroundError as error:
         return html(pages.playground(_signable(request), request[CSRF], chosen=source, url=url,
                                      error=str(error)))  # fmt: skip
+    revoke = _revoke_button(request, answer.result, signed, None, client_ip)
     return html(pages.playground(_signable(request), request[CSRF], chosen=source, url=url,
-                                 signed=signed, answer=answer))  # fmt: skip
+                                 signed=signed, answer=answer, revoke=revoke))  # fmt: skip
 
 
 async def playground_verify(request: web.Request) -> web.Response:
@@ -203,8 +208,19 @@ async def playground_verify(request: web.Request) -> web.Response:
     except PlaygroundError as error:
         return html(pages.playground(_signable(request), request[CSRF], signed=url,
                                      error=str(error)))  # fmt: skip
+    revoke = _revoke_button(request, answer.result, url, host, client_ip)
     return html(pages.playground(_signable(request), request[CSRF], signed=url, answer=answer,
-                                 verify_only=True))  # fmt: skip
+                                 verify_only=True, revoke=revoke))  # fmt: skip
+
+
+def _revoke_button(
+    request: web.Request, result: str, url: str, host: str | None, client_ip: str
+) -> str:
+    """ "Revoke this grant" under a URL that verified ``ok`` (nothing else has a grant)."""
+    if result != "ok":
+        return ""
+    enabled = open_store(request.app[STATE]) is not None
+    return revoke_html.grant_button(request[CSRF], url, host, client_ip, enabled=enabled)
 
 
 def _expires_in(text: str) -> int | None:
