@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -21,6 +22,7 @@ from tests.support.console import (
     Console,
     chromium,
     console_config,
+    console_stack,
     count_events,
     csrf_of,
     fetch_page,
@@ -140,3 +142,18 @@ def test_the_revoke_forms_need_the_csrf_token_and_the_same_origin(console: Conso
     bad = fetch_page(console, "POST", "/revoke/grant", cookie=cookie,
                      form={"url": "/books/x.jpg?s=" + "0" * 32, "csrf": token})  # fmt: skip
     assert bad.status == 400 and "nothing to revoke" in bad.body
+
+
+def test_without_state_there_is_no_working_revoke_button(tmp_path: Path) -> None:
+    with console_stack(tmp_path) as stateless:
+        cookie = session_cookie(stateless)
+        sources = fetch_page(stateless, "GET", "/sources", cookie=cookie)
+        assert "Show token" in sources.body and "/revoke/key" not in sources.body
+        form = {"source": "books", "url": "/books/a.jpg", "csrf": csrf_of(sources)}
+        signed = fetch_page(stateless, "POST", "/playground/sign", cookie=cookie, form=form)
+        assert '<span id="verify-result">ok</span>' in signed.body
+        assert 'id="revoke-grant" disabled' in signed.body and "[state]" in signed.body
+        uri = md5_signed("/books/stateless.jpg")
+        asked = fetch_page(stateless, "POST", "/revoke/grant", cookie=cookie,
+                           form={"url": uri, "csrf": form["csrf"]})  # fmt: skip
+        assert asked.status == 409 and "[state]" in asked.body
