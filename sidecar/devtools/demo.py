@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 from sidecar import config
+from sidecar.devtools.demo_revocation import show_revocation
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.policy.settings import Settings
 from sidecar.policy.signing import sign, sign_url
@@ -24,6 +25,10 @@ IMGPROXY_KEY, IMGPROXY_SALT = b"demo-imgproxy-key".hex(), b"demo-imgproxy-salt".
 DEMO_CONFIG = f"""\
 [server]
 clock_skew = 30
+
+# Revocations (sidecar revoke) kept in a SQLite file beside this config.
+[state]
+path = "state.db"
 
 [[sources]]
 name = "books"
@@ -281,6 +286,7 @@ def _show(stack: LocalStack) -> None:
     for label, url in cases:
         _report(stack, label, url)
     _gallery(stack, settings, now)
+    show_revocation(stack, settings, now, _report)
 
 
 def _report(stack: LocalStack, label: str, url: str, cookie: str | None = None) -> None:

@@ -29,6 +29,8 @@ EXPECTED = {
     **{f"gallery: summer/{n}.png with the cookie": (200, "ok") for n in (1, 2, 3)},
     "gallery: winter/1.png with the cookie (outside its prefix)": (403, "invalid"),
     "gallery: summer/1.png without the cookie": (403, "missing"),
+    # Allowed by the sidecar, revoked, then refused (revoked before nginx cached it).
+    "a signed URL, then revoked (sidecar revoke)": (401, "revoked"),
 }
 ANSWER = re.compile(r"-> nginx (\d+), (.+) \(sidecar said: (\w+)\)")
 
