@@ -10,7 +10,7 @@ from sidecar.config.fields import Problems, Table, ranged
 from sidecar.policy.settings import Mode, SourceSettings, StateSettings, UseLimit
 
 USE_FIELDS = {"max_uses", "use_window"}
-_URL_SCHEMES = ("redis", "rediss", "valkey", "valkeys", "unix")
+_URL_SCHEMES = ("redis", "rediss", "unix")  # what redis-py connects to (Valkey too)
 NEEDS_STATE = "needs [state] (path = a SQLite file, or url = a Valkey/Redis server)"
 
 
