@@ -127,13 +127,14 @@ def make_stream(folder: Path, seconds: int = 3) -> list[str]:
 
 
 def served(stack: LocalStack, folder: str, wanted: set[str]) -> set[str]:
-    """The files of ``folder`` nginx's access log shows served (200) with the sidecar's
+    """The files of ``folder`` nginx's access log shows served (200, or 206 for a range:
+    ffmpeg asks for ranges) with the sidecar's
     allow; waits a little, as nginx writes a line after it answers."""
     deadline, found = time.monotonic() + 5, set[str]()
     while wanted - found and time.monotonic() < deadline:
         for line in (stack.folder / "nginx" / "access.log").read_text().splitlines():
             head = f'"GET {folder}'
-            if head in line and '" 200 ' in line and " sig=ok " in line:
+            if head in line and ('" 200 ' in line or '" 206 ' in line) and " sig=ok " in line:
                 found.add(line.split(head, 1)[1].split('"', 1)[0])
         time.sleep(0.05)
     return found
