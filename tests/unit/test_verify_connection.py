@@ -3,6 +3,7 @@ alive. The whole listener over real sockets: tests/process/test_http_*.py."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from prometheus_client import CollectorRegistry
 from bench.tools import paced_load
 from sidecar import config
 from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.shared_state import start_shared_state
 from sidecar.runtime.state import create_state
 from sidecar.runtime.verify_protocol import VerifyProtocol, VerifyServer
-from tests.support.configs import ONE_SOURCE_CONFIG
+from tests.support.configs import ONE_SOURCE_CONFIG, md5_source, sidecar_config
+from tests.support.tokens import BOOKS_TOKEN, md5_signed
 
 CONFIG = ONE_SOURCE_CONFIG
 
@@ -66,3 +69,29 @@ async def test_a_repeated_host_header_is_refused_and_closes(tmp_path: Path) -> N
     protocol.data_received(request.replace(b"\r\n\r\n", b"\r\nHost: other.example\r\n\r\n"))
     assert len(transport.written) == 1 and transport.written[0].startswith(b"HTTP/1.1 400 ")
     assert transport.closed
+
+
+async def test_pipelined_answers_keep_their_order_around_a_counted_use(tmp_path: Path) -> None:
+    # A use of a max_uses source waits for the store (a real SQLite file); requests read
+    # behind it on the same connection are answered after it, in order.
+    text = sidecar_config(
+        md5_source("books", "/books/", {"k1": BOOKS_TOKEN}),
+        md5_source("once", "/once/", {"k2": BOOKS_TOKEN}, max_uses=1, use_window=0),
+    )
+    (tmp_path / "sidecar.toml").write_text(text + '\n[state]\npath = "state.db"\n')
+    settings = config.load(tmp_path / "sidecar.toml")
+    state = create_state(settings, registry=CollectorRegistry(), log=JsonLog(io.BytesIO()))
+    assert settings.state is not None
+    shared = await start_shared_state(state, settings.state)
+    protocol, transport = VerifyProtocol(VerifyServer(state, serve_metrics=False)), Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    counted, plain = md5_signed("/once/a.png"), md5_signed("/books/a.png")
+    protocol.data_received(b"".join(paced_load.verify_request(uri) for uri in
+                                    (counted, plain, counted, "/books/unsigned.png")))  # fmt: skip
+    assert transport.written == []  # the first waits for the store; nothing overtakes it
+    while len(transport.written) < 4:
+        await asyncio.sleep(0.01)
+    results = [answer.split(b"X-Signature-Result: ")[1].split(b"\r\n")[0] for answer in
+               transport.written]  # fmt: skip
+    assert results == [b"ok", b"ok", b"used_up", b"missing"]
+    await shared.close()
