@@ -18,7 +18,9 @@ from sidecar.policy.revocations import Revocation
 from sidecar.runtime.state import State
 from sidecar.runtime.stores import Store
 
-WRITE_TIMEOUT: Final = 2.0  # seconds: a SQLite writer waits up to 2 s for another's lock
+# Seconds. Longer than SQLite's wait for another writer's lock (``BUSY_TIMEOUT_MS``, 2 s),
+# so a locked file is a definite "not written" rather than a write that may still land.
+WRITE_TIMEOUT: Final = 3.0
 NO_STATE: Final = (
     "revoking needs [state] in the config (path = a SQLite file, or url = Valkey/Redis), "
     "and a restart to open it"

@@ -7,6 +7,7 @@ request, as every console form."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,3 +158,20 @@ def test_without_state_there_is_no_working_revoke_button(tmp_path: Path) -> None
         asked = fetch_page(stateless, "POST", "/revoke/grant", cookie=cookie,
                            form={"url": uri, "csrf": form["csrf"]})  # fmt: skip
         assert asked.status == 409 and "[state]" in asked.body
+
+
+def test_a_locked_store_is_a_503_page_and_nothing_is_revoked(console: Console) -> None:
+    cookie = session_cookie(console)
+    token = csrf_of(fetch_page(console, "GET", "/sources", cookie=cookie))
+    uri = md5_signed("/books/locked-console.jpg")
+    holder = sqlite3.connect(console.stack.folder / "state.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, as a long writer holds it
+        page = fetch_page(console, "POST", "/revoke/grant", cookie=cookie,
+                          form={"url": uri, "csrf": token})  # fmt: skip
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert page.status == 503 and "did not take the revocation" in page.body
+    assert "state.db" not in page.body
+    assert reason(console.stack, uri) == "ok"
