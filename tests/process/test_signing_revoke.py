@@ -1,8 +1,9 @@
 """``POST /public/team/{teamId}/revoke`` against the real sidecar process with ``[state]
 path`` (a real SQLite file): a team takes back a grant or a prefix of its own source and
 ``/verify`` denies it ``revoked`` within a second; nothing outside its source; strict
-bodies; 409 without ``[state]``; 503 while the store is locked, and the same call
-succeeds once it is free. Through the Python client and the Node example too."""
+bodies; 409 without ``[state]``; 503 while the store is locked (or a redis-server is
+down), and the same call succeeds once it is back. Through the Python client and the Node
+example too."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -23,6 +25,7 @@ from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import SigningApiError
 from tests.support.configs import md5_source, sidecar_config, team_toml
 from tests.support.paths import REPO
+from tests.support.redis_server import running_redis, wait_until
 from tests.support.requests import verify
 from tests.support.stacks import StackFactory, running_stack
 from tests.support.tokens import BOOKS_TOKEN, md5_signed, signature_of
@@ -201,3 +204,27 @@ def test_without_state_revoking_is_a_409_that_names_state(shared_stacks: StackFa
     with pytest.raises(SigningApiError) as raised:
         asyncio.run(call())
     assert raised.value.status == 409
+
+
+def test_through_redis_a_revocation_applies_and_a_server_down_is_a_503_until_it_returns(
+    tmp_path: Path,
+) -> None:
+    with running_redis(tmp_path / "redis") as redis:
+        config = sidecar_config(*SOURCES, server={"clock_skew": 0}, signing={}, teams=TEAMS)
+        config += f'\n[state]\nurl = "{redis.url}"\n'
+        with running_stack(tmp_path / "sidecar", config, nginx=False) as fleet_member:
+            uri = md5_signed("/books/redis.jpg")
+            status, record, _ = revoke(fleet_member, {"url": uri})
+            assert status == 200, record
+            assert until_revoked(fleet_member, uri) < 1.0
+            redis.kill()
+            down = md5_signed("/books/redis-down.jpg")
+            started = time.monotonic()
+            status, answer, headers = revoke(fleet_member, {"url": down})
+            assert (status, headers.get("retry-after")) == (503, "1"), answer
+            assert time.monotonic() - started < 3.5  # bounded, whatever the client does
+            assert str(redis.port) not in str(answer["error"])
+            redis.start()  # the same port and data: the store is back, no restart of ours
+            wait_until(lambda: revoke(fleet_member, {"url": down})[0] == 200, timeout=10.0)
+            assert until_revoked(fleet_member, down) < 1.0
+            assert reason(fleet_member, uri) == "revoked"  # kept through the outage
