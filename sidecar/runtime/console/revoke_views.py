@@ -9,6 +9,7 @@ The session and CSRF checks of every console POST have passed (``app._guard``).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from html import escape
@@ -36,9 +37,12 @@ async def revoke_grant(request: web.Request) -> web.Response:
     form = await request.post()
     url, host = str(form.get("url", "")).strip(), str(form.get("host", "")).strip() or None
     client_ip = _address(str(form.get("client_ip", "")))
-    settings = request.app[STATE].decider.settings
+    state = request.app[STATE]
+    # Off the verify loop: routing builds a table of every source, and the URL is verified.
+    job = functools.partial(revoke_url, state.decider.settings, url, now=time.time(),
+                            client_ip=client_ip, host=host)  # fmt: skip
     try:
-        record = revoke_url(settings, url, now=time.time(), client_ip=client_ip, host=host)
+        record = await state.off_loop(job)
     except RevokeError as error:
         return _refused(request, str(error), 400)
     return await _write(request, record)
