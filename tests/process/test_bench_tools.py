@@ -77,3 +77,13 @@ def test_state_cost_prints_every_case_side_by_side_with_no_wrong_answer() -> Non
         assert re.search(rf"^{re.escape(name)} +[0-9.]+ µs +[0-9.]+ x none$", output, re.M)
     for store in ("SQLite", "Redis"):
         assert re.search(rf"^{store} \(.*\) +[0-9]+ µs a use$", output, re.M)
+
+
+def test_tracing_cost_prints_every_setup_side_by_side() -> None:
+    output = run("bench/tracing_cost.py", "--rounds", "1", "--requests", "500")
+    setups = ("no [tracing]", "[tracing] on, collector answering",
+              "[tracing] on, collector never answering",
+              "[tracing] on, sample_ratio = 0")  # fmt: skip
+    rows = [next(line for line in output.splitlines() if line.startswith(name)) for name in setups]
+    assert rows[0].split()[-3:] == ["1.00", rows[0].split()[-2], "+0.0"]  # ratios to the first
+    assert all(float(row.split()[-2]) > 0 for row in rows), rows  # CPU µs a request
