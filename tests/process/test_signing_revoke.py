@@ -24,6 +24,7 @@ from sidecar.client import SigningClient
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import SigningApiError
 from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.metrics import sample
 from tests.support.paths import REPO
 from tests.support.redis_server import running_redis, wait_until
 from tests.support.requests import verify
@@ -38,6 +39,7 @@ SOURCES = (
     md5_source("public", "/public/", {"p": PUBLIC_TOKEN}),
 )
 TEAMS = [team_toml("acme", "books", API_KEY), team_toml("other", "public", OTHER_KEY)]
+COUNTED = "signed_url_signing_requests_total"
 RECORD_FIELDS = {"id", "source", "kind", "value", "until", "created"}
 
 
@@ -171,6 +173,7 @@ def test_a_locked_store_is_a_503_and_the_same_call_succeeds_once_it_is_free(
         holder.close()
     assert (status, headers.get("retry-after")) == (503, "1"), answer
     assert "state.db" not in str(answer["error"])  # where the store lives stays in the log
+    assert sample(stack, COUNTED, team="acme", result="unavailable") == 1.0
     assert reason(stack, uri) == "ok"
     status, record, _ = revoke(stack, {"url": uri})
     assert status == 200, record
@@ -194,8 +197,10 @@ def test_the_node_example_revokes_a_url(stack: LocalStack) -> None:
 
 def test_without_state_revoking_is_a_409_that_names_state(shared_stacks: StackFactory) -> None:
     stateless = shared_stacks(sidecar_config(*SOURCES, signing={}, teams=TEAMS), nginx=False)
+    before = sample(stateless, COUNTED, team="acme", result="no_state")
     status, answer, _ = revoke(stateless, {"url": md5_signed("/books/a.jpg")})
     assert status == 409 and "[state]" in str(answer["error"])
+    assert sample(stateless, COUNTED, team="acme", result="no_state") == before + 1
 
     async def call() -> None:
         async with SigningClient(stateless.signing_url, "acme", API_KEY) as client:
