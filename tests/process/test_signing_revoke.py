@@ -14,6 +14,8 @@ import shutil
 import sqlite3
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,22 +25,33 @@ import pytest
 from sidecar.client import SigningClient
 from sidecar.devtools.local_stack import LocalStack
 from sidecar.errors import SigningApiError
-from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.configs import md5_source, sidecar_config, source_toml, team_toml
 from tests.support.metrics import sample
 from tests.support.paths import REPO
 from tests.support.redis_server import running_redis, wait_until
-from tests.support.requests import verify
+from tests.support.requests import nginx_headers, request, verify
 from tests.support.stacks import StackFactory, running_stack
 from tests.support.tokens import BOOKS_TOKEN, md5_signed, signature_of
 
 API_KEY = "k-revoke-" + "a" * 32
 OTHER_KEY = "k-revoke-" + "b" * 32
 PUBLIC_TOKEN = "public-token-0123456789"
+GALLERY_KEY = "k-revoke-" + "c" * 32
+ORIGIN = "https://image.example.com"
 SOURCES = (
     md5_source("books", "/books/", {"current": BOOKS_TOKEN}),
     md5_source("public", "/public/", {"p": PUBLIC_TOKEN}),
+    source_toml(
+        "gallery",
+        "gcdn",
+        "/gallery/",
+        {"g1": {"secret": "N3yAAtXbJ8oKd1_qzR0v-w=="}},
+        public_origin=ORIGIN,
+        accept_cookies=True,
+    ),
 )
-TEAMS = [team_toml("acme", "books", API_KEY), team_toml("other", "public", OTHER_KEY)]
+TEAMS = [team_toml("acme", "books", API_KEY), team_toml("other", "public", OTHER_KEY),
+         team_toml("gallery", "gallery", GALLERY_KEY)]  # fmt: skip
 COUNTED = "signed_url_signing_requests_total"
 RECORD_FIELDS = {"id", "source", "kind", "value", "until", "created"}
 
@@ -178,6 +191,31 @@ def test_a_locked_store_is_a_503_and_the_same_call_succeeds_once_it_is_free(
     status, record, _ = revoke(stack, {"url": uri})
     assert status == 200, record
     assert until_revoked(stack, uri) < 1.0
+
+
+def test_a_cookie_grant_is_revoked_with_a_url_it_opens(stack: LocalStack) -> None:
+    query = urllib.parse.urlencode({"url": f"{ORIGIN}/gallery/", "cookies": "true"})
+    asked = urllib.request.Request(f"{stack.signing_url}/public/team/gallery/signUrl?{query}",
+                                   headers={"X-Api-Key": GALLERY_KEY})  # fmt: skip
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        set_cookies = orjson.loads(answer.read())["cookies"]
+    cookie = "; ".join(value.partition(";")[0] for value in set_cookies)
+
+    def with_cookie(uri: str) -> str:
+        headers = {**nginx_headers(uri), "Cookie": cookie}
+        return request(stack.sidecar_port, "/verify", host="127.0.0.1", headers=headers).headers[
+            "x-signature-result"
+        ]
+
+    assert with_cookie("/gallery/a.png") == "ok"
+    body = {"url": f"{ORIGIN}/gallery/b.png", "cookies": cookie}
+    assert revoke(stack, body)[0] == 400  # acme's team: not its source
+    status, record, _ = revoke(stack, body, team="gallery", api_key=GALLERY_KEY)
+    assert status == 200 and record["kind"] == "grant", record
+    started = time.monotonic()
+    while with_cookie("/gallery/a.png") != "revoked":
+        assert time.monotonic() - started < 1.0, "the cookie grant still opens the gallery"
+        time.sleep(0.01)
 
 
 def test_the_node_example_revokes_a_url(stack: LocalStack) -> None:
