@@ -191,7 +191,7 @@ def main() -> None:
         first = setups["sqlite"].rss_mb(), setups["loaded"].rss_mb()  # serving: read once
         measure(args, setups, folder / "loaded" / "state.sqlite")
         stores: dict[str, Store] = {
-            "SQLite (every use a transaction flushed to disk)": SqliteStore(
+            "SQLite (one transaction a use)": SqliteStore(
                 str(folder / "uses.sqlite")
             ),
             "Redis (redis-py asyncio, one Lua script a use)": RedisStore(url, "redis"),
