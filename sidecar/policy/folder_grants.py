@@ -17,7 +17,7 @@ from typing import NamedTuple
 from sidecar.core.verdict import Verdict
 from sidecar.policy.settings import SourceSettings
 from sidecar.policy.signing import sign_request
-from sidecar.schemes.base import Grant, VerifyRequest
+from sidecar.schemes.base import Grant, SourceScheme, VerifyRequest
 
 
 class FolderGrant(NamedTuple):
@@ -53,12 +53,11 @@ def _won_by_url(source: SourceSettings, request: VerifyRequest) -> bool:
     return source.signatures.verify(request._replace(cookies=None)).valid
 
 
-def grant_cookies(source: SourceSettings, grant: FolderGrant, now: float) -> tuple[str, ...]:
-    """The ``Set-Cookie`` values of ``grant``, made by the scheme as ``sidecar sign
-    --cookies --prefix <folder>`` makes them (an RSA signature for ``cloudfront``: the
-    caller keeps it off the verify loop). ``SigningError``/``SchemeError`` when the scheme
-    cannot (config checks it can, with the source's keys)."""
-    assert source.signatures is not None
+def grant_cookies(signatures: SourceScheme, grant: FolderGrant, now: float) -> tuple[str, ...]:
+    """The ``Set-Cookie`` values of ``grant``, made by the source's scheme as ``sidecar
+    sign --cookies --prefix <folder>`` makes them (an RSA signature for ``cloudfront``:
+    the caller keeps it off the verify loop). ``SigningError`` or ``SchemeError`` when the
+    scheme cannot (the config checks that it can, with the source's keys)."""
     cookie_grant = Grant(expires=grant.expires, prefix=grant.folder, cookies=True)
     request = sign_request(grant.folder, cookie_grant, now=int(now))
-    return source.signatures.sign(request).cookies
+    return signatures.sign(request).cookies
