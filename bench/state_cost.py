@@ -191,9 +191,7 @@ def main() -> None:
         first = setups["sqlite"].rss_mb(), setups["loaded"].rss_mb()  # serving: read once
         measure(args, setups, folder / "loaded" / "state.sqlite")
         stores: dict[str, Store] = {
-            "SQLite (one transaction a use)": SqliteStore(
-                str(folder / "uses.sqlite")
-            ),
+            "SQLite (one transaction a use)": SqliteStore(str(folder / "uses.sqlite")),
             "Redis (redis-py asyncio, one Lua script a use)": RedisStore(url, "redis"),
         }
         one_use_at_a_time(stores, min(2_000, args.requests))
