@@ -12,12 +12,18 @@ Pure: the clock and the request are given; signing is the scheme's own ``sign``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import re
+from typing import Final, NamedTuple
 
 from sidecar.core.verdict import Verdict
 from sidecar.policy.settings import SourceSettings
 from sidecar.policy.signing import sign_request
 from sidecar.schemes.base import Grant, SourceScheme, VerifyRequest
+
+# A folder granted by cookie is named in plain characters and percent-escapes only: a
+# wildcard (akamai's ACL and CloudFront's Resource are globs: '*', '?') or another
+# sub-delimiter in a folder's name would let its grant open other folders.
+_PLAIN_FOLDER: Final = re.compile(r"/(?:[A-Za-z0-9._~/-]|%[0-9A-Fa-f]{2})*")
 
 
 class FolderGrant(NamedTuple):
@@ -32,16 +38,20 @@ def folder_grant(
     source: SourceSettings, verdict: Verdict, request: VerifyRequest
 ) -> FolderGrant | None:
     """The folder a valid ``verdict`` on a ``folder_grant`` file grants, or None: not such
-    a file, a URL without expiry (a cookie must end), already expired, or an allow the
-    URL alone would not have won (a cookie's)."""
+    a file, a URL without expiry (a cookie must end), already expired, a folder named
+    with other than plain characters, or an allow the URL alone would not have won (a
+    cookie's)."""
     raw_path = request.uri.raw_path
     if not raw_path.endswith(source.folder_grant) or verdict.expires_at is None:
         return None
     if verdict.expires_at <= request.now:
         return None  # allowed within the clock skew, but a cookie would be born expired
+    folder = raw_path[: raw_path.rfind("/") + 1]
+    if not _PLAIN_FOLDER.fullmatch(folder):
+        return None
     if request.cookies and not _won_by_url(source, request):
         return None
-    return FolderGrant(raw_path[: raw_path.rfind("/") + 1], verdict.expires_at)
+    return FolderGrant(folder, verdict.expires_at)
 
 
 def _won_by_url(source: SourceSettings, request: VerifyRequest) -> bool:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
+from sidecar.errors import SchemeError, SigningError
 from sidecar.policy.decide import Decision
 from sidecar.policy.folder_grants import grant_cookies
 from sidecar.runtime.state import State
@@ -63,9 +64,16 @@ class FolderCookies:
         build: Callable[[bytes], bytes],
     ) -> bytes:
         assert decision.folder is not None
-        cookies = await self._state.off_loop(
-            grant_cookies, signatures, decision.folder, time.time()
-        )
+        try:
+            cookies = await self._state.off_loop(
+                grant_cookies, signatures, decision.folder, time.time()
+            )
+        except (SchemeError, SigningError) as error:
+            # A folder the scheme's cookie cannot name (akamai's ACL takes no '%'): the
+            # URL's own allow stands, and its players get no grant.
+            self._state.log.event("folder_grant_refused", source=key[0],
+                                  folder=key[1], problem=str(error))  # fmt: skip
+            cookies = ()
         lines = header_lines(cookies)
         if len(self._kept) >= MAX_KEPT:
             self._kept.clear()

@@ -131,6 +131,15 @@ def test_a_playlist_won_by_a_cookie_grants_nothing_new(stack: LocalStack, source
     assert (answer.status, answer.body, answer.set_cookies) == (200, PLAYLIST, [])
 
 
+def test_a_folder_its_cookie_cannot_name_alone_gets_no_cookie(stack: LocalStack) -> None:
+    # akamai's ACL is a glob: a grant for "/ak/a*b/" would open "/ak/aXb/" too; and it
+    # takes no '%'. The URL's own allow stands, without a grant.
+    write(stack, {"/ak/a*b/index.m3u8": PLAYLIST, "/ak/a b/index.m3u8": PLAYLIST})
+    for path in ("/ak/a*b/index.m3u8", "/ak/a%20b/index.m3u8"):
+        answer = get(stack, signed(stack, "ak", path))
+        assert (answer.status, answer.body, answer.set_cookies) == (200, PLAYLIST, []), path
+
+
 def test_a_repeated_playlist_request_reaches_the_sidecar(stack: LocalStack) -> None:
     uri = signed(stack, "cf", "/cf/v1/index.m3u8")
     before = verifications_total(stack)

@@ -79,6 +79,14 @@ def test_no_folder_for_a_cookie_won_or_just_expired_playlist(settings: Settings)
     assert (late.status, late.folder) == (200, None)
 
 
+@pytest.mark.parametrize("folder", ["/g/a*b/", "/g/a(b)/", "/g/a,b/", "/g/a!b/"])
+def test_no_folder_named_with_a_wildcard_or_sub_delimiter(settings: Settings, folder: str) -> None:
+    now = time.time()
+    uri = signed(settings, folder + "index.m3u8", now)
+    decision = Decider(settings).decide(facts(uri), now)
+    assert (decision.status, decision.folder) == (200, None)
+
+
 def test_the_url_decides_whatever_cookie_comes_with_it(settings: Settings) -> None:
     now, decider = time.time(), Decider(settings)
     other = folder_cookie(settings, "/g/v2/", now)
