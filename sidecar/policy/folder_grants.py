@@ -28,10 +28,12 @@ _PLAIN_FOLDER: Final = re.compile(r"/(?:[A-Za-z0-9._~/-]|%[0-9A-Fa-f]{2})*")
 
 class FolderGrant(NamedTuple):
     """The cookie grant an allow carries: the folder (a raw path ending in ``/``, as the
-    client sent it) and the URL's own expiry (unix seconds)."""
+    client sent it), the URL's own expiry (unix seconds), and the client's address when
+    the URL was bound to it (the cookie is bound to it too: it never grants more)."""
 
     folder: str
     expires: int
+    client_ip: str | None = None
 
 
 def folder_grant(
@@ -51,7 +53,11 @@ def folder_grant(
         return None
     if request.cookies and not _won_by_url(source, request):
         return None
-    return FolderGrant(folder, verdict.expires_at)
+    # A URL allow the auth cache may not share is bound to the client's address.
+    bound = None if verdict.shareable else request.client_ip
+    if not verdict.shareable and bound is None:
+        return None
+    return FolderGrant(folder, verdict.expires_at, bound)
 
 
 def _won_by_url(source: SourceSettings, request: VerifyRequest) -> bool:
@@ -68,6 +74,8 @@ def grant_cookies(signatures: SourceScheme, grant: FolderGrant, now: float) -> t
     sign --cookies --prefix <folder>`` makes them (an RSA signature for ``cloudfront``:
     the caller keeps it off the verify loop). ``SigningError`` or ``SchemeError`` when the
     scheme cannot (the config checks that it can, with the source's keys)."""
-    cookie_grant = Grant(expires=grant.expires, prefix=grant.folder, cookies=True)
+    cookie_grant = Grant(
+        expires=grant.expires, client_ip=grant.client_ip, prefix=grant.folder, cookies=True
+    )
     request = sign_request(grant.folder, cookie_grant, now=int(now))
     return signatures.sign(request).cookies

@@ -25,6 +25,7 @@ from sidecar.schemes.base import SourceScheme
 
 MAX_KEPT: Final = 4096  # grants kept; the table is emptied when full (they are cheap to redo)
 _HEADERS: Final = ("Set-Cookie", "X-Set-Cookie-2", "X-Set-Cookie-3")
+_Key = tuple[str, str, int, str | None]  # source, folder, expiry, the address it is bound to
 
 
 def header_lines(cookies: tuple[str, ...]) -> bytes:
@@ -39,9 +40,9 @@ def header_lines(cookies: tuple[str, ...]) -> bytes:
 class FolderCookies:
     def __init__(self, state: State) -> None:
         self._state = state
-        # (source, folder, expiry) -> (the scheme that signed them, their header lines):
+        # (source, folder, expiry, address) -> (the scheme that signed them, their lines):
         # a reload that rotates the source's keys builds a new scheme, and signs anew.
-        self._kept: dict[tuple[str, str, int], tuple[SourceScheme, bytes]] = {}
+        self._kept: dict[_Key, tuple[SourceScheme, bytes]] = {}
 
     def answer(
         self, decision: Decision, build: Callable[[bytes], bytes]
@@ -50,7 +51,7 @@ class FolderCookies:
         that signs them off the loop first."""
         source, grant = decision.source, decision.folder
         assert source is not None and source.signatures is not None and grant is not None
-        key = (source.name, grant.folder, grant.expires)
+        key = (source.name, grant.folder, grant.expires, grant.client_ip)
         kept = self._kept.get(key)
         if kept is not None and kept[0] is source.signatures:
             return build(kept[1])
@@ -58,7 +59,7 @@ class FolderCookies:
 
     async def _signed(
         self,
-        key: tuple[str, str, int],
+        key: _Key,
         signatures: SourceScheme,
         decision: Decision,
         build: Callable[[bytes], bytes],

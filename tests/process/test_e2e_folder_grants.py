@@ -140,6 +140,23 @@ def test_a_folder_its_cookie_cannot_name_alone_gets_no_cookie(stack: LocalStack)
         assert (answer.status, answer.body, answer.set_cookies) == (200, PLAYLIST, []), path
 
 
+@pytest.mark.parametrize("source", ["cf", "ak"])
+def test_a_url_bound_to_the_clients_address_grants_a_cookie_bound_to_it(
+    stack: LocalStack, source: str
+) -> None:
+    # nginx passes $remote_addr (127.0.0.1 here): the cookie never grants more than the URL.
+    answer = get(stack, signed(stack, source, f"/{source}/v1/index.m3u8", client_ip="127.0.0.1"))
+    assert answer.status == 200
+    values = dict(value.split(";", 1)[0].split("=", 1) for value in answer.set_cookies)
+    if source == "cf":
+        policy = values["CloudFront-Policy"].replace("-", "+").replace("_", "=").replace("~", "/")
+        condition = json.loads(base64.b64decode(policy))["Statement"][0]["Condition"]
+        assert condition["IpAddress"] == {"AWS:SourceIp": "127.0.0.1/32"}
+    else:
+        assert values["__token__"].startswith("ip=127.0.0.1~")
+    assert get(stack, f"/{source}/v1/seg0.ts", cookie_header(answer.set_cookies)).status == 200
+
+
 def test_a_repeated_playlist_request_reaches_the_sidecar(stack: LocalStack) -> None:
     uri = signed(stack, "cf", "/cf/v1/index.m3u8")
     before = verifications_total(stack)

@@ -76,12 +76,20 @@ def write(stack: LocalStack, files: Mapping[str, bytes]) -> None:
         path.write_bytes(body)
 
 
-def signed(stack: LocalStack, source: str, path: str, *, expires_in: int = 600,
-           now: float | None = None) -> str:  # fmt: skip
+def signed(
+    stack: LocalStack,
+    source: str,
+    path: str,
+    *,
+    expires_in: int = 600,
+    now: float | None = None,
+    client_ip: str | None = None,
+) -> str:
     """``path`` signed by ``source`` as an application signs it (``sign_url``)."""
     settings = config.load(stack.config_path)
     at = time.time() if now is None else now
-    url = sign_url(settings, source, ORIGIN + path, now=at, expires_in=expires_in)
+    url = sign_url(settings, source, ORIGIN + path, now=at, expires_in=expires_in,
+                   client_ip=client_ip)  # fmt: skip
     return url.removeprefix(ORIGIN)
 
 

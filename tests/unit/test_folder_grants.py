@@ -87,6 +87,18 @@ def test_no_folder_named_with_a_wildcard_or_sub_delimiter(settings: Settings, fo
     assert (decision.status, decision.folder) == (200, None)
 
 
+def test_a_url_bound_to_an_address_binds_its_folder_to_it(tmp_path: Path) -> None:
+    keys = {"a1": {"secret": "ab" * 32}}
+    text = sidecar_config(source_toml("ak", "akamai", "/ak/", keys, **GRANTING))
+    (tmp_path / "sidecar.toml").write_text(text)
+    settings, now = config.load(tmp_path / "sidecar.toml"), time.time()
+    uri = sign_url(settings, "ak", "/ak/v1/index.m3u8", now=now, expires_in=600,
+                   client_ip="203.0.113.5")  # fmt: skip
+    bound = RequestFacts(uri, "GET", "image.example.com", client_ip="203.0.113.5")
+    decision = Decider(settings).decide(bound, now)
+    assert decision.folder == FolderGrant("/ak/v1/", int(now) + 600, "203.0.113.5")
+
+
 def test_the_url_decides_whatever_cookie_comes_with_it(settings: Settings) -> None:
     now, decider = time.time(), Decider(settings)
     other = folder_cookie(settings, "/g/v2/", now)
