@@ -81,6 +81,9 @@ class Reloader:
         decider = await state.off_loop(Decider, settings)
         await state.off_loop(state.metrics.initialise, settings)
         self.jwks.adopt(settings)  # the last good key sets, before a request sees the sources
+        if settings.state != state.decider.settings.state:
+            # The store is opened at start: a reload keeps the one this process has.
+            state.log.event("state_kept", hint="[state] changed: it takes effect on restart")
         state.swap_decider(decider)
         await state.off_loop(state.metrics.forget_sources_except, settings)
         freeze_heap()

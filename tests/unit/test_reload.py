@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sidecar import config
+from sidecar.policy.revocations import EMPTY_VIEW
 from sidecar.policy.settings import Settings
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.reload import Reloader
@@ -54,3 +55,19 @@ async def test_a_key_changed_during_a_reload_is_not_missed(
     assert [key.material for key in books.signatures.key_material()] == [
         b"token-three-written-during-the-reload"
     ]
+
+
+async def test_a_reload_keeps_the_store_and_the_revocations_in_force(tmp_path: Path) -> None:
+    # [state] is opened at start: a reload that changes it says so and keeps serving
+    # the revocations the process holds.
+    books_source = source_toml(
+        "books", "md5-token", "/books/", {"k": {"secret": "t0ken-0123456789"}}
+    )
+    path = write(tmp_path, books_source + '\n[state]\npath = "one.db"\n')
+    log = io.BytesIO()
+    state = create_state(config.load(path), registry=CollectorRegistry(), log=JsonLog(log))
+    state.set_revocations(EMPTY_VIEW)
+    path.write_text(path.read_text().replace("one.db", "two.db"))
+    assert await Reloader(state, str(path)).reload()
+    assert state.decider.revocations is EMPTY_VIEW
+    assert b'"event":"state_kept"' in log.getvalue()
