@@ -172,9 +172,10 @@ def test_an_image_answer_sets_no_cookie(stack: LocalStack) -> None:
 
 
 def test_a_segment_after_the_grant_expired_is_denied(stack: LocalStack) -> None:
-    cookies = cookie_header(granted(stack, "g", expires_in=2))
+    now = time.time()
+    cookies = cookie_header(granted(stack, "g", expires_in=3, now=now))
     assert get(stack, "/g/v1/seg0.ts", cookies).status == 200
-    time.sleep(max(0.0, int(time.time()) + 3 - time.time()))  # past the expiry's second
+    time.sleep(max(0.0, int(now) + 3 - time.time()))  # until the URL's expiry (skew 0)
     answer = get(stack, "/g/v1/seg0.ts", cookies)
     assert (answer.status, answer.reason) == (403, "expired")
 
