@@ -244,9 +244,11 @@ class VerifyProtocol(asyncio.Protocol):
         if not keep_alive:
             self.close()
             return
-        while self._waiting and self._counting is None and self._transport is not None:
+        while self._waiting and self._counting is None and self._scrape is None:
+            if self._transport is None:
+                return
             self._handle(self._waiting.popleft())
-        if self._counting is None and self._transport is not None:
+        if self._counting is None and self._scrape is None and self._transport is not None:
             self._transport.resume_reading()
             if self.closing and not self.partial:
                 self.close()
