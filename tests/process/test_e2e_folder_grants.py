@@ -14,8 +14,18 @@ from email.utils import formatdate
 
 import pytest
 
+from sidecar import config
 from sidecar.devtools.local_stack import LocalStack
-from tests.support.folder_grants import cookie_header, get, granting_stack, signed, write
+from sidecar.policy.signing import sign
+from sidecar.schemes.base import Grant
+from tests.support.folder_grants import (
+    ORIGIN,
+    cookie_header,
+    get,
+    granting_stack,
+    signed,
+    write,
+)
 from tests.support.metrics import verifications_total
 
 PLAYLIST = b"#EXTM3U\n#EXTINF:1,\nseg0.ts\n#EXTINF:1,\nsub/seg1.ts\n"
@@ -72,6 +82,11 @@ def test_a_signed_playlist_grants_its_folder_until_the_url_ends(
         assert attributes == [f"Path=/{source}/v1/", f"Expires={formatdate(expires, usegmt=True)}",
                               "Secure", "HttpOnly", "SameSite=Lax"]  # fmt: skip
     assert _signed_expiry(source, set_cookies) == expires  # the grant itself ends then too
+    # The cookies `sidecar sign --cookies --prefix /<source>/v1/` makes, byte for byte.
+    settings, folder = config.load(stack.config_path), f"/{source}/v1/"
+    made = sign(settings, source, ORIGIN + folder, Grant(prefix=folder, cookies=True), now=now,
+                expires_in=600)  # fmt: skip
+    assert set_cookies == list(made.cookies)
     cookies = cookie_header(set_cookies)
     for name in ("v1/seg0.ts", "v1/sub/seg1.ts"):
         assert (
