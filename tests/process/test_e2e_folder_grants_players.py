@@ -1,8 +1,9 @@
 """``folder_grant`` in real players (docs/folder-grants.md): an HLS stream made by ffmpeg
 (1-second H.264 segments of a test pattern), played from one signed playlist URL through
 the shipped nginx by ffmpeg itself (it carries the playlist's Set-Cookie to the segments)
-for every cookie scheme, and by hls.js in headless Chromium from a page the same nginx
-serves; nginx's access log shows every segment served with the sidecar's allow."""
+for every cookie scheme, a DASH stream from its signed manifest, and the HLS stream by
+hls.js in headless Chromium from a page the same nginx serves; nginx's access log shows
+every segment served with the sidecar's allow."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from sidecar.devtools.local_stack import LocalStack
-from tests.support.folder_grants import FFMPEG, granting_stack, make_stream, served, signed
+from tests.support.folder_grants import (
+    FFMPEG,
+    granting_stack,
+    make_dash,
+    make_stream,
+    served,
+    signed,
+)
 from tests.support.paths import REPO
 from tests.support.requests import HOST
 
@@ -42,6 +50,17 @@ def test_ffmpeg_plays_a_stream_from_one_signed_playlist_url(stack: LocalStack, s
     played = subprocess.run(play, timeout=60, capture_output=True, text=True, check=False)
     assert played.returncode == 0, played.stderr
     assert served(stack, f"/{source}/ffmpeg/", set(segments)) >= set(segments)
+
+
+def test_ffmpeg_plays_a_dash_stream_from_one_signed_manifest_url(stack: LocalStack) -> None:
+    segments = make_dash(stack.images / "cf" / "dash")
+    assert len(segments) >= 4  # the init segment and one per second
+    manifest = signed(stack, "cf", "/cf/dash/index.mpd")
+    play = [FFMPEG, "-hide_banner", "-loglevel", "error", "-headers", f"Host: {HOST}\r\n",
+            "-i", f"{stack.nginx_url}{manifest}", "-f", "null", "-"]  # fmt: skip
+    played = subprocess.run(play, timeout=60, capture_output=True, text=True, check=False)
+    assert played.returncode == 0, played.stderr
+    assert served(stack, "/cf/dash/", set(segments)) >= set(segments)
 
 
 def test_hls_js_plays_a_stream_in_chromium_from_one_signed_playlist_url(stack: LocalStack) -> None:

@@ -26,8 +26,8 @@ ORIGIN = f"https://{HOST}"
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"  # scripts/setup installs it
 GCDN_KEY = {"g1": {"secret": "N3yAAtXbJ8oKd1_qzR0v-w=="}}
 AKAMAI_KEY = {"a1": {"secret": "4f1c2a9e7b3d5f60718293a4b5c6d7e8f9011223344556677889aabbccddeeff"}}
-# Source name -> its path prefix; each grants the folder of a signed .m3u8 (gcdn: and of
-# a gallery's index.json).
+# Source name -> its path prefix; each grants the folder of a signed .m3u8 (cloudfront and
+# akamai: and of a .mpd; gcdn: and of a gallery's index.json).
 PREFIXES = {"cf": "/cf/", "g": "/g/", "ak": "/ak/"}
 # nginx serves .html and .js as such for the player page (the shipped file types images).
 TYPES = "types { text/html html; text/javascript js; application/json json; }\n"
@@ -37,7 +37,7 @@ def stack_config(folder: Path) -> str:
     private, public = cloudfront_keys.new_key_pair("rsa")
     (folder / "cf.pem").write_bytes(private)
     (folder / "cf.pub.pem").write_bytes(public)
-    granting: dict[str, TomlValue] = {"accept_cookies": True, "folder_grant": [".m3u8"]}
+    granting: dict[str, TomlValue] = {"accept_cookies": True, "folder_grant": [".m3u8", ".mpd"]}
     sources = (
         cloudfront_source(
             "cf",
@@ -132,6 +132,17 @@ def make_stream(folder: Path, seconds: int = 3) -> list[str]:
             str(folder / "index.m3u8")]  # fmt: skip
     subprocess.run(make, check=True, timeout=60, capture_output=True)
     return sorted(path.name for path in folder.glob("*.ts"))
+
+
+def make_dash(folder: Path, seconds: int = 3) -> list[str]:
+    """A DASH stream (``index.mpd``) of 1-second H.264 segments; its segment names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    make = [FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+            "-i", f"testsrc=duration={seconds}:size=64x48:rate=10", "-c:v", "libx264",
+            "-pix_fmt", "yuv420p", "-g", "10", "-f", "dash", "-seg_duration", "1",
+            str(folder / "index.mpd")]  # fmt: skip
+    subprocess.run(make, check=True, timeout=60, capture_output=True, cwd=folder)
+    return sorted(path.name for path in folder.glob("*.m4s"))
 
 
 def served(stack: LocalStack, folder: str, wanted: set[str]) -> set[str]:
