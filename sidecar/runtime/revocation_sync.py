@@ -1,9 +1,10 @@
 """Keeps the verify loop's view of the revocations current, in the background.
 
 The loop only ever reads ``Decider.revocations``, an in-memory ``RevokedView``. This task
-reads the store whenever its revision changes (woken by the store's change feed, and
-looking at least every second) and in full every ``FULL_READ_INTERVAL`` whatever the
-revision says, builds the new view in the offload pool, and swaps it in whole. When the
+reads what changed whenever the store's revision moves (woken by the store's change feed,
+and looking at least every second), everything at start and every
+``FULL_READ_INTERVAL``, keeps the records in force, builds the new view from them in the
+offload pool, and swaps it in whole. When the
 store does not answer, the last view read stays in force and
 ``signed_url_state_age_seconds`` grows; the task keeps trying and heals by itself.
 """
@@ -18,7 +19,7 @@ from typing import Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sidecar.errors import StoreError
-from sidecar.policy.revocations import RevokedView
+from sidecar.policy.revocations import Revocation, RevokedView
 from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.state import State
 from sidecar.runtime.stores import Store
@@ -82,6 +83,7 @@ class RevocationSync:
     metrics: StateMetrics
     read_at: float = float("-inf")  # time.time() of the last successful read
     _revision: int | None = None
+    _records: dict[str, Revocation] = field(default_factory=dict)
     _full_read: float = float("-inf")  # monotonic
     _pruned: float = field(default_factory=time.monotonic)
 
@@ -104,14 +106,23 @@ class RevocationSync:
         """Read the revocations if they changed (or are due): whether the store answered."""
         try:
             revision = await self.store.revision()
+            last = self._revision
+            # A revision that went back is a store that lost its data: read it all.
             due = time.monotonic() - self._full_read >= FULL_READ_INTERVAL
-            if revision != self._revision or due:
-                records = await self.store.revocations()
-                now = time.time()
-                view = await self.state.off_loop(RevokedView, records, now)
+            if last is None or due or revision < last:
+                self._records = {record.id: record for record in await self.store.revocations()}
+                self._full_read = time.monotonic()
+            elif revision != last:
+                written, removed = await self.store.changed(last)
+                for record in written:
+                    self._records[record.id] = record
+                for revocation_id in removed:
+                    self._records.pop(revocation_id, None)
+            if revision != last or due:
+                view = await self.state.off_loop(RevokedView, self._records.values(), time.time())
                 self.state.set_revocations(view)
                 self.metrics.active.set(view.count)
-                self._revision, self._full_read = revision, time.monotonic()
+                self._revision = revision
             self.read_at = time.time()
             await self._prune()
         except StoreError as error:

@@ -24,6 +24,7 @@ from sidecar.runtime.stores import KEY_PREFIX
 
 REVOCATIONS: Final = f"{KEY_PREFIX}:revocations"
 REVISION: Final = f"{KEY_PREFIX}:revision"
+CHANGES: Final = f"{KEY_PREFIX}:changes-by-revision"  # sorted set: id -> revision of its change
 CHANNEL: Final = f"{KEY_PREFIX}:changes"
 USES: Final = f"{KEY_PREFIX}:use:"
 POLL_INTERVAL: Final = 1.0  # seconds: the revision is read at least this often
@@ -41,6 +42,20 @@ redis.call('HSET', KEYS[1], 'n', used + 1, 'c:' .. ARGV[1], ARGV[2])
 if tonumber(ARGV[5]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[5]) end
 return 1
 """
+# KEYS: revocations, revision, changes. ARGV: id, the record (none: remove it), channel.
+# One script: the record, the new revision and the change land together.
+_CHANGE: Final = """
+local revision = redis.call('INCR', KEYS[2])
+local removed = 0
+if ARGV[2] == '' then
+  removed = redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('ZADD', KEYS[3], revision, ARGV[1])
+redis.call('PUBLISH', ARGV[3], 'changed')
+return removed
+"""
 
 
 class RedisStore:
@@ -51,6 +66,7 @@ class RedisStore:
             health_check_interval=0, retry_on_timeout=False,
         )  # fmt: skip
         self._use = self._client.register_script(_USE)
+        self._change = self._client.register_script(_CHANGE)
         self._changed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None  # started by the first wait
         self._closed = False
@@ -79,19 +95,26 @@ class RedisStore:
         # loop must not spend.
         return await asyncio.to_thread(_parse, bodies)
 
+    async def changed(self, since: int) -> tuple[list[Revocation], list[str]]:
+        ids = await self._call("read", self._client.zrangebyscore(CHANGES, f"({since}", "+inf"))
+        if not ids:
+            return [], []
+        bodies = await self._call("read", self._client.hmget(REVOCATIONS, ids))
+        written = await asyncio.to_thread(_parse, [body for body in bodies if body is not None])
+        removed = [key.decode() for key, body in zip(ids, bodies, strict=True) if body is None]
+        return written, removed
+
     async def revoke(self, record: Revocation) -> None:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(REVOCATIONS, record.id, record.to_json())
-            pipe.incr(REVISION)
-            pipe.publish(CHANNEL, b"revoke")
-            await self._call("revoke", pipe.execute())
+        keys = [REVOCATIONS, REVISION, CHANGES]
+        await self._call(
+            "revoke", self._change(keys=keys, args=[record.id, record.to_json(), CHANNEL])
+        )
 
     async def unrevoke(self, revocation_id: str) -> bool:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hdel(REVOCATIONS, revocation_id)
-            pipe.incr(REVISION)
-            pipe.publish(CHANNEL, b"unrevoke")
-            removed, _, _ = await self._call("unrevoke", pipe.execute())
+        keys = [REVOCATIONS, REVISION, CHANGES]
+        removed = await self._call(
+            "unrevoke", self._change(keys=keys, args=[revocation_id, "", CHANNEL])
+        )
         return bool(removed)
 
     async def prune(self, now: float) -> None:
@@ -99,6 +122,7 @@ class RedisStore:
         ended = [record.id for record in await self.revocations() if not record.active(now)]
         if ended:
             await self._call("prune", self._client.hdel(REVOCATIONS, *ended))
+            await self._call("prune", self._client.zrem(CHANGES, *ended))
 
     async def use(
         self, grant: bytes, client: str, limit: UseLimit, expires_at: float | None, now: float

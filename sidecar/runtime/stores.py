@@ -32,6 +32,10 @@ class Store(Protocol):
     async def revocations(self) -> list[Revocation]:
         """Every stored revocation (a record not exactly ours is skipped)."""
 
+    async def changed(self, since: int) -> tuple[list[Revocation], list[str]]:
+        """What changed after revision ``since``: the records written (or rewritten), and
+        the ids of those removed."""
+
     async def revoke(self, record: Revocation) -> None:
         """Store ``record`` (replacing one with the same id) and announce the change."""
 

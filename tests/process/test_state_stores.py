@@ -78,6 +78,21 @@ async def test_revocations_round_trip_and_change_the_revision(store: Store) -> N
     assert await store.revocations() == []
 
 
+async def test_what_changed_after_a_revision(store: Store) -> None:
+    first = new_revocation("books", Kind.KEY, "k1", None, NOW)
+    second = new_revocation("books", Kind.KEY, "k2", None, NOW)
+    await store.revoke(first)
+    await store.revoke(second)
+    seen = await store.revision()
+    assert await store.changed(seen) == ([], [])
+    third = new_revocation("books", Kind.PREFIX, "/books/x", None, NOW)
+    await store.unrevoke(first.id)
+    await store.revoke(third)
+    written, removed = await store.changed(seen)
+    assert (written, removed) == ([third], [first.id])
+    assert await store.revision() > seen
+
+
 async def test_uses_are_exact_across_connections(opener: Opener) -> None:
     # 12 uses of a 3-use grant at once, from 4 connections (4 processes): exactly 3 allowed.
     stores = [opener() for _ in range(4)]
