@@ -79,7 +79,9 @@ class Tracing:
         def traced(method: str, path: str, headers: dict[str, str]) -> Decision:
             started = time.time_ns()
             decision = verify(method, path, headers)
-            parent = headers.get(TRACEPARENT)
+            # As sent: nginx, HAProxy and Envoy write it in lower case; Caddy (Go) passes
+            # the client's header on as Go spells it.
+            parent = headers.get(TRACEPARENT) or headers.get("Traceparent")
             context = extract({TRACEPARENT: parent}) if parent is not None else None
             span = tracer.start_span(
                 "verify",

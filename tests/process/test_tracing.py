@@ -13,13 +13,15 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from sidecar.devtools.local_stack import free_port
 from tests.support.configs import md5_source, sidecar_config, team_toml
+from tests.support.front_proxies import running_front
 from tests.support.otlp_receiver import Receiver, otlp_receiver
-from tests.support.requests import HOST, fetch, nginx_headers
+from tests.support.requests import HOST, fetch, nginx_headers, request
 from tests.support.stacks import StackFactory, reload_and_wait
 from tests.support.tokens import BOOKS_TOKEN, md5_signed, signature_of
 
@@ -87,6 +89,22 @@ def test_a_request_without_traceparent_starts_its_own_trace(
     assert fetch(stack, md5_signed("/books/x.png?own=1"))[0] == 200
     (span,) = receiver.wait_for("verify")
     assert span.parent_span_id == "" and len(span.trace_id) == 32
+
+
+def test_caddy_passes_the_clients_trace_on(
+    fresh_stack: StackFactory, receiver: Receiver, tmp_path: Path
+) -> None:
+    config = traced_config(receiver.endpoint).replace(
+        "[signing]", '[server]\nproxy = "caddy"\n\n[signing]'
+    )
+    stack = fresh_stack(config, nginx=False)
+    header, trace_id, span_id = traceparent()
+    with running_front("caddy", tmp_path / "caddy", stack) as front:
+        reply = request(front.port, md5_signed("/books/x.png?c=1"), headers={"traceparent": header})
+    assert reply.status == 200
+    (span,) = receiver.wait_for("verify")
+    assert (span.trace_id, span.parent_span_id) == (trace_id, span_id)
+    assert span.attributes["sidecar.result"] == "ok"
 
 
 def test_sign_and_reload_have_spans(fresh_stack: StackFactory, receiver: Receiver) -> None:
