@@ -6,6 +6,7 @@ Off without the table. The endpoint is an OTLP/HTTP collector's base URL, as
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from urllib.parse import urlsplit
 
 from sidecar.config.fields import Problems, Table
@@ -14,6 +15,9 @@ from sidecar.policy.settings import TracingSettings
 _FIELDS = {"otlp_endpoint", "service_name", "sample_ratio"}
 _SERVICE_NAME = "signed-url-sidecar"
 _ENDPOINT_RULE = "must be an http:// or https:// URL with a host, no query, no password"
+_EXTRA = "needs the tracing extra: pip install 'signed-url-sidecar[tracing]'"
+# What runtime/tracing.py imports: looked up (not imported) so check-config says so too.
+_NEEDED = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
 
 
 def parse_tracing(raw: dict[str, object] | None, problems: Problems) -> TracingSettings | None:
@@ -21,6 +25,8 @@ def parse_tracing(raw: dict[str, object] | None, problems: Problems) -> TracingS
         return None
     table = Table(raw, "tracing", problems)
     table.check_names(_FIELDS)
+    if not _installed():
+        problems.add("tracing", _EXTRA)
     endpoint = table.require("otlp_endpoint", str)
     service = table.get("service_name", str, _SERVICE_NAME)
     assert service is not None  # the default is given
@@ -49,3 +55,10 @@ def _endpoint_ok(url: str) -> bool:
         return False
     plain = not (parts.query or parts.fragment or parts.username or parts.password)
     return parts.scheme in ("http", "https") and bool(parts.hostname) and plain
+
+
+def _installed() -> bool:
+    try:
+        return all(find_spec(name) is not None for name in _NEEDED)
+    except ImportError:  # a parent package missing (or blocked)
+        return False
