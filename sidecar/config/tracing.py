@@ -34,6 +34,10 @@ def parse_tracing(raw: dict[str, object] | None, problems: Problems) -> TracingS
     ratio = _ratio(table)
     if endpoint is None or not table.check("otlp_endpoint", _endpoint_ok(endpoint), _ENDPOINT_RULE):
         return None
+    # The base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: the signal's path would be doubled.
+    base = not endpoint.rstrip("/").endswith("/v1/traces")
+    if not table.check("otlp_endpoint", base, "is the collector's base URL: leave out /v1/traces"):
+        return None
     return TracingSettings(endpoint.rstrip("/") + "/v1/traces", service, ratio)
 
 

@@ -42,6 +42,7 @@ def test_the_endpoint_is_a_base_url_spans_go_to_its_v1_traces(tmp_path: Path) ->
         ('[tracing]\notlp_endpoint = "http://u:pw@c:4318"\n', "otlp_endpoint: must be an http"),
         ('[tracing]\notlp_endpoint = "http://c:4318/?a=1"\n', "otlp_endpoint: must be an http"),
         ('[tracing]\notlp_endpoint = "http://c:99999"\n', "otlp_endpoint: must be an http"),
+        ('[tracing]\notlp_endpoint = "http://c:4318/v1/traces"\n', "leave out /v1/traces"),
         ('[tracing]\notlp_endpoint = "http://c"\nsample_ratio = 2\n', "sample_ratio: must be"),
         ('[tracing]\notlp_endpoint = "http://c"\nsample_ratio = true\n', "sample_ratio: must be"),
         ('[tracing]\notlp_endpoint = "http://c"\nservice_name = ""\n', "service_name: must be"),
