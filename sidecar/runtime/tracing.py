@@ -16,6 +16,7 @@ or signature, nor a header's value but ``traceparent``'s.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,8 +51,13 @@ class Tracing:
     """One process's tracer provider, its batch processor and exporter thread."""
 
     def __init__(self, settings: TracingSettings) -> None:
+        # process.pid: which worker made a span (each exports its own).
         resource = Resource.create(
-            {"service.name": settings.service_name, "service.version": __version__}
+            {
+                "service.name": settings.service_name,
+                "service.version": __version__,
+                "process.pid": os.getpid(),
+            }
         )
         self.provider = TracerProvider(
             sampler=ParentBasedTraceIdRatio(settings.sample_ratio), resource=resource

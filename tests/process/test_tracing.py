@@ -107,6 +107,23 @@ def test_caddy_passes_the_clients_trace_on(
     assert span.attributes["sidecar.result"] == "ok"
 
 
+def test_each_worker_exports_its_own_spans(fresh_stack: StackFactory, receiver: Receiver) -> None:
+    config = traced_config(receiver.endpoint).replace(
+        "[signing]", "[server]\nworkers = 2\n\n[signing]"
+    )
+    stack = fresh_stack(config, nginx=False)
+    deadline = time.monotonic() + 20
+    pids: set[int] = set()
+    while len(pids) < 2:  # the kernel spreads new connections over the two listeners
+        assert time.monotonic() < deadline, pids
+        verify_latencies(stack.sidecar_port, 5)
+        time.sleep(0.2)
+        pids = {span.resource["process.pid"] for span in receiver.spans if span.name == "verify"}
+    assert (
+        stack.sidecar is not None and stack.sidecar.pid not in pids
+    )  # workers, not the supervisor
+
+
 def test_sign_and_reload_have_spans(fresh_stack: StackFactory, receiver: Receiver) -> None:
     config = traced_config(receiver.endpoint)
     stack = fresh_stack(config, nginx=False)
