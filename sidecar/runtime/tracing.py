@@ -42,6 +42,7 @@ EXPORT_DELAY_MS = 1000  # the exporter thread sends at least this often
 EXPORT_TIMEOUT = 5.0  # seconds one export (its retries included) may take, on its thread
 SHUTDOWN_WAIT = 2.0  # seconds the last export may hold up a stopping process
 TRACEPARENT = "traceparent"
+_TRACEPARENT_LENGTH = 55  # "00-" 32 hex "-" 16 hex "-" 2 hex
 VerifyFunction = Callable[[str, str, dict[str, str]], Decision]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SIGN_ROUTES = {"signUrl": "sign", "signUrls": "sign", "revoke": "revoke"}
@@ -72,6 +73,7 @@ class Tracing:
             )
         )
         self.tracer = self.provider.get_tracer("sidecar", __version__)
+        self.sample_ratio = settings.sample_ratio
         self._propagator = TraceContextTextMapPropagator()
         # A full queue warns once per dropped span: with a dead collector that would be a
         # log line per request, written on the verify loop.
@@ -81,6 +83,7 @@ class Tracing:
         """``State.verify``, then its span: started when the request arrived, parented
         by the proxy's ``traceparent`` when it sent a valid one."""
         verify, tracer, extract = state.verify, self.tracer, self._propagator.extract
+        roots_kept = self.sample_ratio > 0
 
         def traced(method: str, path: str, headers: dict[str, str]) -> Decision:
             started = time.time_ns()
@@ -88,6 +91,8 @@ class Tracing:
             # As sent: nginx, HAProxy and Envoy write it in lower case; Caddy (Go) passes
             # the client's header on as Go spells it.
             parent = headers.get(TRACEPARENT) or headers.get("Traceparent")
+            if not (roots_kept if parent is None else _maybe_sampled(parent)):
+                return decision  # the sampler would drop it: no span built at all
             context = extract({TRACEPARENT: parent}) if parent is not None else None
             span = tracer.start_span(
                 "verify",
@@ -132,6 +137,14 @@ class Tracing:
         closer = threading.Thread(target=self.provider.shutdown, daemon=True)
         closer.start()
         closer.join(SHUTDOWN_WAIT)
+
+
+def _maybe_sampled(traceparent: str) -> bool:
+    """False when ``traceparent`` has a version-00 one's length and its sampled flag (the
+    low bit of its last hex digit) is off: the parent-based sampler would drop the span, so
+    none is built. Anything else goes to the propagator (an invalid one starts a trace;
+    a malformed one of that length with the flag off gets no span)."""
+    return len(traceparent) != _TRACEPARENT_LENGTH or traceparent[-1] not in "02468ace"
 
 
 def verify_attributes(decision: Decision) -> dict[str, Any]:

@@ -82,13 +82,19 @@ def test_the_clients_trace_continues_into_the_verify_span(
     assert b"x.png" not in exported
 
 
-def test_a_request_without_traceparent_starts_its_own_trace(
+def test_no_traceparent_starts_a_trace_and_an_unsampled_one_makes_no_span(
     fresh_stack: StackFactory, receiver: Receiver
 ) -> None:
     stack = fresh_stack(traced_config(receiver.endpoint))
+    unsampled, dropped_trace, _ = traceparent()
+    unsampled = unsampled[:-2] + "00"  # the client's flags: not sampled
+    assert (
+        fetch(stack, md5_signed("/books/x.png?n=1"), headers={"traceparent": unsampled})[0] == 200
+    )
     assert fetch(stack, md5_signed("/books/x.png?own=1"))[0] == 200
-    (span,) = receiver.wait_for("verify")
+    (span,) = receiver.wait_for("verify")  # the second request's: the first made none
     assert span.parent_span_id == "" and len(span.trace_id) == 32
+    assert span.trace_id != dropped_trace
 
 
 def test_caddy_passes_the_clients_trace_on(
