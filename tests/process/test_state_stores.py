@@ -173,3 +173,17 @@ async def _open(settings: StateSettings) -> None:
         await store.revocations()
     finally:
         await store.close()
+
+
+def test_a_server_whose_port_was_taken_starts_on_another(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    # Two suites run side by side: a port picked free may be another's server by the
+    # time this one binds it, which must never become this test's store.
+    second = RedisServer(tmp_path / "second", port=redis.port)
+    second.start()
+    try:
+        assert second.port != redis.port and second.process is not None
+        assert second.process.poll() is None
+    finally:
+        second.stop()

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar.devtools.local_stack import free_port, wait_for_port
+from sidecar.devtools.local_stack import free_port
 
 STOP_TIMEOUT = 10.0
+START_TIMEOUT = 10.0
+START_ATTEMPTS = 5
+READY = b"Ready to accept connections"
 
 
 def redis_binary() -> str:
@@ -38,16 +41,44 @@ class RedisServer:
     def start(self) -> None:
         """Start (or restart, on the same port and files). Every write is on disk before
         Redis answers it (appendfsync always), so a server killed and restarted comes back
-        with what it had, as a production one with persistence does."""
+        with what it had, as a production one with persistence does.
+
+        Ready means this process said so in its own log, not that the port answers: a
+        port picked free may be taken by another suite's server in the meantime, which
+        would then be this test's store. A first start that loses its port takes another;
+        a restart keeps its port (its URL is in the sidecars' config) and fails loudly."""
+        restart = self.process is not None
+        for _ in range(START_ATTEMPTS):
+            if self._started():
+                return
+            if restart:
+                break
+            self.port = free_port()
+        raise RuntimeError(f"redis-server did not start on port {self.port}: see {self._log}")
+
+    @property
+    def _log(self) -> Path:
+        return self.folder / "redis.log"
+
+    def _started(self) -> bool:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / "redis.log").open("ab") as log:  # the child keeps its own copy
+        before = self._log.read_bytes().count(READY) if self._log.exists() else 0
+        with self._log.open("ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder),
                  "--protected-mode", "yes"],
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_for_port(self.port)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._log.read_bytes().count(READY) > before:
+                return True
+            if self.process.poll() is not None:
+                return False  # its port was taken
+            time.sleep(0.02)
+        self.kill()
+        return False
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
