@@ -19,6 +19,8 @@ from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.revocation_sync import StateMetrics
 from sidecar.runtime.stores import Store, use_key
 
+USE_RECORD_MARGIN = 3600  # seconds: [server] clock_skew's upper bound (config/loader.py)
+
 
 @dataclass
 class UseCounter:
@@ -35,7 +37,7 @@ class UseCounter:
         try:
             async with asyncio.timeout(self.timeout):
                 allowed = await self.store.use(
-                    grant, client or "", source.uses, verdict.expires_at, time.time()
+                    grant, client or "", source.uses, _kept_until(verdict.expires_at), time.time()
                 )
         except (StoreError, TimeoutError) as error:
             failure = error if isinstance(error, StoreError) else StoreError("use: timed out")
@@ -44,3 +46,10 @@ class UseCounter:
         if not allowed:
             return Decision(source.deny_status, Reason.USED_UP, Outcome.DENY, source)
         return decision._replace(counted=None)
+
+
+def _kept_until(expires_at: int | None) -> float | None:
+    """How long a grant's uses are kept: past its expiry by the largest clock skew a config
+    may allow, since a grant is still accepted that long after it (a record gone early
+    would count its uses again from zero)."""
+    return None if expires_at is None else expires_at + USE_RECORD_MARGIN

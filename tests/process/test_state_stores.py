@@ -6,17 +6,24 @@ the change feed, and the faults a store has (corrupt, locked, unreachable)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from sidecar.core.verdict import Reason, allow
 from sidecar.errors import StoreError
+from sidecar.policy.decide import Decision, Outcome
 from sidecar.policy.revocations import Kind, new_revocation
-from sidecar.policy.settings import StateSettings, UseLimit
+from sidecar.policy.settings import Mode, SourceSettings, StateSettings, UseLimit
+from sidecar.runtime.logs import JsonLog
+from sidecar.runtime.revocation_sync import StateMetrics
 from sidecar.runtime.stores import Store, open_store, use_key
+from sidecar.runtime.uses import UseCounter
 from tests.support.redis_server import RedisServer
 
 NOW = time.time()
@@ -99,7 +106,8 @@ async def test_uses_are_exact_across_connections(opener: Opener) -> None:
     for store in stores:
         await store.open()
     limit = UseLimit(3, 60)
-    uses = [stores[n % 4].use(GRANT, f"198.51.100.{n}", limit, NOW + 600, NOW) for n in range(12)]
+    now = time.time()  # not the module's NOW: a record kept until a past time is gone at once
+    uses = [stores[n % 4].use(GRANT, f"198.51.100.{n}", limit, now + 600, now) for n in range(12)]
     answers = await asyncio.gather(*uses)
     for store in stores:
         await store.close()
@@ -187,3 +195,17 @@ def test_a_server_whose_port_was_taken_starts_on_another(
         assert second.process.poll() is None
     finally:
         second.stop()
+
+
+async def test_a_grant_in_its_clock_skew_keeps_its_count(store: Store) -> None:
+    # A grant is accepted up to clock_skew after its expiry: its uses must be kept that
+    # long too, or a record kept only until the expiry (gone at once in Redis) would let
+    # every request of those seconds be a first use.
+    counter = UseCounter(store, 1.0, StateMetrics(CollectorRegistry()), JsonLog(io.BytesIO()))
+    source = SourceSettings("once", "md5-token", "/once/", None, Mode.ENFORCE, 403, None,
+                            uses=UseLimit(1, 0))  # fmt: skip
+    verdict = allow("k1", int(time.time()) - 10, shareable=False, grant=b"\x05" * 16)
+    counted = Decision(200, Reason.OK, Outcome.ALLOW, source, "k1", 0, verdict)
+    first = await counter.count(counted, "a")
+    second = await counter.count(counted, "b")
+    assert (first.reason, second.reason) == (Reason.OK, Reason.USED_UP)
