@@ -86,4 +86,6 @@ def test_tracing_cost_prints_every_setup_side_by_side() -> None:
               "[tracing] on, sample_ratio = 0")  # fmt: skip
     rows = [next(line for line in output.splitlines() if line.startswith(name)) for name in setups]
     assert rows[0].split()[-3:] == ["1.00", rows[0].split()[-2], "+0.0"]  # ratios to the first
-    assert all(float(row.split()[-2]) > 0 for row in rows), rows  # CPU µs a request
+    # CPU µs a request: process CPU time ticks in 10 ms, so 500 unsampled requests may
+    # read 0 in this tiny run; a figure is printed for every setup.
+    assert all(float(row.split()[-2]) >= 0 for row in rows), rows
