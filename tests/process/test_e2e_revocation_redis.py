@@ -18,7 +18,7 @@ import pytest
 from sidecar.devtools.local_stack import LocalStack
 from tests.support import figures
 from tests.support.metrics import sample
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, running_redis
 from tests.support.requests import HOST, verify
 from tests.support.revocation_fleet import (
     MAX_USES,
@@ -36,10 +36,8 @@ RECOVERY_TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

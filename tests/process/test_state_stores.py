@@ -24,7 +24,7 @@ from sidecar.runtime.logs import JsonLog
 from sidecar.runtime.revocation_sync import StateMetrics
 from sidecar.runtime.stores import Store, open_store, use_key
 from sidecar.runtime.uses import UseCounter
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisServer, running_redis
 
 NOW = time.time()
 GRANT = use_key("books", b"\x07" * 32)
@@ -33,10 +33,8 @@ Opener = Callable[[], Store]
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "redis"])
