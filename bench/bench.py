@@ -12,6 +12,7 @@ import argparse
 import base64
 import getpass
 import hashlib
+import math
 import os
 import platform
 import re
@@ -20,8 +21,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools import feature_setups  # bench/tools: this script's folder is on its path
 
 from sidecar import build
 from sidecar.devtools import nginx_conf
@@ -36,6 +40,8 @@ SECURE_LINK_SECRET = "bench-secure-link-secret"
 IMAGE_BYTES = 20 * 1024
 DISTINCT_URLS = 20_000
 WRK_CONNECTIONS = 32
+SECURE_LINK = "nginx secure_link (native MD5)"
+SUBREQUEST = "auth_request -> nginx stub (subrequest limit)"
 COMPILED_DIRECT = "sidecar direct, md5-token, 1 process"
 VIA_NGINX = "sidecar via nginx, md5-token, no cache"
 FLOOR_DIRECT = "bare uvloop protocol, direct (I/O floor)"
@@ -84,17 +90,20 @@ class Setup:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     errors: int = 0
+    referer: str | None = None  # sent as nginx's X-Original-Referer (direct requests)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--only", default="", help="the setups whose name holds this (trials)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="signed-url-bench-") as temp:
         bench = Bench(Path(temp))
         try:
             setups = bench.start()
+            setups = [setup for setup in setups if args.only in setup.name] or setups
             started = time.monotonic()
             for round_number in range(1, args.rounds + 1):
                 for setup in setups:
@@ -136,8 +145,8 @@ class Bench:
         pure_cpu = self.pids(pure)
         return [
             Setup("nginx, no verification (ceiling)", plain, self._plain_urls()),
-            Setup("nginx secure_link (native MD5)", secure, self._secure_link_urls()),
-            Setup("auth_request -> nginx stub (subrequest limit)", stub, self._plain_urls()),
+            Setup(SECURE_LINK, secure, self._secure_link_urls()),
+            Setup(SUBREQUEST, stub, self._plain_urls()),
             Setup(FLOOR_VIA_NGINX, floor_nginx, md5_urls, verifier=floor_cpu),
             Setup(VIA_NGINX, no_cache, md5_urls, verifier=one_cpu),
             Setup("sidecar via nginx, md5-token, no cache, workers=2", no_cache_two, md5_urls,
@@ -152,6 +161,25 @@ class Bench:
             Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True,
                   two_cpu),
             Setup(PURE_DIRECT, pure.sidecar_port, md5_urls, True, pure_cpu),
+            *self._feature_setups(md5_urls),
+        ]  # fmt: skip
+
+    def _feature_setups(self, md5_urls: Path) -> list[Setup]:
+        """The features a source may turn on, each in a sidecar process of its own, hit
+        directly like COMPILED_DIRECT (the same features off), whose URLs they share."""
+        rules = self._sidecar("rules", workers=1, sources=feature_setups.rules_sources(TOKEN))
+        revoked_config = feature_setups.revoked_sources(SOURCES)
+        revoked = self._sidecar("revoked", workers=1, sources=revoked_config,
+                                prepare=feature_setups.write_revocations)  # fmt: skip
+        feature_setups.wait_for_revocations(revoked.metrics_url)
+        jwt = self._sidecar("jwt", workers=1, sources=feature_setups.jwt_sources())
+        jwt_urls = self._write_urls("jwt.txt", feature_setups.jwt_uris(jwt.config_path, 2_000))
+        return [
+            Setup(feature_setups.RULES, rules.sidecar_port, md5_urls, True, self.pids(rules),
+                  referer=feature_setups.REFERER),
+            Setup(feature_setups.REVOKED, revoked.sidecar_port, md5_urls, True,
+                  self.pids(revoked)),
+            Setup(feature_setups.JWT, jwt.sidecar_port, jwt_urls, True, self.pids(jwt)),
         ]  # fmt: skip
 
     def pids(self, stack: LocalStack) -> list[int]:
@@ -178,11 +206,21 @@ class Bench:
             (self.images / folder).mkdir(parents=True, exist_ok=True)
             (self.images / folder / "photo.jpg").write_bytes(os.urandom(IMAGE_BYTES))
 
-    def _sidecar(self, name: str, *, workers: int, pure: bool = False) -> LocalStack:
+    def _sidecar(
+        self,
+        name: str,
+        *,
+        workers: int,
+        pure: bool = False,
+        sources: str = SOURCES,
+        prepare: Callable[[Path], None] | None = None,
+    ) -> LocalStack:
         folder = self.folder / name
         folder.mkdir()
         write_acme_keys(folder)
-        config = f"[server]\nworkers = {workers}\n\n{SOURCES}"
+        if prepare is not None:
+            prepare(folder)
+        config = f"[server]\nworkers = {workers}\n\n{sources}"
         stack = LocalStack(folder, config, self.images)
         stack.write_config()
         # The pure-Python build: this repository's sources ahead of the installed wheel.
@@ -278,6 +316,8 @@ def run_wrk(setup: Setup, seconds: int) -> None:
     env = {**os.environ, "URLS": str(setup.urls), "BENCH_HOST": HOST}
     if setup.direct:
         env["VERIFY_HEADERS"] = "1"
+    if setup.referer is not None:
+        env["BENCH_REFERER"] = setup.referer
     command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency",
                "-s", str(HERE / "lua_urls.lua"), f"http://127.0.0.1:{setup.port}/"]  # fmt: skip
     cpu_before = sum(_cpu_seconds(pid) for pid in setup.verifier)
@@ -323,8 +363,8 @@ def _rss_mb(pid: int) -> float:
 
 
 def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed: float) -> None:
-    secure = statistics.median(setups[1].rates)
-    limit = statistics.median(setups[2].rates)
+    rates = {setup.name: statistics.median(setup.rates) for setup in setups}
+    secure, limit = rates.get(SECURE_LINK, math.nan), rates.get(SUBREQUEST, math.nan)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}; "
         f"Linux {platform.release()}; Python {platform.python_version()}; {_nginx_version()}"
@@ -347,15 +387,19 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
         print(f"{setup.name:<52} {spread:>26} {statistics.median(setup.p50):>7.2f} "
               f"{statistics.median(setup.p99):>7.2f} {median / secure:>13.2f} "
               f"{median / limit:>12.2f} {setup.errors:>8} {cpu:>7}")  # fmt: skip
-    rates = {setup.name: statistics.median(setup.rates) for setup in setups}
+    speedup = rates.get(COMPILED_DIRECT, math.nan) / rates.get(PURE_DIRECT, math.nan)
     print(f"\nsidecar build: {build.KIND}; direct md5-token, this build / pure Python: "
-          f"{rates[COMPILED_DIRECT] / rates[PURE_DIRECT]:.2f}")  # fmt: skip
+          f"{speedup:.2f}")  # fmt: skip
     # Under load, what a request costs the sidecar beyond a Python process's own floor.
     for name, floor in ((COMPILED_DIRECT, FLOOR_DIRECT), (PURE_DIRECT, FLOOR_DIRECT),
                         (VIA_NGINX, FLOOR_VIA_NGINX)):  # fmt: skip
+        if name not in rates or floor not in rates:  # left out by --only
+            continue
         extra = (1 / rates[name] - 1 / rates[floor]) * 1e6
         ratio = rates[name] / rates[floor]
         print(f"{name}: {ratio:.2f} x its floor, {extra:.1f} µs more per request")
+    cpu = {setup.name: statistics.median(setup.cpu_us) for setup in setups if setup.cpu_us}
+    feature_setups.report(COMPILED_DIRECT, cpu, rates)
     print()
     for name, pids in bench.sidecar_pids().items():
         sizes = ", ".join(f"{_rss_mb(pid):.1f} MB" for pid in pids)
