@@ -19,7 +19,7 @@ from typing import Final
 
 import orjson
 
-from sidecar.core import canonical
+from sidecar.core import canonical, digests
 from sidecar.core.verdict import Verdict
 
 _NEVER: Final = math.inf
@@ -54,7 +54,7 @@ class Revocation:
 def grant_digest(grant: bytes) -> bytes:
     """What a grant is kept and looked up under: 16 bytes whatever its signature's size (an
     RSA signature is 256), and no signature in a listing or a store."""
-    return hashlib.sha256(grant).digest()[:16]
+    return digests.sha256(grant)[:16]  # on every allow of a source with revocations
 
 
 def revocation_id(source: str, kind: Kind, value: str) -> str:

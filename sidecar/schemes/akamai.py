@@ -9,7 +9,6 @@ docs/schemes/akamai.md and docs/cookies.md.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import re
 import secrets
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote_plus, unquote_plus
 
+from sidecar.core import digests
 from sidecar.core.canonical import QueryParam
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import parse_epoch
@@ -233,7 +233,7 @@ class AkamaiSource(KeyringSource):
         return self.settings.field_delimiter.join(parts).encode()
 
     def _digest(self, key: bytes, message: bytes) -> bytes:
-        return hmac.digest(key, message, self.settings.algorithm)
+        return digests.hmac_digest(key, message, self.settings.algorithm)
 
     # --- sign -----------------------------------------------------------------------------
 

@@ -19,13 +19,12 @@ The format, its one spelling and the answers: docs/schemes/bunny.md.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import unquote_plus
 
+from sidecar.core import digests
 from sidecar.core.encodings import URLSAFE_NOPAD
 from sidecar.core.verdict import Reason, Verdict, allow, deny
 from sidecar.errors import SchemeError
@@ -76,17 +75,17 @@ class BunnySettings:
 
 def hs256(secret: bytes, path: str, expires: int, address: bytes, data: str) -> bytes:
     message = path.encode() + str(expires).encode() + address + data.encode()
-    return hmac.digest(secret, message, "sha256")
+    return digests.hmac_digest(secret, message, "sha256")
 
 
 def classic(secret: bytes, path: str, expires: int, address: str, data: str) -> bytes:
-    return hashlib.sha256(secret + f"{path}{expires}{address}{data}".encode()).digest()
+    return digests.sha256(secret + f"{path}{expires}{address}{data}".encode())
 
 
 def basic(secret: bytes, path: str, expires: int, address: str) -> bytes:
     text = f"{path}{expires}{address}".encode()
     # MD5 because Bunny's basic tokens are MD5 (the docs call the variant deprecated).
-    return hashlib.md5(secret + text, usedforsecurity=False).digest()
+    return digests.md5(secret + text)
 
 
 @dataclass(frozen=True, slots=True)

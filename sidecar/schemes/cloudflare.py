@@ -11,11 +11,11 @@ answers: docs/schemes/cloudflare.md.
 
 from __future__ import annotations
 
-import hmac
 import re
 from dataclasses import dataclass
 from typing import Final
 
+from sidecar.core import digests
 from sidecar.core.canonical import CanonicalURI, QueryParam
 from sidecar.core.encodings import STANDARD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -50,7 +50,7 @@ class CloudflareSettings:
 
 def mac(secret: bytes, message: bytes, issued: int) -> bytes:
     """The MAC over the message (the URI before the separator) and the issue time."""
-    return hmac.digest(secret, message + str(issued).encode("ascii"), "sha256")
+    return digests.hmac_digest(secret, message + str(issued).encode("ascii"), "sha256")
 
 
 def encode_mac(digest: bytes) -> str:

@@ -14,7 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sidecar.core import canonical
+from sidecar.core import canonical, digests
 from sidecar.core.canonical import QueryParam
 from sidecar.core.cookies import grant_cookies, set_cookie
 from sidecar.core.encodings import URLSAFE, parse_epoch
@@ -39,7 +39,7 @@ b64decode = URLSAFE.decode  # strict: exact padding, zero unused bits, '-' and '
 
 
 def signature(key: bytes, string: bytes) -> bytes:
-    return hmac.digest(key, string, "sha1")  # the one-shot C path: no HMAC object per URL
+    return digests.hmac_digest(key, string, "sha1")
 
 
 @dataclass(frozen=True, slots=True)

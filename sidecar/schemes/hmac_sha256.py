@@ -10,6 +10,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from sidecar.core import digests
 from sidecar.core.canonical import QueryParam
 from sidecar.core.encodings import URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -31,7 +32,7 @@ MIN_SECRET_BYTES = 16
 
 
 def signature(secret: bytes, unsigned_uri: bytes) -> bytes:
-    return hmac.digest(secret, unsigned_uri, "sha256")  # one-shot C path: no HMAC object
+    return digests.hmac_digest(secret, unsigned_uri, "sha256")
 
 
 @dataclass(frozen=True, slots=True)

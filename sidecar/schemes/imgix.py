@@ -7,10 +7,10 @@ lowercase hex; an optional signed ``expires``. The format, the reference signer 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
+from sidecar.core import digests
 from sidecar.core.canonical import CanonicalURI
 from sidecar.core.encodings import parse_epoch
 from sidecar.core.verdict import Reason, Verdict, deny
@@ -38,7 +38,7 @@ def signature(token: bytes, unsigned_uri: bytes) -> bytes:
     # 0x80 and NUL bytes, and the gate refuses every URI carrying bytes that are not
     # UTF-8 or are controls, so the forged text never reaches this hash (percent-encoded,
     # it is other bytes). Keep the gate shut: tests/unit/schemes/test_imgix_length_extension.py.
-    return hashlib.md5(token + unsigned_uri, usedforsecurity=False).digest()
+    return digests.md5(token + unsigned_uri)
 
 
 @dataclass(frozen=True, slots=True)

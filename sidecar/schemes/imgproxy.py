@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
+from sidecar.core import digests
 from sidecar.core.canonical import CanonicalURI
 from sidecar.core.encodings import URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -63,7 +64,7 @@ def from_hex(text: bytes) -> bytes | None:
 
 def signature(key: bytes, salt: bytes, signed_path: bytes, size: int = DIGEST_SIZE) -> bytes:
     """The signature's bytes: ``signed_path`` is "/" and everything after the signature."""
-    return hmac.digest(key, salt + signed_path, "sha256")[:size]
+    return digests.hmac_digest(key, salt + signed_path, "sha256")[:size]
 
 
 def expected_length(size: int) -> int:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from sidecar.core import digests
 from sidecar.core.encodings import URLSAFE_NOPAD
 from sidecar.schemes.base import KeyKind, KeyMaterial, SourceKey
 from sidecar.schemes.jwt_tokens import json_object
@@ -90,7 +91,7 @@ class JwtKey:
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         algorithm = self.algorithm
         if algorithm.family == HMAC:
-            expected = hmac.digest(self.secret or b"", signing_input, algorithm.hash_name)
+            expected = digests.hmac_digest(self.secret or b"", signing_input, algorithm.hash_name)
             return hmac.compare_digest(expected, signature)
         try:
             return self._verify_public(signing_input, signature)
@@ -130,7 +131,7 @@ class JwtKey:
     def sign(self, signing_input: bytes) -> bytes:
         algorithm, private = self.algorithm, self.private
         if algorithm.family == HMAC:
-            return hmac.digest(self.secret or b"", signing_input, algorithm.hash_name)
+            return digests.hmac_digest(self.secret or b"", signing_input, algorithm.hash_name)
         if isinstance(private, rsa.RSAPrivateKey):
             scheme = _PKCS1 if algorithm.family == RSA else _pss(algorithm)
             return private.sign(signing_input, scheme, algorithm.hash())

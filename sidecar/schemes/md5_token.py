@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Final
 
+from sidecar.core import digests
 from sidecar.core.encodings import parse_hex
 from sidecar.core.verdict import Reason, Verdict, deny
 from sidecar.errors import SchemeError
@@ -28,7 +28,7 @@ def _md5_hex(text: str) -> bytes | None:
 
 
 def signature(unsigned_uri: bytes, token: bytes) -> bytes:
-    return hashlib.md5(unsigned_uri + token, usedforsecurity=False).digest()
+    return digests.md5(unsigned_uri + token)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,13 @@ https://nginx.org/en/docs/http/ngx_http_secure_link_module.html
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sidecar.core import canonical
+from sidecar.core import canonical, digests
 from sidecar.core.canonical import CanonicalURI, QueryParam
 from sidecar.core.encodings import URLSAFE, URLSAFE_NOPAD, parse_epoch
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -283,10 +282,7 @@ def _render(
 
 
 def _digest(pieces: Iterable[bytes | None], secret: bytes) -> bytes:
-    md5 = hashlib.md5(usedforsecurity=False)
-    for piece in pieces:
-        md5.update(secret if piece is None else piece)
-    return md5.digest()
+    return digests.md5(b"".join(secret if piece is None else piece for piece in pieces))
 
 
 @dataclass(frozen=True, slots=True)

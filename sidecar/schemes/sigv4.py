@@ -7,12 +7,12 @@ Pure: times are passed in as unix seconds, never read from a clock.
 from __future__ import annotations
 
 import calendar
-import hashlib
-import hmac
 import re
 import time
 from typing import Final
 from urllib.parse import quote, unquote
+
+from sidecar.core import digests
 
 ALGORITHM: Final = "AWS4-HMAC-SHA256"
 TERMINATOR: Final = "aws4_request"
@@ -62,10 +62,10 @@ def format_amz_date(seconds: int) -> str:
 
 def signing_key(secret: bytes, day: str, region: str, service: str) -> bytes:
     """The key derived for one day, region and service (AWS's four HMACs)."""
-    key = hmac.digest(b"AWS4" + secret, day.encode(), "sha256")
-    key = hmac.digest(key, region.encode(), "sha256")
-    key = hmac.digest(key, service.encode(), "sha256")
-    return hmac.digest(key, TERMINATOR.encode(), "sha256")
+    key = digests.hmac_digest(b"AWS4" + secret, day.encode(), "sha256")
+    key = digests.hmac_digest(key, region.encode(), "sha256")
+    key = digests.hmac_digest(key, service.encode(), "sha256")
+    return digests.hmac_digest(key, TERMINATOR.encode(), "sha256")
 
 
 def scope(day: str, region: str, service: str) -> str:
@@ -75,6 +75,6 @@ def scope(day: str, region: str, service: str) -> str:
 
 def signature(key: bytes, amz_date: str, credential_scope: str, canonical_request: str) -> bytes:
     """The signature's bytes (presented as lowercase hex) over the canonical request."""
-    digest = hashlib.sha256(canonical_request.encode()).hexdigest()
+    digest = digests.sha256(canonical_request.encode()).hex()
     string_to_sign = f"{ALGORITHM}\n{amz_date}\n{credential_scope}\n{digest}"
-    return hmac.digest(key, string_to_sign.encode(), "sha256")
+    return digests.hmac_digest(key, string_to_sign.encode(), "sha256")

@@ -8,10 +8,10 @@ docs/schemes/thumbor.md.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from sidecar.core import digests
 from sidecar.core.canonical import CanonicalURI
 from sidecar.core.encodings import URLSAFE
 from sidecar.core.verdict import Reason, Verdict, allow, deny
@@ -30,7 +30,7 @@ _PRINTABLE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%"
 
 
 def signature(key: bytes, rest: bytes) -> bytes:
-    return hmac.digest(key, rest, "sha1")  # one-shot C path: no HMAC object
+    return digests.hmac_digest(key, rest, "sha1")
 
 
 def encode(digest: bytes) -> str:
