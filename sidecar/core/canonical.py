@@ -33,6 +33,9 @@ _C1_CONTROL: Final = re.compile(r"[\x80-\x9f]")
 _FORBIDDEN_DECODED: Final = frozenset(b"/\\.") | frozenset(range(0x20)) | {0x7F}
 
 
+_new: Final = tuple.__new__  # a NamedTuple without its Python-level __new__, every field given
+
+
 class QueryParam(NamedTuple):
     """One ``name=value`` pair of the query, as on the wire.
 
@@ -74,9 +77,10 @@ def parse(raw: str) -> CanonicalURI | None:
     path = decode_path(raw_path)
     if path is None:
         return None
+    # Built without the NamedTuple's Python-level __new__ (a frame on every request).
     if not mark:
-        return CanonicalURI(raw, raw_path, path, None, ())
-    return CanonicalURI(raw, raw_path, path, query, _split_query(query, len(raw_path) + 1))
+        return _new(CanonicalURI, (raw, raw_path, path, None, ()))
+    return _new(CanonicalURI, (raw, raw_path, path, query, _split_query(query, len(raw_path) + 1)))
 
 
 def decode_path(raw_path: str) -> str | None:
@@ -142,15 +146,12 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-_new_param: Final = tuple.__new__  # builds a QueryParam without NamedTuple's Python-level __new__
-
-
 def _split_query(query: str, offset: int) -> tuple[QueryParam, ...]:
     params = []
     start = offset
     for pair in query.split("&"):
         raw_name, _, value = pair.partition("=")
         name = unquote_plus(raw_name) if ("%" in raw_name or "+" in raw_name) else raw_name
-        params.append(_new_param(QueryParam, (name, raw_name, value, start)))
+        params.append(_new(QueryParam, (name, raw_name, value, start)))
         start += len(pair) + 1
     return tuple(params)

@@ -57,6 +57,11 @@ class Decision(NamedTuple):
 # Builds a NamedTuple without its Python-level __new__ (a frame per request saved): used
 # on the allow path, which nearly every request takes, with every field given.
 _new: Final = tuple.__new__
+# An enum member read off its class goes through EnumType's __getattr__ hook (about 90 ns
+# each); module constants are read from a C static once compiled. The allow path's:
+_OK: Final = Reason.OK
+_ALLOW: Final = Outcome.ALLOW
+_OFF: Final = Mode.OFF
 
 
 class Decider:
@@ -77,7 +82,7 @@ class Decider:
         source = self.router.route(facts.host, uri.path)
         if source is None:
             return Decision(server.deny_status, Reason.NO_SOURCE, Outcome.DENY)
-        if source.mode is Mode.OFF:
+        if source.mode is _OFF:
             if facts.method not in ALLOWED_METHODS:
                 return Decision(source.deny_status, Reason.METHOD, Outcome.DENY, source)
             return Decision(200, Reason.UNSIGNED_ALLOWED, Outcome.ALLOW, source)
@@ -101,19 +106,17 @@ class Decider:
             revocations = self.revocations
             if (
                 revocations is not None
-                and verdict.valid
+                and verdict.reason is _OK
                 and revocations.revoked(source.name, verdict, uri.path, now)
             ):
                 verdict = deny(Reason.REVOKED)
-        if verdict.valid and source.folder_grant and uri.raw_path.endswith(source.folder_grant):
+        valid = verdict.reason is _OK
+        if valid and source.folder_grant and uri.raw_path.endswith(source.folder_grant):
             return _granting(source, verdict, request, facts)
-        if verdict.valid and source.rules is None and source.uses is None:
+        if valid and source.rules is None and source.uses is None:
             ttl = _cache_ttl(verdict, server.cache_ttl, now)
-            return _new(
-                Decision,
-                (200, Reason.OK, Outcome.ALLOW, source, verdict.key_id, ttl, None, None),
-            )
-        if verdict.valid or (source.mode is Mode.OPTIONAL and verdict.reason is Reason.MISSING):
+            return _new(Decision, (200, _OK, _ALLOW, source, verdict.key_id, ttl, None, None))
+        if valid or (source.mode is Mode.OPTIONAL and verdict.reason is Reason.MISSING):
             return _ruled(source, verdict, facts)
         return _denied(source, verdict.reason)
 
@@ -154,7 +157,7 @@ def _within_max_ttl(source: SourceSettings, verdict: Verdict, request: VerifyReq
     """A source's ``max_ttl`` holds on verify too: a leaked key must not mint URLs valid
     for decades. A grant that never expires exceeds any ``max_ttl`` (``missing``: the
     expiry is); one that ends further away than ``max_ttl`` (+ skew) is ``invalid``."""
-    if not verdict.valid or source.max_ttl is None:
+    if source.max_ttl is None or verdict.reason is not _OK:
         return verdict
     if verdict.expires_at is None:
         return deny(Reason.MISSING)

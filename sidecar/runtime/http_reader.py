@@ -41,12 +41,15 @@ MAX_HEADERS: Final = 64
 # joins its pieces, copying what came before each time).
 MAX_REQUEST_BYTES: Final = 4 * MAX_FIELD_SIZE
 
+_READ_NAMES: Final = sorted(
+    {name for names in (*READ_HEADERS.values(), *RULE_HEADERS.values()) for name in names}
+    | {"Cookie", "X-Request-ID", "Content-Length", "Transfer-Encoding", "Accept-Encoding"}
+)
+# Each read header under its lowercase name, and under the spelling proxies send (the one
+# the code uses): a proxy's header is found without lowercasing its name first.
 _KNOWN_HEADERS: Final = {
-    name.lower().encode(): name
-    for name in sorted(
-        {name for names in (*READ_HEADERS.values(), *RULE_HEADERS.values()) for name in names}
-        | {"Cookie", "X-Request-ID", "Content-Length", "Transfer-Encoding", "Accept-Encoding"}
-    )
+    **{name.lower().encode(): name for name in _READ_NAMES},
+    **{name.encode(): name for name in _READ_NAMES},
 }
 
 
@@ -133,7 +136,7 @@ class RequestReader:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
-        key = _KNOWN_HEADERS.get(name.lower())
+        key = _KNOWN_HEADERS.get(name) or _KNOWN_HEADERS.get(name.lower())
         bound = MAX_REQUEST_BYTES if key == "Cookie" else MAX_FIELD_SIZE
         if len(value) > bound or len(name) > MAX_FIELD_SIZE:
             self._oversized = True

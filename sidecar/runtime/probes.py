@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -45,7 +44,7 @@ class ProbeBook:
         self._records: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     def notice(
-        self, state: State, method: str, path: str, headers: Mapping[str, str], decision: Decision
+        self, state: State, method: str, path: str, headers: dict[str, str], decision: Decision
     ) -> None:
         """Keep a record when the request carries a probe cookie (a substring test first:
         this runs for every verify request)."""
@@ -71,7 +70,7 @@ class ProbeBook:
 
 
 def describe(
-    proxy: str, method: str, path: str, headers: Mapping[str, str], decision: Decision
+    proxy: str, method: str, path: str, headers: dict[str, str], decision: Decision
 ) -> dict[str, Any]:
     """What a probe request looked like to the sidecar: names, never values."""
     facts = EXTRACTORS[proxy](method, path, headers)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -35,6 +35,7 @@ T = TypeVar("T")
 PROFILE_WARNING_INTERVAL = 60.0  # seconds between two proxy_headers_missing log lines
 SCRAPE_SHARE = 0.05  # of the time, at most, spent rendering /metrics
 SCRAPE_PAUSE_LIMIT = 2.0  # seconds: a scrape never waits longer (Prometheus times out at 10)
+_ALLOW: Final = Outcome.ALLOW  # a C static once compiled (an enum member costs ~90 ns)
 
 
 @dataclass
@@ -92,7 +93,7 @@ class State:
         self.revocations = view
         self.decider.revocations = view
 
-    def verify(self, method: str, raw_path: str, headers: Mapping[str, str]) -> Decision:
+    def verify(self, method: str, raw_path: str, headers: dict[str, str]) -> Decision:
         decider = self.decider
         facts = EXTRACTORS[decider.settings.server.proxy](method, raw_path, headers)
         started = time.perf_counter()
@@ -100,14 +101,14 @@ class State:
         if decision.counted is not None:
             return decision  # recorded once counted (verify_counted)
         self.metrics.record(decision, time.perf_counter() - started)
-        if decision.outcome is not Outcome.ALLOW:
+        if decision.outcome is not _ALLOW:
             _log_denial(self.log, decision, facts, headers.get("X-Request-ID"))
             if facts.uri is None:
                 self._missing_profile_headers(decider.settings.server.proxy, headers)
         return decision
 
     async def verify_counted(
-        self, decision: Decision, method: str, raw_path: str, headers: Mapping[str, str]
+        self, decision: Decision, method: str, raw_path: str, headers: dict[str, str]
     ) -> Decision:
         """A counted allow (``max_uses``) made final by the store, recorded and logged as
         ``verify`` records the others."""
@@ -124,7 +125,7 @@ class State:
             _log_denial(self.log, final, facts, headers.get("X-Request-ID"))
         return final
 
-    def _missing_profile_headers(self, proxy: str, headers: Mapping[str, str]) -> None:
+    def _missing_profile_headers(self, proxy: str, headers: dict[str, str]) -> None:
         """A request without the active profile's headers is a misconfigured proxy, not a
         bad signature: counted, and logged once a minute with what was expected."""
         missing = [name for name in REQUIRED_HEADERS[proxy] if name not in headers]

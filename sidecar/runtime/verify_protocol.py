@@ -70,10 +70,14 @@ def _head(status: int, extra: bytes, length: int, keep_alive: bool) -> bytes:
     )
 
 
-_CACHED_ANSWERS: Final[dict[tuple[int, str, int, bool], bytes]] = {}
-_MAX_CACHED_ANSWERS: Final = 4096
+_HEADS: Final[dict[tuple[int, str, int, bool], bytes]] = {}
+_MAX_HEADS: Final = 4096
 _IDENTITIES: Final[dict[tuple[str, str | None], bytes]] = {}
 _MAX_IDENTITIES: Final = 65536
+# Whole answers by everything they say: one lookup on nearly every request. Bounded (the
+# cache lifetime takes many values near an expiry); started over when full.
+_ANSWERS: Final[dict[tuple[int, str, int, bool, str, str | None], bytes]] = {}
+_MAX_ANSWERS: Final = 8192
 # A key id from a fetched key set is the issuer's text: a header carries it only as it is
 # when every character is visible ASCII, else percent-encoded (never a CR or LF).
 _HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]{1,128}")
@@ -93,8 +97,26 @@ def verify_answer(
     and which source decided (``X-Signature-Source``) with the key that matched
     (``X-Signature-Key``, on allows), for nginx's log; ``cookies``: a folder grant's
     header lines (``runtime/folder_cookies``)."""
+    if cookies:
+        return (
+            _verify_head(status, reason, cache_ttl, keep_alive)
+            + cookies
+            + _identity(source, key_id)
+        )
+    key = (status, reason, cache_ttl, keep_alive, source, key_id)
+    answer = _ANSWERS.get(key)
+    if answer is None:
+        answer = _verify_head(status, reason, cache_ttl, keep_alive) + _identity(source, key_id)
+        if len(_ANSWERS) >= _MAX_ANSWERS:
+            _ANSWERS.clear()
+        _ANSWERS[key] = answer
+    return answer
+
+
+def _verify_head(status: int, reason: str, cache_ttl: int, keep_alive: bool) -> bytes:
+    """The status line and the decision's headers, made once per decision and lifetime."""
     key = (status, reason, cache_ttl, keep_alive)
-    head = _CACHED_ANSWERS.get(key)
+    head = _HEADS.get(key)
     if head is None:
         if cache_ttl > 0:
             cache = (
@@ -104,12 +126,10 @@ def verify_answer(
             cache = _NO_CACHE.decode()
         answer = _head(status, f"X-Signature-Result: {reason}\r\n{cache}".encode(), 0, keep_alive)
         head = answer[:-2]  # the empty line ending the header comes after the identity
-        if len(_CACHED_ANSWERS) >= _MAX_CACHED_ANSWERS:  # lifetimes vary: stay bounded
-            _CACHED_ANSWERS.clear()
-        _CACHED_ANSWERS[key] = head
-    if cookies:
-        return head + cookies + _identity(source, key_id)
-    return head + _identity(source, key_id)
+        if len(_HEADS) >= _MAX_HEADS:  # lifetimes vary: stay bounded
+            _HEADS.clear()
+        _HEADS[key] = head
+    return head
 
 
 def _identity(source: str, key_id: str | None) -> bytes:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.core.encodings import (
     CLOUDFRONT,
@@ -81,6 +84,14 @@ def test_hex_all_lower_or_all_upper() -> None:
 )
 def test_hex_refuses(text: str) -> None:
     assert parse_hex(text, 16) is None
+
+
+@given(
+    text=st.text(alphabet="0123456789abcdefABCDEFg \t\n\x0b\x0c\r\u0660", min_size=30, max_size=34)
+)
+def test_hex_is_one_case_of_hex_digits_and_nothing_else(text: str) -> None:
+    one_case = re.fullmatch(r"[0-9a-f]{32}|[0-9A-F]{32}", text)
+    assert parse_hex(text, 16) == (bytes.fromhex(text) if one_case else None)
 
 
 @pytest.mark.parametrize(
