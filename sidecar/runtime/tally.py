@@ -22,6 +22,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -46,6 +47,7 @@ DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 )  # fmt: skip
 _LE = [repr(bound) for bound in DURATION_BUCKETS] + ["+Inf"]
+_BOUNDS: Final[list[float]] = list(DURATION_BUCKETS)  # a C static once compiled
 
 Labels = tuple[str, str, Reason, Outcome]  # source, scheme, result, decision
 KeyLabels = tuple[str, str]  # source, key
@@ -82,15 +84,20 @@ class LocalTally:
         self._texts: dict[Labels | KeyLabels, str] = {}  # label sets as written, made once
 
     def record(self, decision: Decision, seconds: float) -> None:
-        labels, scheme = labels_of(decision)
+        source = decision.source
+        if source is not None:  # not labels_of: no tuple of two built on every request
+            name, scheme = source.name, source.scheme
+        else:
+            name = scheme = NO_SOURCE
+        labels = (name, scheme, decision.reason, decision.outcome)
         counts = self.counts
         counts[labels] = counts.get(labels, 0) + 1
         buckets = self.buckets.get(scheme) or self.ensure_scheme(scheme)
-        buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1  # le: bound >= seconds
+        buckets[bisect_left(_BOUNDS, seconds)] += 1  # le: bound >= seconds
         self.sums[scheme] += seconds
-        tracked = self.tracked
-        if decision.key_id is not None and (tracked is None or labels[0] in tracked):
-            key = (labels[0], decision.key_id)
+        tracked, key_id = self.tracked, decision.key_id
+        if key_id is not None and (tracked is None or name in tracked):
+            key = (name, key_id)
             self.key_counts[key] = self.key_counts.get(key, 0) + 1
             self.last_match[key] = int(time.time())
 

@@ -50,9 +50,9 @@ class Md5TokenSource(KeyringSource):
             return deny(found)
         if found.expires_at is None and self.settings.require_expires:
             return deny(Reason.MISSING)
-        unsigned = found.unsigned
-        matched = self.keyring.match(found.presented, lambda token: signature(unsigned, token))
-        return md5_query.conclude(matched, found, request)
+        return md5_query.conclude(
+            self.keyring.match_md5(found.unsigned, found.presented), found, request
+        )
 
     def sign(self, request: SignRequest) -> Signed:
         grant = request.grant
