@@ -218,15 +218,15 @@ class VerifyProtocol(asyncio.Protocol):
     # --- answering --------------------------------------------------------------------
 
     def _handle(self, request: Unit) -> None:
-        if request is Refusal.OVERSIZED:
+        if isinstance(request, Request):  # first: nearly every unit is a request
+            self._answer(request)
+        elif request is Refusal.OVERSIZED:
             # nginx accepts longer request lines than we parse when an operator raises
             # large_client_header_buffers: such a URI is denied, not answered 400
             # (which nginx would turn into a 500).
             self._finish(self._server.deny_oversized())
-        elif request is Refusal.MALFORMED:
-            self._finish(_plain(400, b"", keep_alive=False))
         else:
-            self._answer(request)
+            self._finish(_plain(400, b"", keep_alive=False))  # Refusal.MALFORMED
 
     def _answer(self, request: Request) -> None:
         transport = self._transport
