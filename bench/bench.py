@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools import feature_setups  # bench/tools: this script's folder is on its path
+from tools import cache_trials, feature_setups  # bench/tools: this script's folder is on its path
 
 from sidecar import build
 from sidecar.devtools import nginx_conf
@@ -97,19 +97,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--only", default="", help="the setups whose name holds this (trials)")
+    parser.add_argument(
+        "--only", default="", help="the setups whose name holds one of these, split by | (trials)"
+    )
+    parser.add_argument("--cache-trials", action="store_true",
+                        help="the auth cache under each setting in tools/cache_trials")  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="signed-url-bench-") as temp:
         bench = Bench(Path(temp))
         try:
-            setups = bench.start()
-            setups = [setup for setup in setups if args.only in setup.name] or setups
+            setups = bench.start_cache_trials() if args.cache_trials else bench.start()
+            only = args.only.split("|")
+            setups = [setup for setup in setups if any(part in setup.name for part in only)]
             started = time.monotonic()
             for round_number in range(1, args.rounds + 1):
                 for setup in setups:
                     run_wrk(setup, args.seconds)
                 print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
             report(setups, bench, args, time.monotonic() - started)
+            if args.cache_trials:
+                cache_trials.report(*bench.trial_rates(setups))
         finally:
             bench.stop()
     return 0
@@ -121,6 +128,7 @@ class Bench:
         self.images = folder / "images"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.stacks: list[LocalStack] = []
+        self.secure_ports: dict[tuple[str, int], int] = {}  # --cache-trials' secure_link servers
 
     def start(self) -> list[Setup]:
         self._write_images()
@@ -182,6 +190,40 @@ class Bench:
             Setup(feature_setups.JWT, jwt.sidecar_port, jwt_urls, True, self.pids(jwt)),
         ]  # fmt: skip
 
+    def start_cache_trials(self) -> list[Setup]:
+        """``--cache-trials``: secure_link and the auth cache under each trial's setting. The
+        CPU column is then nginx's own (its master and workers): in the auth cache's hits
+        the sidecar does nothing."""
+        self._write_images()
+        one = self._sidecar("one", workers=1)
+        md5_one, secure_urls = self._md5_urls("md5-one.txt", 1), self._secure_link_urls()
+        setups = []
+        for number, trial in enumerate(cache_trials.TRIALS):
+            key = cache_trials.fair_key(trial)
+            if key not in self.secure_ports:
+                self.secure_ports[key] = self._nginx(f"secure-link-{number}", _SECURE_LINK_SERVER,
+                                                     http=key[0], workers=key[1])  # fmt: skip
+                setups.append(Setup(f"{SECURE_LINK}, trial {number}", self.secure_ports[key],
+                                    secure_urls, verifier=[self.processes[-1].pid]))  # fmt: skip
+            port = self._auth_nginx(f"trial-{number}", one.sidecar_port, cache=True,
+                                    edit=trial.apply)  # fmt: skip
+            setups.append(Setup(trial.name, port, md5_one, verifier=[self.processes[-1].pid]))
+        time.sleep(1)  # every nginx has forked its workers
+        for setup in setups:  # its workers (the cache loader exits after a minute)
+            setup.verifier += [pid for pid in _children(setup.verifier[0]) if b"worker" in
+                               Path(f"/proc/{pid}/cmdline").read_bytes()]  # fmt: skip
+        return setups
+
+    def trial_rates(
+        self, setups: list[Setup]
+    ) -> tuple[dict[str, tuple[float, float]], dict[tuple[str, int], tuple[float, float]]]:
+        """Each setup's median rate and nginx CPU µs a request, by name; and secure_link's
+        by the settings its server shares with the trials (cache_trials.fair_key)."""
+        figures = {setup.name: (statistics.median(setup.rates), statistics.median(setup.cpu_us))
+                   for setup in setups}  # fmt: skip
+        by_port = {setup.port: figures[setup.name] for setup in setups}
+        return figures, {key: by_port[port] for key, port in self.secure_ports.items()}
+
     def pids(self, stack: LocalStack) -> list[int]:
         assert stack.sidecar is not None
         return [stack.sidecar.pid, *_children(stack.sidecar.pid)]
@@ -240,7 +282,9 @@ class Bench:
     def _sidecar_nginx(self, stack: LocalStack, *, cache: bool) -> int:
         return self._auth_nginx(stack.folder.name, stack.sidecar_port, cache=cache)
 
-    def _auth_nginx(self, name: str, upstream: int, *, cache: bool) -> int:
+    def _auth_nginx(
+        self, name: str, upstream: int, *, cache: bool, edit: Callable[[Path], None] | None = None
+    ) -> int:
         """The shipped nginx config in front of the verifier listening on ``upstream``."""
         port = free_port()
         folder = self.folder / f"nginx-{name}-{'cache' if cache else 'nocache'}"
@@ -251,15 +295,20 @@ class Bench:
             auth.write_text(auth.read_text().replace("proxy_cache signed_url_auth;", ""))
         # The access log would measure the disk, not the verification.
         conf.write_text(re.sub(r"access_log [^;]+;", "access_log off;", conf.read_text()))
+        if edit is not None:
+            edit(folder)
         self._start_nginx(conf)
         wait_for_port(port)
         return port
 
-    def _nginx(self, name: str, server: str, *extra_ports: int) -> int:
+    def _nginx(
+        self, name: str, server: str, *extra_ports: int, http: str = "", workers: int = 1
+    ) -> int:
         port = free_port()
         folder = self.folder / f"nginx-{name}"
         folder.mkdir()
-        text = _BASE.replace("SERVERS", server).replace("PORT", str(port))
+        text = _BASE.replace("SERVERS", http + server).replace("PORT", str(port))
+        text = text.replace("worker_processes 1;", f"worker_processes {workers};")
         text = text.replace("ROOT", str(self.images)).replace("PREFIX", str(folder))
         text = text.replace("SECRET", SECURE_LINK_SECRET).replace("USER", getpass.getuser())
         (folder / "nginx.conf").write_text(text)
