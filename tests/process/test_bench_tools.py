@@ -89,3 +89,23 @@ def test_tracing_cost_prints_every_setup_side_by_side() -> None:
     # CPU µs a request: process CPU time ticks in 10 ms, so 500 unsampled requests may
     # read 0 in this tiny run; a figure is printed for every setup.
     assert all(float(row.split()[-2]) >= 0 for row in rows), rows
+
+
+def test_bench_feature_rows_answer_200_beside_the_plain_md5_token_row() -> None:
+    # --only: the direct rows alone (every setup still starts, the 100,000 revocations read).
+    output = run("bench/bench.py", "--rounds", "1", "--seconds", "1", "--only", "sidecar direct")
+    rows = {
+        name: next(line for line in output.splitlines() if line.startswith(name)).split()
+        for name in ("sidecar direct, md5-token, 1 process ", "sidecar direct, md5-token + rules",
+                     "sidecar direct, md5-token, 100,000 revocations", "sidecar direct, jwt HS256")
+    }  # fmt: skip
+    for name, row in rows.items():
+        assert row[-2] == "0", (name, row)  # non-2xx: every URL passes (a 401 row measures nothing)
+        assert float(row[-1]) >= 0, (name, row)  # the verifier's CPU µs a request
+    for name in list(rows)[1:]:
+        assert re.search(
+            rf"^{re.escape(name)}: [0-9.]+ x md5-token direct \(same run\) in CPU µs, "
+            r"[0-9.]+ x its req/s$",
+            output,
+            re.M,
+        ), output
