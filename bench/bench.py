@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools import cache_trials, feature_setups  # bench/tools: this script's folder is on its path
+from tools import cache_trials, feature_setups, nginx_servers  # bench/tools: on the path
 
 from sidecar import build
 from sidecar.devtools import nginx_conf
@@ -116,7 +116,7 @@ def main() -> int:
                 print(f"round {round_number}/{args.rounds} done", file=sys.stderr)
             report(setups, bench, args, time.monotonic() - started)
             if args.cache_trials:
-                cache_trials.report(*bench.trial_rates(setups))
+                cache_trials.report(setups, bench.secure_ports)
         finally:
             bench.stop()
     return 0
@@ -128,7 +128,7 @@ class Bench:
         self.images = folder / "images"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.stacks: list[LocalStack] = []
-        self.secure_ports: dict[tuple[str, int], int] = {}  # --cache-trials' secure_link servers
+        self.secure_ports: dict[tuple[str, int, bool], int] = {}  # --cache-trials' secure_links
 
     def start(self) -> list[Setup]:
         self._write_images()
@@ -138,10 +138,12 @@ class Bench:
         md5_urls = self._md5_urls("md5-distinct.txt", DISTINCT_URLS)
         md5_one = self._md5_urls("md5-one.txt", 1)
         cloudfront_urls = self._cloudfront_urls(one, "cloudfront-distinct.txt", 2_000)
-        plain = self._nginx("plain", _PLAIN_SERVER)
-        secure = self._nginx("secure-link", _SECURE_LINK_SERVER)
+        plain = self._nginx("plain", nginx_servers.PLAIN)
+        secure = self._nginx("secure-link", nginx_servers.SECURE_LINK)
         stub_port = free_port()
-        stub = self._nginx("stub", _STUB_SERVER.replace("STUB_PORT", str(stub_port)), stub_port)
+        stub = self._nginx(
+            "stub", nginx_servers.STUB.replace("STUB_PORT", str(stub_port)), stub_port
+        )
         no_cache = self._sidecar_nginx(one, cache=False)
         no_cache_two = self._sidecar_nginx(two, cache=False)
         cached = self._sidecar_nginx(one, cache=True)
@@ -201,8 +203,7 @@ class Bench:
         for number, trial in enumerate(cache_trials.TRIALS):
             key = cache_trials.fair_key(trial)
             if key not in self.secure_ports:
-                self.secure_ports[key] = self._nginx(f"secure-link-{number}", _SECURE_LINK_SERVER,
-                                                     http=key[0], workers=key[1])  # fmt: skip
+                self.secure_ports[key] = self._secure_link_trial(f"secure-link-{number}", key)
                 setups.append(Setup(f"{SECURE_LINK}, trial {number}", self.secure_ports[key],
                                     secure_urls, verifier=[self.processes[-1].pid]))  # fmt: skip
             port = self._auth_nginx(f"trial-{number}", one.sidecar_port, cache=True,
@@ -214,15 +215,17 @@ class Bench:
                                Path(f"/proc/{pid}/cmdline").read_bytes()]  # fmt: skip
         return setups
 
-    def trial_rates(
-        self, setups: list[Setup]
-    ) -> tuple[dict[str, tuple[float, float]], dict[tuple[str, int], tuple[float, float]]]:
-        """Each setup's median rate and nginx CPU µs a request, by name; and secure_link's
-        by the settings its server shares with the trials (cache_trials.fair_key)."""
-        figures = {setup.name: (statistics.median(setup.rates), statistics.median(setup.cpu_us))
-                   for setup in setups}  # fmt: skip
-        by_port = {setup.port: figures[setup.name] for setup in setups}
-        return figures, {key: by_port[port] for key, port in self.secure_ports.items()}
+    def _secure_link_trial(self, name: str, key: tuple[str, int, bool]) -> int:
+        """A secure_link server for trials sharing ``key`` (cache_trials.fair_key)."""
+        http, workers, shipped = key
+        if not shipped:
+            return self._nginx(name, nginx_servers.SECURE_LINK, http=http, workers=workers)
+
+        def edit(folder: Path) -> None:
+            cache_trials.secure_link_in_shipped_server(folder, SECURE_LINK_SECRET)
+            cache_trials.Trial(name, http=http, workers=workers).apply(folder)
+
+        return self._auth_nginx(name, free_port(), cache=False, edit=edit)
 
     def pids(self, stack: LocalStack) -> list[int]:
         assert stack.sidecar is not None
@@ -307,7 +310,7 @@ class Bench:
         port = free_port()
         folder = self.folder / f"nginx-{name}"
         folder.mkdir()
-        text = _BASE.replace("SERVERS", http + server).replace("PORT", str(port))
+        text = nginx_servers.BASE.replace("SERVERS", http + server).replace("PORT", str(port))
         text = text.replace("worker_processes 1;", f"worker_processes {workers};")
         text = text.replace("ROOT", str(self.images)).replace("PREFIX", str(folder))
         text = text.replace("SECRET", SECURE_LINK_SECRET).replace("USER", getpass.getuser())
@@ -466,55 +469,6 @@ def _nginx_version() -> str:
     result = subprocess.run([nginx_binary(), "-v"], capture_output=True, text=True, check=False)
     return result.stderr.strip().replace("nginx version: ", "")
 
-
-_BASE = """\
-user USER;
-worker_processes 1;
-pid PREFIX/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    sendfile on;
-    client_body_temp_path PREFIX/tmp-body;
-    proxy_temp_path PREFIX/tmp-proxy;
-    fastcgi_temp_path PREFIX/tmp-fastcgi;
-    uwsgi_temp_path PREFIX/tmp-uwsgi;
-    scgi_temp_path PREFIX/tmp-scgi;
-SERVERS
-}
-"""
-_PLAIN_SERVER = """
-    server { listen 127.0.0.1:PORT; root ROOT; }
-"""
-_SECURE_LINK_SERVER = """
-    server {
-        listen 127.0.0.1:PORT;
-        root ROOT;
-        location /books/ {
-            secure_link $arg_md5,$arg_expires;
-            secure_link_md5 "$secure_link_expires$uri SECRET";
-            if ($secure_link = "") { return 403; }
-            if ($secure_link = "0") { return 410; }
-        }
-    }
-"""
-_STUB_SERVER = """
-    upstream stub { server 127.0.0.1:STUB_PORT; keepalive 32; }
-    server { listen 127.0.0.1:STUB_PORT; location / { return 204; } }
-    server {
-        listen 127.0.0.1:PORT;
-        root ROOT;
-        auth_request /_auth;
-        location = /_auth {
-            internal;
-            proxy_pass http://stub/;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-        }
-    }
-"""
 
 if __name__ == "__main__":
     sys.exit(main())

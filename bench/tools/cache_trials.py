@@ -9,8 +9,11 @@ to the ``secure_link`` server too, and the trial's ratio is taken against that o
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 SHIPPED_KEY = 'proxy_cache_key "$request_method $scheme://$host$request_uri";'
 ZONE = "keys_zone=signed_url_auth:10m"
@@ -30,6 +33,9 @@ class Trial:
     edits: tuple[tuple[str, str, str], ...] = ()  # (file, old, new) in the rendered config
     http: str = ""  # directives for http {} of both servers (the secure_link one's too)
     workers: int | None = None  # worker_processes of both servers (None: as rendered)
+    # Against secure_link inside the shipped nginx.conf's own server (its try_files,
+    # X-Request-ID, tcp_nopush and 2 workers): only the verification differs.
+    shipped_server: bool = False
 
     def apply(self, folder: Path) -> None:
         edits = list(self.edits)
@@ -80,29 +86,67 @@ TRIALS = (
     Trial("open_file_cache + no try_files (both)", (NO_TRY_FILES,), http=OPEN_FILES),
     Trial("open_file_cache + no try_files, X-Request-ID (both)", (NO_TRY_FILES, NO_REQUEST_ID),
           http=OPEN_FILES),
+    Trial("as shipped, against secure_link in the shipped server", shipped_server=True),
+    Trial("open_file_cache, against secure_link in the shipped server", http=OPEN_FILES,
+          shipped_server=True),
     Trial("worker_processes 1 (both servers)", workers=1),
     Trial("as shipped, secure_link with 2 workers too", workers=2),
     Trial("worker_processes 1 + open_file_cache (both)", http=OPEN_FILES, workers=1),
 )  # fmt: skip
 
 
-def fair_key(trial: Trial) -> tuple[str, int]:
+def fair_key(trial: Trial) -> tuple[str, int, bool]:
     """Trials whose secure_link server is the same share it (one per distinct setting)."""
-    return trial.http, trial.workers or 1
+    return trial.http, trial.workers or (2 if trial.shipped_server else 1), trial.shipped_server
 
 
-def report(
-    figures: dict[str, tuple[float, float]], secure: dict[tuple[str, int], tuple[float, float]]
-) -> None:
+def secure_link_in_shipped_server(folder: Path, secret: str) -> None:
+    """The rendered shipped nginx.conf with secure_link in place of the auth include."""
+    path = folder / MAIN
+    text = path.read_text()
+    include = "        include signed-url-auth.conf;\n"
+    if include not in text:
+        raise ValueError(f"no {include.strip()!r} in {MAIN}")
+    path.write_text(text.replace(include, SECURE_LINK_LOCATION.replace("SECRET", secret)))
+
+
+# The shipped log_format names the auth include's variables: they must still exist.
+SECURE_LINK_LOCATION = """\
+        set $signature_result "";
+        set $signature_source "";
+        set $signature_key "";
+        location /books/ {
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "$secure_link_expires$uri SECRET";
+            if ($secure_link = "") { return 403; }
+            if ($secure_link = "0") { return 410; }
+            try_files $uri =404;
+        }
+"""
+
+
+class Measured(Protocol):
+    name: str
+    port: int
+    rates: list[float]
+    cpu_us: list[float]
+
+
+def report(setups: Sequence[Measured], secure_ports: dict[tuple[str, int, bool], int]) -> None:
     """Each trial's auth-cache rate and nginx CPU per request against its own secure_link
-    server's (same run): the rate's ratio, and secure_link's CPU over the trial's (the
-    rate's ratio if nginx's core were all it had; the machine's drift disturbs it least)."""
+    server's (same run, medians): the rate's ratio, and secure_link's CPU over the trial's
+    (the rate's ratio if nginx's core were all it had; the machine's drift disturbs it
+    least)."""
+    figures = {one.name: (statistics.median(one.rates), statistics.median(one.cpu_us))
+               for one in setups}  # fmt: skip
+    by_port = {one.port: figures[one.name] for one in setups}
     print("\nauth cache trials, each against the secure_link server with the same http-level "
           "settings and worker count")  # fmt: skip
-    print(f"{'trial':48} {'req/s':>9} {'x secure_link':>13} {'nginx CPU µs':>12} {'CPU ratio':>9}")
+    print(f"{'trial':56} {'req/s':>9} {'x secure_link':>13} {'nginx CPU µs':>12} {'CPU ratio':>9}")
     for trial in TRIALS:
         if trial.name not in figures:  # left out by --only
             continue
-        (rate, cpu), (secure_rate, secure_cpu) = figures[trial.name], secure[fair_key(trial)]
-        print(f"{trial.name:48} {rate:9,.0f} {rate / secure_rate:13.2f} {cpu:12.1f} "
+        rate, cpu = figures[trial.name]
+        secure_rate, secure_cpu = by_port[secure_ports[fair_key(trial)]]
+        print(f"{trial.name:56} {rate:9,.0f} {rate / secure_rate:13.2f} {cpu:12.1f} "
               f"{secure_cpu / cpu:9.2f}")  # fmt: skip
