@@ -109,3 +109,25 @@ def test_bench_feature_rows_answer_200_beside_the_plain_md5_token_row() -> None:
             output,
             re.M,
         ), output
+
+
+def test_load_profile_splits_each_verifiers_cpu_by_layer() -> None:
+    output = run("bench/load_profile.py", "--seconds", "1", "--warm", "0", "--top", "5")
+    lines = output.splitlines()
+    header = next(line for line in lines if line.startswith("layer"))
+    assert header.split()[1:] == ["floor", "compiled", "pure"]
+    total = next(line for line in lines if line.startswith("total (process CPU time)"))
+    totals = [float(value) for value in total.split()[-3:]]
+    layers = [line for line in lines[lines.index(header) + 2 : lines.index(total)]]
+    assert [line.split("  ")[0] for line in layers][:3] == [
+        "kernel", "interpreter (libpython)", "compiled verify path (mypyc)"
+    ]  # fmt: skip
+    for column, verifier_total in enumerate(totals):
+        # The layers share out the process's CPU time (each printed to 0.1 µs).
+        parts = sum(float(line.split()[-3 + column]) for line in layers)
+        assert abs(parts - verifier_total) <= 0.06 * len(layers), (column, parts, verifier_total)
+    compiled_layer = next(line for line in layers if line.startswith("compiled verify path"))
+    assert float(compiled_layer.split()[-2]) > 0  # the compiled build runs mypyc's code
+    assert float(compiled_layer.split()[-1]) == 0  # and the pure-Python one none of it
+    assert totals[1] > totals[0] < totals[2]  # a verification costs more than the floor
+    assert len([line for line in lines if re.match(r"[\d.]+%\s", line)]) == 5
