@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -120,11 +120,12 @@ def within(path: str, prefix: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _SourceRevocations:
-    grants: Mapping[bytes, float]  # grant -> until (inf: until removed)
-    keys: Mapping[str, float]
+    # Plain dicts (not Mapping): compiled, a lookup is then a C call, not a method lookup.
+    grants: dict[bytes, float]  # grant -> until (inf: until removed)
+    keys: dict[str, float]
     # By the prefix without its trailing slash ("/" stays): a path is looked up by each of
     # its ancestors, so the cost follows the path's depth, not how many are revoked.
-    prefixes: Mapping[str, float]
+    prefixes: dict[str, float]
 
 
 class RevokedView:
@@ -179,7 +180,7 @@ class RevokedView:
         return bool(held.prefixes) and _under(held.prefixes, path, now)
 
 
-def _under(prefixes: Mapping[str, float], path: str, now: float) -> bool:
+def _under(prefixes: dict[str, float], path: str, now: float) -> bool:
     """Whether ``path`` or a folder holding it (on a segment boundary) is revoked."""
     candidate = path
     while True:
