@@ -16,7 +16,6 @@ request = function()
       ["X-Original-URI"] = uris[i],
       ["X-Original-Method"] = "GET",
       ["X-Original-Host"] = host,
-      ["X-Forwarded-Proto"] = "http",
       ["X-Real-IP"] = "127.0.0.1",
       ["X-Request-ID"] = "bench",
       ["X-Original-Referer"] = referer,

@@ -34,7 +34,7 @@ def verify_request(uri: str, host: str = "image.example.com") -> bytes:
     ``Cookie`` line, as for a client that sent none)."""
     return (
         f"GET /verify HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Original-URI: {uri}\r\n"
-        f"X-Original-Method: GET\r\nX-Original-Host: {host}\r\nX-Forwarded-Proto: https\r\n"
+        f"X-Original-Method: GET\r\nX-Original-Host: {host}\r\n"
         "X-Real-IP: 203.0.113.7\r\nX-Request-ID: 5f0c6a7e9d2b4c1a8e3f7b6d5c4a3b2e\r\n\r\n"
     ).encode("ascii")
 

@@ -65,7 +65,6 @@ def verify_request(
         b"X-Original-URI: " + raw_uri,
         b"X-Original-Method: GET",
         b"X-Original-Host: " + HOST.encode(),
-        b"X-Forwarded-Proto: http",
         b"X-Real-IP: 203.0.113.7",
         b"X-Request-ID: 0123456789abcdef0123456789abcdef",
         *extra,

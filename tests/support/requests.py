@@ -85,7 +85,6 @@ def nginx_headers(
     headers: dict[str, str | bytes] = {
         "X-Original-Method": method,
         "X-Original-Host": host,
-        "X-Forwarded-Proto": "http",
         "X-Real-IP": client_ip,
         "X-Request-ID": "0123456789abcdef0123456789abcdef",
     }
