@@ -42,6 +42,10 @@ DISTINCT_URLS = 20_000
 WRK_CONNECTIONS = 32
 SECURE_LINK = "nginx secure_link (native MD5)"
 SUBREQUEST = "auth_request -> nginx stub (subrequest limit)"
+# secure_link inside the shipped nginx.conf's server (its try_files, X-Request-ID,
+# tcp_nopush, 2 workers) in place of the auth include: only the verification differs.
+SECURE_LINK_SHIPPED = "nginx secure_link in the shipped nginx.conf"
+AUTH_CACHE = "sidecar via nginx, md5-token, auth cache"
 COMPILED_DIRECT = "sidecar direct, md5-token, 1 process"
 VIA_NGINX = "sidecar via nginx, md5-token, no cache"
 FLOOR_DIRECT = "bare uvloop protocol, direct (I/O floor)"
@@ -140,6 +144,7 @@ class Bench:
         cloudfront_urls = self._cloudfront_urls(one, "cloudfront-distinct.txt", 2_000)
         plain = self._nginx("plain", nginx_servers.PLAIN)
         secure = self._nginx("secure-link", nginx_servers.SECURE_LINK)
+        secure_shipped = self._secure_link_trial("secure-link-shipped", ("", 2, True))
         stub_port = free_port()
         stub = self._nginx(
             "stub", nginx_servers.STUB.replace("STUB_PORT", str(stub_port)), stub_port
@@ -156,6 +161,7 @@ class Bench:
         return [
             Setup("nginx, no verification (ceiling)", plain, self._plain_urls()),
             Setup(SECURE_LINK, secure, self._secure_link_urls()),
+            Setup(SECURE_LINK_SHIPPED, secure_shipped, self._secure_link_urls()),
             Setup(SUBREQUEST, stub, self._plain_urls()),
             Setup(FLOOR_VIA_NGINX, floor_nginx, md5_urls, verifier=floor_cpu),
             Setup(VIA_NGINX, no_cache, md5_urls, verifier=one_cpu),
@@ -163,7 +169,7 @@ class Bench:
                   verifier=two_cpu),
             Setup("sidecar via nginx, cloudfront RSA, no cache", no_cache, cloudfront_urls,
                   verifier=one_cpu),
-            Setup("sidecar via nginx, md5-token, auth cache", cached, md5_one, verifier=one_cpu),
+            Setup(AUTH_CACHE, cached, md5_one, verifier=one_cpu),
             Setup(FLOOR_DIRECT, floor, md5_urls, True, floor_cpu),
             Setup(COMPILED_DIRECT, one.sidecar_port, md5_urls, True, one_cpu),
             Setup("sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls,
@@ -451,6 +457,9 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
         ratio = rates[name] / rates[floor]
         print(f"{name}: {ratio:.2f} x its floor, {extra:.1f} µs more per request")
     cpu = {setup.name: statistics.median(setup.cpu_us) for setup in setups if setup.cpu_us}
+    if AUTH_CACHE in rates and SECURE_LINK_SHIPPED in rates:
+        print(f"{AUTH_CACHE}: {rates[AUTH_CACHE] / rates[SECURE_LINK_SHIPPED]:.2f} x "
+              f"{SECURE_LINK_SHIPPED} (same server otherwise)")  # fmt: skip
     feature_setups.report(COMPILED_DIRECT, cpu, rates)
     print()
     for name, pids in bench.sidecar_pids().items():
