@@ -172,12 +172,14 @@ class Bench:
             Setup(AUTH_CACHE, cached, md5_one, verifier=one_cpu),
             Setup(FLOOR_DIRECT, floor, md5_urls, True, floor_cpu),
             Setup(COMPILED_DIRECT, one.sidecar_port, md5_urls, True, one_cpu),
+            # Right after the same scheme with every feature off: each round's ratio of
+            # the two is measured back to back, so the machine's slow drift cancels.
+            *self._feature_setups(md5_urls),
             Setup("sidecar direct, cloudfront RSA, 1 process", one.sidecar_port, cloudfront_urls,
                   True, one_cpu),
             Setup("sidecar direct, md5-token, workers = 2", two.sidecar_port, md5_urls, True,
                   two_cpu),
             Setup(PURE_DIRECT, pure.sidecar_port, md5_urls, True, pure_cpu),
-            *self._feature_setups(md5_urls),
         ]  # fmt: skip
 
     def _feature_setups(self, md5_urls: Path) -> list[Setup]:
@@ -456,7 +458,7 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
         extra = (1 / rates[name] - 1 / rates[floor]) * 1e6
         ratio = rates[name] / rates[floor]
         print(f"{name}: {ratio:.2f} x its floor, {extra:.1f} µs more per request")
-    cpu = {setup.name: statistics.median(setup.cpu_us) for setup in setups if setup.cpu_us}
+    cpu = {setup.name: setup.cpu_us for setup in setups if setup.cpu_us}
     if AUTH_CACHE in rates and SECURE_LINK_SHIPPED in rates:
         print(f"{AUTH_CACHE}: {rates[AUTH_CACHE] / rates[SECURE_LINK_SHIPPED]:.2f} x "
               f"{SECURE_LINK_SHIPPED} (same server otherwise)")  # fmt: skip
