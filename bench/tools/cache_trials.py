@@ -144,9 +144,10 @@ def report(setups: Sequence[Measured], secure_ports: dict[tuple[str, int, bool],
           "settings and worker count")  # fmt: skip
     print(f"{'trial':56} {'req/s':>9} {'x secure_link':>13} {'nginx CPU µs':>12} {'CPU ratio':>9}")
     for trial in TRIALS:
-        if trial.name not in figures:  # left out by --only
+        secure_port = secure_ports[fair_key(trial)]
+        if trial.name not in figures or secure_port not in by_port:  # left out by --only
             continue
         rate, cpu = figures[trial.name]
-        secure_rate, secure_cpu = by_port[secure_ports[fair_key(trial)]]
+        secure_rate, secure_cpu = by_port[secure_port]
         print(f"{trial.name:56} {rate:9,.0f} {rate / secure_rate:13.2f} {cpu:12.1f} "
               f"{secure_cpu / cpu:9.2f}")  # fmt: skip
