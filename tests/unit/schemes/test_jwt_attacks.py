@@ -131,6 +131,24 @@ ATTACKS: list[tuple[str, Callable[[], str], Reason]] = [
         ),
         Reason.MALFORMED,
     ),
+    (
+        "byte-order mark before the claims",
+        lambda: hand_made(
+            {"alg": "HS256", "kid": HS.kid},
+            f'\ufeff{{"sub":"/v/abc","exp":{EXP}}}',
+            HS.secret or b"",
+        ),
+        Reason.MALFORMED,
+    ),
+    (
+        "a second JSON value after the claims",
+        lambda: hand_made(
+            {"alg": "HS256", "kid": HS.kid},
+            f'{{"sub":"/v/abc","exp":{EXP}}} {{}}',
+            HS.secret or b"",
+        ),
+        Reason.MALFORMED,
+    ),
     ("huge token", lambda: pyjwt_token(HS, {**CLAIMS, "pad": "x" * 5000}), Reason.MALFORMED),
     (
         "kid with ../",
