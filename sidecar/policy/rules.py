@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
 from sidecar.core.addresses import IPNetwork, client_within
@@ -96,6 +96,9 @@ def referrer_origin(value: str) -> tuple[str, str, int] | None:
     return scheme, url.host, url.port or _DEFAULT_PORTS[scheme]
 
 
+_MAX_CLIENTS: Final = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """One source's rules; ``None`` fields are rules not set."""
@@ -105,6 +108,10 @@ class Rules:
     networks: tuple[IPNetwork, ...] | None = None
     countries: frozenset[str] | None = None
     countries_blocked: frozenset[str] | None = None
+    # Whether each client address seen lies in ``networks``: a pure function of the
+    # address, and the same clients ask again and again (ipaddress's membership test is
+    # Python code, about a microsecond a network). Bounded; started over when full.
+    _clients: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def refusal(
         self, referrer: str | None, client_ip: str | None, country_code: str | None
@@ -131,4 +138,12 @@ class Rules:
 
     def _network_ok(self, client_ip: str | None) -> bool:
         assert self.networks is not None
-        return any(client_within(client_ip, net) for net in self.networks)
+        if client_ip is None:
+            return False  # no address is in no network (fail closed)
+        known = self._clients.get(client_ip)
+        if known is None:
+            known = any(client_within(client_ip, net) for net in self.networks)
+            if len(self._clients) >= _MAX_CLIENTS:
+                self._clients.clear()
+            self._clients[client_ip] = known
+        return known

@@ -12,6 +12,7 @@ import pytest
 from sidecar import config
 from sidecar.core.verdict import Reason
 from sidecar.errors import ConfigError
+from sidecar.policy import rules as rules_module
 from sidecar.policy.decide import Decider, Outcome, RequestFacts
 from sidecar.policy.rules import Rules, network, origin_pattern
 from tests.support.configs import md5_source, sidecar_config
@@ -97,6 +98,22 @@ NETWORKS = Rules(networks=(network("203.0.113.0/24"), network("2001:db8::/32")))
 )  # fmt: skip
 def test_networks(client: str | None, allowed: bool) -> None:
     assert NETWORKS.refusal(None, client, None) is (None if allowed else Reason.NETWORK)
+
+
+def test_a_remembered_client_gets_the_same_answer_and_the_memory_stays_bounded() -> None:
+    rules = Rules(networks=NETWORKS.networks)
+    clients = [f"203.0.{third}.{fourth}" for third in (112, 113) for fourth in range(256)]
+    first = [rules.refusal(None, client, None) for client in clients]
+    assert first == [rules.refusal(None, client, None) for client in clients]  # remembered
+    assert first == [
+        None if client.startswith("203.0.113.") else Reason.NETWORK for client in clients
+    ]
+    for number in range(rules_module._MAX_CLIENTS + 10):  # many more clients than kept
+        rules.refusal(None, f"10.{number // 65536}.{number // 256 % 256}.{number % 256}", None)
+    assert len(rules._clients) <= rules_module._MAX_CLIENTS
+    assert rules.refusal(None, "203.0.113.9", None) is None
+    assert rules.refusal(None, "10.0.0.1", None) is Reason.NETWORK
+    assert rules == Rules(networks=NETWORKS.networks)  # what it remembers is no part of it
 
 
 @pytest.mark.parametrize(
