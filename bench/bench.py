@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools import cache_trials, feature_setups, nginx_servers  # bench/tools: on the path
+from tools import cache_trials, feature_setups, nginx_servers, targets  # bench/tools: on the path
 
 from sidecar import build
 from sidecar.devtools import nginx_conf
@@ -51,6 +51,17 @@ VIA_NGINX = "sidecar via nginx, md5-token, no cache"
 FLOOR_DIRECT = "bare uvloop protocol, direct (I/O floor)"
 FLOOR_VIA_NGINX = "auth_request -> bare uvloop protocol (floor)"
 PURE_DIRECT = "sidecar direct, md5-token, 1 process, pure Python"
+TARGETS = [
+    targets.Target("direct, md5-token, CPU a request", COMPILED_DIRECT, FLOOR_DIRECT, "CPU µs",
+                   2.0, at_most=True),
+    targets.Target("via nginx, md5-token, no cache, req/s", VIA_NGINX, FLOOR_VIA_NGINX, "req/s",
+                   0.8, at_most=False),
+    targets.Target("via nginx, md5-token, no cache, p99", VIA_NGINX, FLOOR_VIA_NGINX, "p99", 1.1,
+                   at_most=True),
+    targets.Target("auth cache, req/s", AUTH_CACHE, SECURE_LINK, "req/s", 0.9, at_most=False),
+    targets.Target("auth cache, req/s (same nginx server)", AUTH_CACHE, SECURE_LINK_SHIPPED,
+                   "req/s", 0.9, at_most=False),
+]  # fmt: skip
 
 
 # The sources every sidecar setup serves (and bench/hotpath.py too): md5-token "books" and
@@ -463,6 +474,9 @@ def report(setups: list[Setup], bench: Bench, args: argparse.Namespace, elapsed:
         print(f"{AUTH_CACHE}: {rates[AUTH_CACHE] / rates[SECURE_LINK_SHIPPED]:.2f} x "
               f"{SECURE_LINK_SHIPPED} (same server otherwise)")  # fmt: skip
     feature_setups.report(COMPILED_DIRECT, cpu, rates)
+    figures = {"req/s": rates, "CPU µs": {name: statistics.median(us) for name, us in cpu.items()},
+               "p99": {setup.name: statistics.median(setup.p99) for setup in setups}}  # fmt: skip
+    targets.report(TARGETS, figures)
     print()
     for name, pids in bench.sidecar_pids().items():
         sizes = ", ".join(f"{_rss_mb(pid):.1f} MB" for pid in pids)

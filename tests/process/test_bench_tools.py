@@ -93,7 +93,10 @@ def test_tracing_cost_prints_every_setup_side_by_side() -> None:
 
 def test_bench_feature_rows_answer_200_beside_the_plain_md5_token_row() -> None:
     # --only: the direct rows alone (every setup still starts, the 100,000 revocations read).
-    output = run("bench/bench.py", "--rounds", "1", "--seconds", "1", "--only", "sidecar direct")
+    output = run(
+        "bench/bench.py", "--rounds", "1", "--seconds", "1", "--only",
+        "sidecar direct|bare uvloop protocol, direct",
+    )  # fmt: skip
     rows = {
         name: next(line for line in output.splitlines() if line.startswith(name)).split()
         for name in ("sidecar direct, md5-token, 1 process ", "sidecar direct, md5-token + rules",
@@ -102,6 +105,14 @@ def test_bench_feature_rows_answer_200_beside_the_plain_md5_token_row() -> None:
     for name, row in rows.items():
         assert row[-2] == "0", (name, row)  # non-2xx: every URL passes (a 401 row measures nothing)
         assert float(row[-1]) >= 0, (name, row)  # the verifier's CPU µs a request
+    # The direct target, read off the same run: the sidecar's CPU against the floor's.
+    assert re.search(
+        r"^  direct, md5-token, CPU a request +[0-9.]+ x bare uvloop protocol, direct "
+        r"\(I/O floor\) \(CPU µs\); target <= 2: (met|missed)$",
+        output,
+        re.M,
+    ), output
+    assert "via nginx" not in output.partition("against the targets")[2]  # not run: no line
     for name in list(rows)[1:]:
         assert re.search(
             rf"^{re.escape(name)}: [0-9.]+ x md5-token direct \(same run\) in CPU µs "
