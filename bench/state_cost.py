@@ -36,7 +36,15 @@ import tracemalloc
 from pathlib import Path
 
 from tools import paced_load  # bench/tools: this script's folder is on its path
-from tools.state_setups import PIPELINE, Setup, pipelined, start_redis, write_rows, write_state
+from tools.state_setups import (
+    PIPELINE,
+    Setup,
+    pipelined,
+    start_redis,
+    unmatched_revocations,
+    write_rows,
+    write_state,
+)
 
 from sidecar import config
 from sidecar.policy.decide import Decider, RequestFacts
@@ -64,18 +72,8 @@ def signed(path: str) -> bytes:
 
 
 def revocations(count: int, now: float) -> list[Revocation]:
-    """``count`` revocations of ``pics``: grants, and a few keys and prefixes, none of
-    which the measured URL falls under."""
-    records = [new_revocation("pics", Kind.KEY, f"retired-{i}", None, now) for i in range(KEYS)]
-    records += [
-        new_revocation("pics", Kind.PREFIX, f"/pics/withdrawn-{i}", None, now)
-        for i in range(PREFIXES)
-    ]
-    records += [
-        new_revocation("pics", Kind.GRANT, secrets.token_hex(16), None, now)
-        for _ in range(max(0, count - KEYS - PREFIXES))
-    ]
-    return records
+    """``count`` revocations of ``pics``, none of which the measured URL falls under."""
+    return unmatched_revocations("pics", count, now, keys=KEYS, prefixes=PREFIXES)
 
 
 def view_cost(records: list[Revocation]) -> tuple[float, float, float]:

@@ -16,10 +16,10 @@ import urllib.request
 from pathlib import Path
 
 from sidecar import config
-from sidecar.policy.revocations import Kind, Revocation, new_revocation
+from sidecar.policy.revocations import Revocation
 from sidecar.policy.signing import sign_url
 
-from .state_setups import write_state
+from .state_setups import unmatched_revocations, write_state
 
 RULES = "sidecar direct, md5-token + rules"
 REVOKED = "sidecar direct, md5-token, 100,000 revocations"
@@ -53,19 +53,8 @@ def revoked_sources(sources: str) -> str:
 
 
 def revocations(now: float, count: int = REVOCATIONS) -> list[Revocation]:
-    """``count`` revocations of "books" that none of the bench's URLs falls under: key ids
-    the source does not use, prefixes of other folders, and grants of other signatures
-    (the digest of each request's signature is still looked up among them)."""
-    records = [new_revocation("books", Kind.KEY, f"retired-{i}", None, now) for i in range(KEYS)]
-    records += [
-        new_revocation("books", Kind.PREFIX, f"/books/withdrawn-{i}/", None, now)
-        for i in range(PREFIXES)
-    ]
-    records += [
-        new_revocation("books", Kind.GRANT, secrets.token_hex(16), None, now)
-        for _ in range(count - KEYS - PREFIXES)
-    ]
-    return records
+    """``count`` revocations of "books" that none of the bench's URLs falls under."""
+    return unmatched_revocations("books", count, now, keys=KEYS, prefixes=PREFIXES)
 
 
 def write_revocations(folder: Path, count: int = REVOCATIONS) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -12,12 +13,30 @@ import time
 from pathlib import Path
 
 from sidecar.devtools.local_stack import free_port, wait_for_port
-from sidecar.policy.revocations import Revocation
+from sidecar.policy.revocations import Kind, Revocation, new_revocation
 from sidecar.runtime.store_sqlite import SqliteStore
 
 from . import scale_probe
 
 PIPELINE = 100  # requests in flight on the one connection of the rate runs
+
+
+def unmatched_revocations(
+    source: str, count: int, now: float, *, keys: int, prefixes: int
+) -> list[Revocation]:
+    """``count`` revocations of ``source`` that the bench's URLs never fall under: ``keys``
+    key ids the source does not use, ``prefixes`` prefixes of other folders, and grants of
+    other signatures (each request's grant digest is still looked up among them)."""
+    records = [new_revocation(source, Kind.KEY, f"retired-{i}", None, now) for i in range(keys)]
+    records += [
+        new_revocation(source, Kind.PREFIX, f"/{source}/withdrawn-{i}/", None, now)
+        for i in range(prefixes)
+    ]
+    records += [
+        new_revocation(source, Kind.GRANT, secrets.token_hex(16), None, now)
+        for _ in range(max(0, count - keys - prefixes))
+    ]
+    return records
 
 
 def write_state(path: Path, records: list[Revocation]) -> None:
