@@ -353,12 +353,7 @@ class Bench:
         return self._write_urls("plain.txt", [f"/plain/photo.jpg?v={n}" for n in range(1000)])
 
     def _md5_urls(self, name: str, count: int) -> Path:
-        uris = []
-        for n in range(count):
-            unsigned = f"/books/photo.jpg?w=400&v={n}"
-            digest = hashlib.md5((unsigned + TOKEN).encode()).hexdigest()
-            uris.append(f"{unsigned}&s={digest}")
-        return self._write_urls(name, uris)
+        return self._write_urls(name, md5_uris(count))
 
     def _cloudfront_urls(self, stack: LocalStack, name: str, count: int) -> Path:
         from sidecar import config, sign_url  # noqa: PLC0415
@@ -381,6 +376,16 @@ class Bench:
             token = base64.urlsafe_b64encode(digest).decode().rstrip("=")
             uris.append(f"{uri}?md5={token}&expires={expires}&v={n}")
         return self._write_urls("secure-link.txt", uris)
+
+
+def md5_uris(count: int) -> list[str]:
+    """``count`` distinct md5-token request URIs of the ``books`` source."""
+    uris = []
+    for n in range(count):
+        unsigned = f"/books/photo.jpg?w=400&v={n}"
+        digest = hashlib.md5((unsigned + TOKEN).encode()).hexdigest()
+        uris.append(f"{unsigned}&s={digest}")
+    return uris
 
 
 def run_wrk(setup: Setup, seconds: int) -> None:

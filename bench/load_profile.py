@@ -15,7 +15,6 @@ counters still samples the CPU clock, which is what this uses.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import signal
@@ -27,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench import HERE, SOURCES, TOKEN, _cpu_seconds, write_acme_keys
+from bench import HERE, SOURCES, _cpu_seconds, md5_uris, write_acme_keys
 from sidecar.devtools.local_stack import free_port, wait_for_port
 
 LAYERS = (  # (name, pattern of the shared object's name), first match wins
@@ -67,13 +66,9 @@ def main() -> int:
 
 
 def _write_urls(folder: Path) -> Path:
-    """20,000 distinct md5-token URLs of the ``books`` source, one per line."""
-    lines = []
-    for n in range(20_000):
-        unsigned = f"/books/photo.jpg?w=400&v={n}"
-        lines.append(f"{unsigned}&s={hashlib.md5((unsigned + TOKEN).encode()).hexdigest()}\n")
+    """bench.py's 20,000 distinct md5-token URLs of the ``books`` source, one per line."""
     path = folder / "urls.txt"
-    path.write_text("".join(lines))
+    path.write_text("".join(uri + "\n" for uri in md5_uris(20_000)))
     return path
 
 
